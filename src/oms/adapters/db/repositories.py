@@ -1,0 +1,674 @@
+"""Repositories: the only code that writes SQL. Each works on the unit of work's connection."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import and_, delete, func, literal_column, or_, select, text, tuple_, update
+from sqlalchemy.engine import Connection, RowMapping
+
+from oms.adapters.db import tables as t
+from oms.adapters.db.upsert import insert_for
+from oms.domain.catalog import Barcode, BarcodeType, Product
+from oms.domain.events import Event
+from oms.domain.inventory import FutureStock, ReservationStatus, StockLevel
+from oms.domain.locations import Address, Capability, Location, LocationType
+from oms.domain.money import Money
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Stored(Generic[T]):
+    """An entity as stored, with its version and timestamps."""
+
+    value: T
+    version: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class ProductRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def upsert(self, product: Product, now: dt.datetime) -> tuple[int, bool]:
+        """Create or replace; returns (new version, created)."""
+        row = {
+            "sku": product.sku,
+            "name": product.name,
+            "price_minor": product.price.minor,
+            "currency": product.price.currency,
+            "tax_class": product.tax_class,
+            "preorder_ship_date": product.preorder_ship_date,
+        }
+        version, created = self.upsert_many([row], now)[product.sku]
+        self.replace_barcodes({product.sku: product.barcodes})
+        return version, created
+
+    def upsert_many(
+        self, rows: Sequence[dict[str, Any]], now: dt.datetime
+    ) -> dict[str, tuple[int, bool]]:
+        stmt = insert_for(self.conn, t.products)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[t.products.c.sku],
+            set_={
+                "name": stmt.excluded.name,
+                "price_minor": stmt.excluded.price_minor,
+                "currency": stmt.excluded.currency,
+                "tax_class": stmt.excluded.tax_class,
+                "preorder_ship_date": stmt.excluded.preorder_ship_date,
+                "updated_at": stmt.excluded.updated_at,
+                "version": t.products.c.version + 1,
+            },
+        ).returning(t.products.c.sku, t.products.c.version)
+        params = [{**row, "version": 1, "created_at": now, "updated_at": now} for row in rows]
+        result = self.conn.execute(stmt, params)
+        return {r.sku: (r.version, r.version == 1) for r in result}
+
+    def replace_barcodes(self, barcodes: dict[str, Iterable[Barcode]]) -> None:
+        skus = list(barcodes)
+        self.conn.execute(delete(t.product_barcodes).where(t.product_barcodes.c.sku.in_(skus)))
+        rows = [
+            {"sku": sku, "position": i, "type": b.type.value, "value": b.value}
+            for sku, codes in barcodes.items()
+            for i, b in enumerate(codes)
+        ]
+        if rows:
+            self.conn.execute(t.product_barcodes.insert(), rows)
+
+    def barcode_owners(self, values: Iterable[str]) -> dict[str, str]:
+        """Which sku holds each of these barcode values now."""
+        values = list(values)
+        if not values:
+            return {}
+        rows = self.conn.execute(
+            select(t.product_barcodes.c.value, t.product_barcodes.c.sku).where(
+                t.product_barcodes.c.value.in_(values)
+            )
+        )
+        return {r.value: r.sku for r in rows}
+
+    def get(self, sku: str) -> Stored[Product] | None:
+        stmt = select(t.products).where(t.products.c.sku == sku)
+        row = self.conn.execute(stmt).mappings().first()
+        if row is None:
+            return None
+        return self._hydrate([row])[0]
+
+    def existing(self, skus: Iterable[str]) -> set[str]:
+        skus = list(set(skus))
+        found: set[str] = set()
+        for i in range(0, len(skus), 1000):
+            chunk = skus[i : i + 1000]
+            found.update(
+                self.conn.scalars(select(t.products.c.sku).where(t.products.c.sku.in_(chunk)))
+            )
+        return found
+
+    def list(
+        self, *, after: str | None, limit: int, barcode: str | None, q: str | None
+    ) -> list[Stored[Product]]:
+        stmt = select(t.products).order_by(t.products.c.sku).limit(limit)
+        if after is not None:
+            stmt = stmt.where(t.products.c.sku > after)
+        if barcode is not None:
+            stmt = stmt.where(
+                t.products.c.sku.in_(
+                    select(t.product_barcodes.c.sku).where(t.product_barcodes.c.value == barcode)
+                )
+            )
+        if q:
+            pattern = "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace(
+                "_", "\\_"
+            ) + "%"
+            stmt = stmt.where(
+                or_(
+                    func.lower(t.products.c.name).like(pattern, escape="\\"),
+                    func.lower(t.products.c.sku).like(pattern, escape="\\"),
+                )
+            )
+        return self._hydrate(list(self.conn.execute(stmt).mappings()))
+
+    def _hydrate(self, rows: list[RowMapping]) -> list[Stored[Product]]:
+        if not rows:
+            return []
+        codes: dict[str, list[Barcode]] = {r["sku"]: [] for r in rows}
+        barcode_rows = self.conn.execute(
+            select(t.product_barcodes)
+            .where(t.product_barcodes.c.sku.in_(list(codes)))
+            .order_by(t.product_barcodes.c.sku, t.product_barcodes.c.position)
+        )
+        for b in barcode_rows:
+            codes[b.sku].append(Barcode(BarcodeType(b.type), b.value))
+        return [
+            Stored(
+                Product(
+                    sku=r["sku"],
+                    name=r["name"],
+                    price=Money.from_minor(r["price_minor"], r["currency"]),
+                    tax_class=r["tax_class"],
+                    barcodes=tuple(codes[r["sku"]]),
+                    preorder_ship_date=r["preorder_ship_date"],
+                ),
+                r["version"],
+                r["created_at"],
+                r["updated_at"],
+            )
+            for r in rows
+        ]
+
+
+CAPABILITY_COLUMN = {
+    Capability.SHIP: "can_ship",
+    Capability.PICKUP: "can_pickup",
+    Capability.RETURNS: "can_return",
+}
+
+
+def location_row(location: Location) -> dict[str, Any]:
+    a = location.address
+    return {
+        "id": location.id,
+        "type": location.type.value,
+        "name": location.name,
+        "line1": a.line1,
+        "line2": a.line2,
+        "city": a.city,
+        "region": a.region,
+        "postal_code": a.postal_code,
+        "country": a.country,
+        "lat": a.lat,
+        "lon": a.lon,
+        **{CAPABILITY_COLUMN[c]: c in location.capabilities for c in Capability},
+        "priority": location.priority,
+        "active": location.active,
+        "timezone": location.timezone,
+    }
+
+
+class LocationRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def upsert_many(
+        self, locations: Sequence[Location], now: dt.datetime
+    ) -> dict[str, tuple[int, bool]]:
+        stmt = insert_for(self.conn, t.locations)
+        updatable = [c.name for c in t.locations.c if c.name not in ("id", "created_at", "version")]
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[t.locations.c.id],
+            set_={**{name: stmt.excluded[name] for name in updatable},
+                  "version": t.locations.c.version + 1},
+        ).returning(t.locations.c.id, t.locations.c.version)
+        params = [
+            {**location_row(loc), "version": 1, "created_at": now, "updated_at": now}
+            for loc in locations
+        ]
+        return {r.id: (r.version, r.version == 1) for r in self.conn.execute(stmt, params)}
+
+    def get(self, location_id: str) -> Stored[Location] | None:
+        row = self.conn.execute(
+            select(t.locations).where(t.locations.c.id == location_id)
+        ).mappings().first()
+        return None if row is None else _location(row)
+
+    def existing(self, ids: Iterable[str]) -> set[str]:
+        ids = list(set(ids))
+        return set(self.conn.scalars(select(t.locations.c.id).where(t.locations.c.id.in_(ids))))
+
+    def list(
+        self,
+        *,
+        after: str | None,
+        limit: int,
+        type: str | None = None,
+        active: bool | None = None,
+        capability: Capability | None = None,
+    ) -> list[Stored[Location]]:
+        stmt = select(t.locations).order_by(t.locations.c.id).limit(limit)
+        if after is not None:
+            stmt = stmt.where(t.locations.c.id > after)
+        if type is not None:
+            stmt = stmt.where(t.locations.c.type == type)
+        if active is not None:
+            stmt = stmt.where(t.locations.c.active == active)
+        if capability is not None:
+            stmt = stmt.where(t.locations.c[CAPABILITY_COLUMN[capability]].is_(True))
+        return [_location(r) for r in self.conn.execute(stmt).mappings()]
+
+
+def _location(r: RowMapping) -> Stored[Location]:
+    return Stored(
+        Location(
+            id=r["id"],
+            type=LocationType(r["type"]),
+            name=r["name"],
+            address=Address(
+                line1=r["line1"],
+                line2=r["line2"],
+                city=r["city"],
+                region=r["region"],
+                postal_code=r["postal_code"],
+                country=r["country"],
+                lat=r["lat"],
+                lon=r["lon"],
+            ),
+            capabilities=frozenset(c for c in Capability if r[CAPABILITY_COLUMN[c]]),
+            priority=r["priority"],
+            active=r["active"],
+            timezone=r["timezone"],
+        ),
+        r["version"],
+        r["created_at"],
+        r["updated_at"],
+    )
+
+
+@dataclass(frozen=True)
+class VersionedLevel:
+    level: StockLevel
+    version: int
+
+
+_LEVEL_COLUMNS = (
+    t.stock_levels.c.location_id,
+    t.stock_levels.c.sku,
+    t.stock_levels.c.on_hand,
+    t.stock_levels.c.reserved,
+    t.stock_levels.c.safety_stock,
+    t.stock_levels.c.version,
+)
+
+
+def _level(r: Any) -> VersionedLevel:
+    return VersionedLevel(
+        StockLevel(r.location_id, r.sku, r.on_hand, r.reserved, r.safety_stock), r.version
+    )
+
+
+class StockRepository:
+    """Stock levels. Every write is one atomic statement whose WHERE clause carries the rule,
+    so the database, not a Python read-then-write, keeps ATP from going negative."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def _key(self, location_id: str, sku: str) -> Any:
+        return and_(t.stock_levels.c.location_id == location_id, t.stock_levels.c.sku == sku)
+
+    def set_levels(
+        self, rows: Sequence[dict[str, Any]], now: dt.datetime, *, add: bool = False
+    ) -> dict[tuple[str, str], VersionedLevel]:
+        """Upsert on_hand (and safety_stock where given) for many (location, sku).
+
+        With `add`, on_hand is a delta added to the current value; a row that would take
+        on_hand below zero is left unchanged and missing from the result.
+        """
+        stmt = insert_for(self.conn, t.stock_levels)
+        current = t.stock_levels.c
+        excluded = stmt.excluded
+        new_on_hand = current.on_hand + excluded.on_hand if add else excluded.on_hand
+        set_: dict[str, Any] = {
+            "on_hand": new_on_hand,
+            "version": current.version + 1,
+            "updated_at": excluded.updated_at,
+        }
+        with_safety = any("safety_stock" in row for row in rows)
+        if with_safety:
+            set_["safety_stock"] = excluded.safety_stock
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[current.location_id, current.sku],
+            set_=set_,
+            where=new_on_hand >= 0,
+        ).returning(*_LEVEL_COLUMNS)
+        params = [
+            {
+                "location_id": row["location_id"],
+                "sku": row["sku"],
+                "on_hand": row["on_hand"],
+                "safety_stock": row.get("safety_stock", 0),
+                "reserved": 0,
+                "version": 1,
+                "updated_at": now,
+            }
+            for row in rows
+        ]
+        result = self.conn.execute(stmt, params)
+        return {(r.location_id, r.sku): _level(r) for r in result}
+
+    def reserve(self, location_id: str, sku: str, quantity: int, now: dt.datetime) -> (
+        VersionedLevel | None
+    ):
+        """Take `quantity` from ATP, or nothing if ATP is short (None)."""
+        c = t.stock_levels.c
+        stmt = (
+            update(t.stock_levels)
+            .where(self._key(location_id, sku))
+            .where(c.on_hand - c.reserved - c.safety_stock >= quantity)
+            .values(reserved=c.reserved + quantity, version=c.version + 1, updated_at=now)
+            .returning(*_LEVEL_COLUMNS)
+        )
+        row = self.conn.execute(stmt).first()
+        return None if row is None else _level(row)
+
+    def unreserve(
+        self, location_id: str, sku: str, quantity: int, now: dt.datetime, *, consume: bool
+    ) -> VersionedLevel:
+        """Give back a reservation's quantity; with `consume`, the goods also left on_hand.
+
+        on_hand never drops below zero here: when a physical report already took it lower
+        than the reservation, the shipment confirms that discrepancy rather than repeating it.
+        """
+        c = t.stock_levels.c
+        values: dict[str, Any] = {
+            "reserved": c.reserved - quantity,
+            "version": c.version + 1,
+            "updated_at": now,
+        }
+        if consume:
+            values["on_hand"] = func.max(c.on_hand - quantity, 0) if (
+                self.conn.dialect.name == "sqlite"
+            ) else func.greatest(c.on_hand - quantity, 0)
+        stmt = (
+            update(t.stock_levels)
+            .where(self._key(location_id, sku))
+            .values(**values)
+            .returning(*_LEVEL_COLUMNS)
+        )
+        row = self.conn.execute(stmt).one()
+        return _level(row)
+
+    def levels(
+        self, skus: Sequence[str], location_id: str | None = None
+    ) -> list[StockLevel]:
+        stmt = select(*_LEVEL_COLUMNS).where(t.stock_levels.c.sku.in_(list(skus)))
+        if location_id is not None:
+            stmt = stmt.where(t.stock_levels.c.location_id == location_id)
+        stmt = stmt.order_by(t.stock_levels.c.sku, t.stock_levels.c.location_id)
+        return [_level(r).level for r in self.conn.execute(stmt)]
+
+    def get(self, location_id: str, sku: str) -> StockLevel | None:
+        row = self.conn.execute(select(*_LEVEL_COLUMNS).where(self._key(location_id, sku))).first()
+        return None if row is None else _level(row).level
+
+    def existing_keys(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        c = t.stock_levels.c
+        rows = self.conn.execute(
+            select(c.location_id, c.sku).where(tuple_(c.location_id, c.sku).in_(list(keys)))
+        )
+        return {(r.location_id, r.sku) for r in rows}
+
+    def skus_at(self, location_id: str) -> set[str]:
+        return set(
+            self.conn.scalars(
+                select(t.stock_levels.c.sku).where(
+                    t.stock_levels.c.location_id == location_id, t.stock_levels.c.on_hand != 0
+                )
+            )
+        )
+
+    def upsert_future(
+        self, entries: Sequence[FutureStock], now: dt.datetime
+    ) -> dict[tuple[str, str, dt.date], int]:
+        """Set the expected quantity per (location, sku, date); returns each entry's version."""
+        stmt = insert_for(self.conn, t.future_stock)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[
+                t.future_stock.c.location_id,
+                t.future_stock.c.sku,
+                t.future_stock.c.available_on,
+            ],
+            set_={
+                "quantity": stmt.excluded.quantity,
+                "updated_at": stmt.excluded.updated_at,
+                "version": t.future_stock.c.version + 1,
+            },
+        ).returning(
+            t.future_stock.c.location_id,
+            t.future_stock.c.sku,
+            t.future_stock.c.available_on,
+            t.future_stock.c.version,
+        )
+        result = self.conn.execute(
+            stmt,
+            [
+                {
+                    "location_id": e.location_id,
+                    "sku": e.sku,
+                    "available_on": e.available_on,
+                    "quantity": e.quantity,
+                    "version": 1,
+                    "updated_at": now,
+                }
+                for e in entries
+            ],
+        )
+        return {(r.location_id, r.sku, r.available_on): r.version for r in result}
+
+    def future(
+        self, skus: Sequence[str], location_id: str | None = None, *, from_date: dt.date
+    ) -> list[FutureStock]:
+        f = t.future_stock.c
+        stmt = (
+            select(f.location_id, f.sku, f.quantity, f.available_on)
+            .where(f.sku.in_(list(skus)), f.available_on >= from_date, f.quantity > 0)
+            .order_by(f.sku, f.location_id, f.available_on)
+        )
+        if location_id is not None:
+            stmt = stmt.where(f.location_id == location_id)
+        return [FutureStock(r.location_id, r.sku, r.quantity, r.available_on)
+                for r in self.conn.execute(stmt)]
+
+
+@dataclass(frozen=True)
+class ReservationRecord:
+    id: str
+    location_id: str
+    sku: str
+    quantity: int
+    status: ReservationStatus
+    reference: str | None
+    created_at: dt.datetime
+    closed_at: dt.datetime | None
+
+
+class ReservationRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def add(self, records: Sequence[ReservationRecord]) -> None:
+        self.conn.execute(
+            t.reservations.insert(),
+            [
+                {
+                    "id": r.id,
+                    "location_id": r.location_id,
+                    "sku": r.sku,
+                    "quantity": r.quantity,
+                    "status": r.status.value,
+                    "reference": r.reference,
+                    "created_at": r.created_at,
+                    "closed_at": r.closed_at,
+                }
+                for r in records
+            ],
+        )
+
+    def close(self, reservation_id: str, status: ReservationStatus, now: dt.datetime) -> (
+        ReservationRecord | None
+    ):
+        """Mark an active reservation released or consumed; None if it was not active.
+
+        The status test in the WHERE clause makes two concurrent closes of one reservation
+        count once.
+        """
+        c = t.reservations.c
+        row = self.conn.execute(
+            update(t.reservations)
+            .where(c.id == reservation_id, c.status == ReservationStatus.ACTIVE.value)
+            .values(status=status.value, closed_at=now)
+            .returning(*t.reservations.c)
+        ).first()
+        return None if row is None else _reservation(row)
+
+    def get(self, reservation_id: str) -> ReservationRecord | None:
+        row = self.conn.execute(
+            select(t.reservations).where(t.reservations.c.id == reservation_id)
+        ).first()
+        return None if row is None else _reservation(row)
+
+    def active_totals(self) -> dict[tuple[str, str], int]:
+        c = t.reservations.c
+        rows = self.conn.execute(
+            select(c.location_id, c.sku, func.sum(c.quantity).label("quantity"))
+            .where(c.status == ReservationStatus.ACTIVE.value)
+            .group_by(c.location_id, c.sku)
+        )
+        return {(r.location_id, r.sku): int(r.quantity) for r in rows}
+
+    def reserved_counters(self) -> dict[tuple[str, str], int]:
+        c = t.stock_levels.c
+        rows = self.conn.execute(select(c.location_id, c.sku, c.reserved).where(c.reserved != 0))
+        return {(r.location_id, r.sku): r.reserved for r in rows}
+
+
+def _reservation(r: Any) -> ReservationRecord:
+    return ReservationRecord(
+        r.id, r.location_id, r.sku, r.quantity, ReservationStatus(r.status), r.reference,
+        r.created_at, r.closed_at,
+    )
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    id: str
+    type: str
+    entity_id: str
+    sequence: int
+    occurred_at: dt.datetime
+    payload: dict[str, Any]
+
+
+def event_id(txid: int, position: int) -> str:
+    """A sortable, opaque event id: the writing transaction, then the insert order."""
+    return f"{txid:016x}{position:016x}"
+
+
+def parse_event_id(value: str) -> tuple[int, int]:
+    if len(value) != 32:
+        raise ValueError("not an event id")
+    return int(value[:16], 16), int(value[16:], 16)
+
+
+class EventRepository:
+    """The append-only event log.
+
+    On PostgreSQL, transactions commit in another order than they were given positions, so a
+    reader ordering by position alone could pass over an event that commits later with a
+    smaller one. Each event therefore carries its transaction id; readers see only events of
+    transactions older than every transaction still running (pg_snapshot_xmin) and order them
+    by (txid, position). Whatever a reader has seen, nothing can later appear before it.
+    """
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def append(self, events: Sequence[Event]) -> None:
+        if not events:
+            return
+        stmt = t.events.insert()
+        on_postgres = self.conn.dialect.name == "postgresql"
+        if on_postgres:
+            stmt = stmt.values(txid=literal_column("pg_current_xact_id()::text::bigint"))
+        self.conn.execute(
+            stmt,
+            [
+                {
+                    "type": e.type,
+                    "entity_id": e.entity_id,
+                    "sequence": e.sequence,
+                    "occurred_at": e.occurred_at,
+                    "payload": e.payload,
+                    **({} if on_postgres else {"txid": 0}),
+                }
+                for e in events
+            ],
+        )
+
+    def read(
+        self, *, after: tuple[int, int] | None, types: Sequence[str], limit: int,
+        entity_id: str | None = None,
+    ) -> list[StoredEvent]:
+        e = t.events.c
+        stmt = select(t.events).order_by(e.txid, e.position).limit(limit)
+        if after is not None:
+            stmt = stmt.where(tuple_(e.txid, e.position) > tuple_(*after))
+        if self.conn.dialect.name == "postgresql":
+            stmt = stmt.where(
+                e.txid < text("pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+            )
+        if types:
+            exact = [x for x in types if not x.endswith(".*")]
+            prefixes = [x[:-1] for x in types if x.endswith(".*")]
+            stmt = stmt.where(or_(e.type.in_(exact), *(e.type.startswith(p) for p in prefixes)))
+        if entity_id is not None:
+            stmt = stmt.where(e.entity_id == entity_id)
+        return [
+            StoredEvent(
+                event_id(r.txid, r.position), r.type, r.entity_id, r.sequence, r.occurred_at,
+                r.payload,
+            )
+            for r in self.conn.execute(stmt)
+        ]
+
+
+@dataclass(frozen=True)
+class ApiKeyRecord:
+    id: str
+    name: str
+    prefix: str
+    role: str
+    location_ids: tuple[str, ...]
+    created_at: dt.datetime
+    revoked_at: dt.datetime | None
+
+
+class ApiKeyRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def add(self, record: ApiKeyRecord, key_hash: str) -> None:
+        self.conn.execute(
+            t.api_keys.insert().values(
+                id=record.id, name=record.name, key_hash=key_hash, prefix=record.prefix,
+                role=record.role, location_ids=list(record.location_ids),
+                created_at=record.created_at, revoked_at=None,
+            )
+        )
+
+    def by_hash(self, key_hash: str) -> ApiKeyRecord | None:
+        row = self.conn.execute(
+            select(t.api_keys).where(t.api_keys.c.key_hash == key_hash)
+        ).first()
+        return None if row is None else _api_key(row)
+
+    def list(self) -> list[ApiKeyRecord]:
+        return [_api_key(r) for r in self.conn.execute(
+            select(t.api_keys).order_by(t.api_keys.c.created_at))]
+
+    def revoke(self, key_id: str, now: dt.datetime) -> bool:
+        result = self.conn.execute(
+            update(t.api_keys)
+            .where(t.api_keys.c.id == key_id, t.api_keys.c.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+        return result.rowcount == 1
+
+
+def _api_key(r: Any) -> ApiKeyRecord:
+    return ApiKeyRecord(r.id, r.name, r.prefix, r.role, tuple(r.location_ids), r.created_at,
+                        r.revoked_at)

@@ -1,0 +1,182 @@
+"""The relational schema (SQLAlchemy Core). Alembic migrations create and evolve it."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+from oms.adapters.db.types import JSONDocument, UTCDateTime
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(200), nullable=False),
+    # SHA-256 of the whole key: keys are long random strings, so a fast hash is enough and
+    # the plain key is never stored.
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("location_ids", JSONDocument, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime, nullable=True),
+)
+
+products = Table(
+    "products",
+    metadata,
+    Column("sku", String(64), primary_key=True),
+    Column("name", String(500), nullable=False),
+    Column("price_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("tax_class", String(64), nullable=False),
+    Column("preorder_ship_date", Date, nullable=True),
+    Column("version", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+product_barcodes = Table(
+    "product_barcodes",
+    metadata,
+    Column("sku", String(64), ForeignKey("products.sku", ondelete="CASCADE"), primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("type", String(16), nullable=False),
+    # One printed barcode identifies one product: a scan must never be ambiguous.
+    Column("value", String(64), nullable=False, unique=True),
+)
+
+locations = Table(
+    "locations",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("type", String(8), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("line1", String(200), nullable=False),
+    Column("line2", String(200), nullable=True),
+    Column("city", String(100), nullable=False),
+    Column("region", String(100), nullable=True),
+    Column("postal_code", String(20), nullable=False),
+    Column("country", String(2), nullable=False),
+    Column("lat", Float, nullable=False),
+    Column("lon", Float, nullable=False),
+    # One column per capability, so that routing and lists filter on them with an index.
+    Column("can_ship", Boolean, nullable=False),
+    Column("can_pickup", Boolean, nullable=False),
+    Column("can_return", Boolean, nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+stock_levels = Table(
+    "stock_levels",
+    metadata,
+    Column("location_id", String(64), ForeignKey("locations.id"), primary_key=True),
+    Column("sku", String(64), ForeignKey("products.sku"), primary_key=True),
+    Column("on_hand", Integer, nullable=False),
+    # Denormalised sum of the active reservations' quantities, kept in the same transaction
+    # as the reservation rows (services.inventory.check_reserved_counters recomputes it).
+    Column("reserved", Integer, nullable=False),
+    Column("safety_stock", Integer, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    # on_hand has no CHECK: an upsert's VALUES row carries the delta, which may be negative.
+    # The upsert's WHERE clause keeps on_hand itself from going below zero.
+    CheckConstraint("reserved >= 0", name="reserved_not_negative"),
+    CheckConstraint("safety_stock >= 0", name="safety_stock_not_negative"),
+)
+Index("ix_stock_levels_sku", stock_levels.c.sku)
+
+future_stock = Table(
+    "future_stock",
+    metadata,
+    Column("location_id", String(64), ForeignKey("locations.id"), primary_key=True),
+    Column("sku", String(64), ForeignKey("products.sku"), primary_key=True),
+    Column("available_on", Date, primary_key=True),
+    Column("quantity", Integer, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    CheckConstraint("quantity >= 0", name="quantity_not_negative"),
+)
+Index("ix_future_stock_sku", future_stock.c.sku)
+
+reservations = Table(
+    "reservations",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("location_id", String(64), nullable=False),
+    Column("sku", String(64), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("reference", String(200), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("closed_at", UTCDateTime, nullable=True),
+    CheckConstraint("quantity > 0", name="quantity_positive"),
+)
+Index(
+    "ix_reservations_active_stock",
+    reservations.c.location_id,
+    reservations.c.sku,
+    reservations.c.status,
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("position", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    # On PostgreSQL the id of the writing transaction (pg_current_xact_id()); 0 on SQLite,
+    # whose single writer makes `position` order the commit order. See EventRepository.
+    Column("txid", BigInteger, nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("entity_id", String(200), nullable=False),
+    Column("sequence", Integer, nullable=False),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("payload", JSONDocument, nullable=False),
+)
+Index("ix_events_txid_position", events.c.txid, events.c.position)
+Index("ix_events_entity", events.c.entity_id, events.c.sequence)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("scope", String(64), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("method", String(8), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("status", String(12), nullable=False),
+    Column("response_status", Integer, nullable=True),
+    Column("response_headers", JSONDocument, nullable=True),
+    Column("response_body", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("locked_at", UTCDateTime, nullable=True),
+)
+Index("ix_idempotency_keys_created_at", idempotency_keys.c.created_at)

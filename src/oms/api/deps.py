@@ -1,0 +1,107 @@
+"""FastAPI dependencies: the unit of work, the caller, pagination."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any
+
+from fastapi import Depends, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from oms.adapters.db.unit_of_work import UnitOfWork
+from oms.domain.access import Principal, Role
+from oms.domain.errors import DomainError, FieldError, ValidationFailed
+from oms.services.apikeys import authenticate
+
+bearer = HTTPBearer(auto_error=False, description="An API key made by `oms apikey create`")
+
+
+def get_uow(request: Request) -> Iterator[UnitOfWork]:
+    with UnitOfWork(request.app.state.engine) as uow:
+        yield uow
+
+
+def get_read_uow(request: Request) -> Iterator[UnitOfWork]:
+    with UnitOfWork(request.app.state.engine, read_only=True) as uow:
+        yield uow
+
+
+Uow = Annotated[UnitOfWork, Depends(get_uow)]
+ReadUow = Annotated[UnitOfWork, Depends(get_read_uow)]
+
+
+class Unauthorized(DomainError):
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, [], "unauthorized")
+
+
+class Forbidden(DomainError):
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, [], "forbidden")
+
+
+def current_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized("send an API key as 'Authorization: Bearer <key>'")
+    with UnitOfWork(request.app.state.engine, read_only=True) as uow:
+        principal = authenticate(uow, credentials.credentials)
+    if principal is None:
+        raise Unauthorized("the API key is unknown or revoked")
+    return principal
+
+
+CurrentKey = Annotated[Principal, Depends(current_principal)]
+
+
+def require(*roles: Role) -> Callable[[Principal], Principal]:
+    """A dependency that lets only these roles through."""
+
+    def check(principal: CurrentKey) -> Principal:
+        if not principal.has_role(roles):
+            allowed = ", ".join(r.value for r in roles)
+            raise Forbidden(f"the {principal.role.value} role may not do this (needs {allowed})")
+        return principal
+
+    return check
+
+
+def require_location(principal: Principal, location_id: str) -> None:
+    if not principal.may_act_at(location_id):
+        raise Forbidden(f"this key is not allowed at location {location_id!r}")
+
+
+AnyRole = CurrentKey
+Integrators = Annotated[Principal, Depends(require(Role.ADMIN, Role.INTEGRATOR))]
+Staff = Annotated[
+    Principal, Depends(require(Role.ADMIN, Role.INTEGRATOR, Role.MANAGER, Role.ASSOCIATE))
+]
+Limit = Annotated[int, Query(ge=1, le=500, description="Page size")]
+CursorParam = Annotated[str | None, Query(description="`next_cursor` of the previous page")]
+
+
+def encode_cursor(value: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> Any:
+    if cursor is None:
+        return None
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        return json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
+        raise ValidationFailed("the cursor is not one this API issued",
+                               [FieldError("cursor", "malformed")]) from exc
+
+
+def page(items: list[Any], limit: int, key: Callable[[Any], Any]) -> dict[str, Any]:
+    """Items fetched with limit + 1: the extra one only tells that another page exists."""
+    more = len(items) > limit
+    items = items[:limit]
+    return {"items": items, "next_cursor": encode_cursor(key(items[-1])) if more else None}

@@ -1,0 +1,117 @@
+"""RFC 9457 problem details: every error the API answers is one of these."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from oms.domain.errors import DomainError, FieldError
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_PREFIX = "urn:oms:problem:"
+
+_STATUS = {
+    "validation-error": 422,
+    "invalid-request": 400,
+    "not-found": 404,
+    "conflict": 409,
+    "insufficient-stock": 409,
+    "unauthorized": 401,
+    "forbidden": 403,
+    "idempotency-key-reused": 422,
+    "idempotency-key-in-use": 409,
+    "method-not-allowed": 405,
+    "payload-too-large": 413,
+    "unsupported-media-type": 415,
+    "internal-error": 500,
+}
+
+_TITLE = {
+    "validation-error": "The request is not valid",
+    "invalid-request": "The request cannot be processed",
+    "not-found": "Not found",
+    "conflict": "Conflict with the current state",
+    "insufficient-stock": "Not enough stock",
+    "unauthorized": "Authentication required",
+    "forbidden": "Not allowed",
+    "idempotency-key-reused": "Idempotency key reused with another request",
+    "idempotency-key-in-use": "A request with this idempotency key is still running",
+    "method-not-allowed": "Method not allowed",
+    "payload-too-large": "Payload too large",
+    "unsupported-media-type": "Unsupported media type",
+    "internal-error": "Internal error",
+}
+
+
+def problem(
+    kind: str,
+    detail: str,
+    errors: Sequence[FieldError] = (),
+    *,
+    status: int | None = None,
+    instance: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    code = status or _STATUS.get(kind, 400)
+    body: dict[str, Any] = {
+        "type": TYPE_PREFIX + kind,
+        "title": _TITLE.get(kind, "Error"),
+        "status": code,
+        "detail": detail,
+    }
+    if instance:
+        body["instance"] = instance
+    if errors:
+        body["errors"] = [{"field": e.field, "message": e.message} for e in errors]
+    return JSONResponse(body, status_code=code, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _field(loc: Sequence[int | str]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:] if parts[0] == "body" else parts
+    return ".".join(parts) or "body"
+
+
+def _message(error: dict[str, Any]) -> str:
+    msg = str(error.get("msg", "invalid"))
+    return msg.removeprefix("Value error, ")
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def _domain(request: Request, exc: DomainError) -> JSONResponse:
+        return problem(exc.kind, exc.detail, exc.errors, instance=request.url.path)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [FieldError(_field(e.get("loc", ())), _message(e)) for e in exc.errors()]
+        if any(e.get("type") == "json_invalid" for e in exc.errors()):
+            return problem("invalid-request", "the body is not valid JSON", errors,
+                           status=400, instance=request.url.path)
+        summary = "; ".join(f"{e.field}: {e.message}" for e in errors[:5])
+        return problem("validation-error", summary or "invalid request", errors,
+                       instance=request.url.path)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kind = {401: "unauthorized", 403: "forbidden", 404: "not-found",
+                405: "method-not-allowed", 413: "payload-too-large",
+                415: "unsupported-media-type"}.get(exc.status_code, "invalid-request")
+        return problem(kind, str(exc.detail), status=exc.status_code,
+                       instance=request.url.path,
+                       headers=dict(exc.headers) if exc.headers else None)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem("internal-error", "an unexpected error occurred; it has been logged",
+                       instance=request.url.path)

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from oms.adapters.db.repositories import parse_event_id
+from oms.api.deps import Integrators, ReadUow
+from oms.domain.errors import FieldError, ValidationFailed
+
+router = APIRouter(prefix="/v1/events", tags=["events"])
+
+
+@router.get("", summary="The event stream, oldest first")
+def list_events(
+    uow: ReadUow,
+    _: Integrators,
+    after: Annotated[str | None, Query(description="Id of the last event already read")] = None,
+    type: Annotated[list[str] | None, Query(description="Exact types or prefixes like order.*")
+    ] = None,
+    entity_id: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    try:
+        position = parse_event_id(after) if after is not None else None
+    except ValueError as exc:
+        raise ValidationFailed("after must be an event id",
+                               [FieldError("after", "not an event id")]) from exc
+    events = uow.events.read(after=position, types=type or [], limit=limit, entity_id=entity_id)
+    return {
+        "items": [
+            {"id": e.id, "type": e.type, "entity_id": e.entity_id, "sequence": e.sequence,
+             "occurred_at": e.occurred_at.isoformat(), "payload": e.payload}
+            for e in events
+        ],
+        # Where to continue from: the last id read, or the same `after` when nothing was new.
+        "next_after": events[-1].id if events else after,
+    }

@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query
+
+from oms.api.deps import (
+    AnyRole,
+    Forbidden,
+    Integrators,
+    ReadUow,
+    Uow,
+    require,
+    require_location,
+)
+from oms.domain.access import Principal, Role
+from oms.domain.errors import NotFound
+from oms.domain.events import utcnow
+from oms.domain.ids import CODE_PATTERN
+from oms.schemas import AdjustmentBatchIn, FutureBatchIn, StockLevelIn, level_out
+from oms.services import inventory
+
+router = APIRouter(tags=["inventory"])
+Code = Annotated[str, Path(pattern=CODE_PATTERN)]
+StockKeepers = Annotated[Principal, Depends(require(Role.ADMIN, Role.INTEGRATOR, Role.MANAGER))]
+
+
+@router.put("/v1/inventory/{location_id}/{sku}", summary="Set a stock level (a count)")
+def put_level(location_id: Code, sku: Code, body: StockLevelIn, uow: Uow,
+              principal: StockKeepers) -> dict[str, Any]:
+    require_location(principal, location_id)
+    return inventory.set_level(uow, location_id, sku, body.on_hand, body.safety_stock)
+
+
+@router.get("/v1/inventory/{location_id}/{sku}", summary="A stock level")
+def get_level(location_id: Code, sku: Code, uow: ReadUow, _: AnyRole) -> dict[str, Any]:
+    level = uow.stock.get(location_id, sku)
+    if level is None:
+        raise NotFound(f"no stock level of {sku!r} at {location_id!r}")
+    return level_out(level)
+
+
+@router.post("/v1/inventory/adjustments", summary="Apply stock deltas, all or nothing")
+def post_adjustments(body: AdjustmentBatchIn, uow: Uow,
+                     principal: StockKeepers) -> dict[str, Any]:
+    outside = sorted({a.location_id for a in body.adjustments
+                      if not principal.may_act_at(a.location_id)})
+    if outside:
+        raise Forbidden(f"this key is not allowed at location {', '.join(outside)}")
+    return {"levels": inventory.adjust(uow, body.adjustments)}
+
+
+@router.post("/v1/inventory/future", summary="Record stock expected at a location on a date")
+def post_future(body: FutureBatchIn, uow: Uow, _: Integrators) -> dict[str, Any]:
+    inventory.record_future(uow, [e.to_domain() for e in body.entries])
+    return {"recorded": len(body.entries)}
+
+
+@router.get("/v1/availability", summary="On hand, reserved, ATP and future stock per location")
+def get_availability(
+    uow: ReadUow,
+    _: AnyRole,
+    sku: Annotated[list[str], Query(min_length=1, max_length=100)],
+    location_id: Annotated[str | None, Query(pattern=CODE_PATTERN)] = None,
+) -> dict[str, Any]:
+    today = utcnow().date()
+    return {"items": inventory.availability(uow, sku, location_id, today)}

@@ -1,0 +1,156 @@
+"""The `oms` command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from oms.adapters.db.engine import make_engine
+from oms.adapters.db.migrate import upgrade
+from oms.adapters.db.unit_of_work import UnitOfWork
+from oms.domain.access import Role
+from oms.domain.errors import DomainError
+from oms.services import apikeys
+from oms.services.imports import FileFormat, ImportMode, guess_format, run_import
+from oms.settings import get_settings
+
+app = typer.Typer(help="oms: omnichannel order management.", no_args_is_help=True)
+apikey_app = typer.Typer(help="API keys.", no_args_is_help=True)
+app.add_typer(apikey_app, name="apikey")
+console = Console()
+err = Console(stderr=True)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes")] = 1,
+) -> None:
+    """Serve the API (OpenAPI at /docs)."""
+    import uvicorn
+
+    console.print(f"oms API on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
+    uvicorn.run("oms.api.app:create_app", factory=True, host=host, port=port, workers=workers,
+                log_level="info")
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema up to date."""
+    url = get_settings().database_url
+    upgrade(url)
+    console.print("database is up to date")
+
+
+@apikey_app.command("create")
+def apikey_create(
+    role: Annotated[Role, typer.Option(help="admin, integrator, manager or associate")],
+    location: Annotated[
+        list[str] | None, typer.Option(help="A location the key acts at (manager, associate)")
+    ] = None,
+    name: Annotated[str, typer.Option(help="What the key is for")] = "",
+) -> None:
+    """Make an API key. It is printed once and never stored in plain text."""
+    engine = make_engine(get_settings())
+    try:
+        with UnitOfWork(engine) as uow:
+            record, key = apikeys.create_key(uow, role, location or [], name or role.value)
+    except DomainError as exc:
+        err.print(f"[red]error:[/red] {exc.detail}")
+        raise typer.Exit(2) from exc
+    err.print(f"created {record.role} key {record.id} ({record.prefix}…); it is shown once:")
+    typer.echo(key)
+
+
+@apikey_app.command("list")
+def apikey_list() -> None:
+    """List API keys (never the keys themselves)."""
+    engine = make_engine(get_settings())
+    with UnitOfWork(engine, read_only=True) as uow:
+        records = uow.api_keys.list()
+    table = Table("id", "name", "role", "locations", "prefix", "created", "revoked")
+    for r in records:
+        table.add_row(r.id, r.name, r.role, ", ".join(r.location_ids), r.prefix,
+                      r.created_at.isoformat(timespec="seconds"),
+                      r.revoked_at.isoformat(timespec="seconds") if r.revoked_at else "")
+    console.print(table)
+
+
+@app.command("import")
+def import_file(
+    kind: Annotated[str, typer.Argument(help="products, locations or inventory")],
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    mode: Annotated[ImportMode, typer.Option(help="full replaces each location's stock "
+                                             "snapshot; delta adds")] = ImportMode.DELTA,
+    format: Annotated[FileFormat | None, typer.Option(help="csv or jsonl (default: by the "
+                                                      "file name)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
+) -> None:
+    """Import a CSV or JSON Lines file; bad rows are reported by line number."""
+    if kind not in ("products", "locations", "inventory"):
+        err.print("[red]error:[/red] kind must be products, locations or inventory")
+        raise typer.Exit(2)
+    settings = get_settings()
+    engine = make_engine(settings)
+    fmt = format or guess_format(file.name)
+    with file.open(encoding="utf-8") as counting:
+        total = sum(1 for line in counting if line.strip()) - (1 if fmt is FileFormat.CSV else 0)
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                        MofNCompleteColumn(), TimeElapsedColumn(), console=err,
+                        disable=as_json)
+    with progress, file.open(encoding="utf-8-sig", newline="") as lines:
+        task = progress.add_task(f"{kind} ({mode.value})", total=max(total, 0))
+        try:
+            report = run_import(engine, kind, lines, fmt, mode, settings.import_chunk_size,
+                                on_progress=lambda done: progress.update(task, completed=done))
+        except UnicodeDecodeError as exc:
+            err.print(f"[red]error:[/red] {file} is not UTF-8 text")
+            raise typer.Exit(2) from exc
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        console.print(f"{report.rows} rows: [green]{report.imported} imported[/green], "
+                      f"[red]{report.failed} failed[/red]"
+                      + (f", {report.zeroed} zeroed (not in the full snapshot)"
+                         if report.zeroed else ""))
+        for e in report.errors[:50]:
+            console.print(f"  line {e.line}: {e.reason}")
+        if report.failed > 50:
+            console.print(f"  … and {report.failed - 50} more (use --json for all)")
+    if report.failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo(
+    if_empty: Annotated[bool, typer.Option("--if-empty", help="Do nothing if the catalog "
+                                           "already has products")] = False,
+    key_file: Annotated[Path, typer.Option(help="Where to keep the demo admin key")] = Path(
+        ".oms-demo-key"),
+) -> None:
+    """Load the demo data set: stores and a DC, 200+ products, stock, future stock."""
+    from oms.demo.loader import load_demo
+
+    engine = make_engine(get_settings())
+    with UnitOfWork(engine, read_only=True) as uow:
+        has_products = bool(uow.products.list(after=None, limit=1, barcode=None, q=None))
+    if not (if_empty and has_products):
+        summary = load_demo(engine)
+        console.print(summary)
+    if not key_file.exists():
+        with UnitOfWork(engine) as uow:
+            _, key = apikeys.create_key(uow, Role.ADMIN, [], "demo admin")
+        key_file.write_text(key + "\n")
+        key_file.chmod(0o600)
+    console.print(f"demo admin key (kept in {key_file}): {key_file.read_text().strip()}")
+
+
+if __name__ == "__main__":
+    app()

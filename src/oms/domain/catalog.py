@@ -1,0 +1,77 @@
+"""Products and their barcodes."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from stdnum import ean
+from stdnum.exceptions import ValidationError as StdnumError
+
+from oms.domain.money import Money
+
+
+class BarcodeType(StrEnum):
+    EAN13 = "ean13"
+    UPCA = "upca"
+    EAN8 = "ean8"
+    CODE128 = "code128"
+
+
+_GTIN_LENGTH = {BarcodeType.EAN13: 13, BarcodeType.UPCA: 12, BarcodeType.EAN8: 8}
+
+
+def validate_barcode(kind: BarcodeType, value: str) -> str:
+    """Return the barcode value if it is well formed, else raise ValueError saying why.
+
+    EAN-13, UPC-A and EAN-8 carry a GS1 check digit, verified with python-stdnum. Code 128
+    has no check digit in the printed value; it may hold any printable ASCII character.
+    """
+    if kind in _GTIN_LENGTH:
+        length = _GTIN_LENGTH[kind]
+        if len(value) != length or not value.isdigit():
+            raise ValueError(f"{kind.value} barcode must be {length} digits, got {value!r}")
+        try:
+            ean.validate(value)
+        except StdnumError as exc:
+            raise ValueError(f"{kind.value} barcode {value!r} has a wrong check digit") from exc
+        return value
+    if not 1 <= len(value) <= 48 or not all(32 <= ord(c) <= 126 for c in value):
+        raise ValueError("code128 barcode must be 1 to 48 printable ASCII characters")
+    return value
+
+
+def ean13_with_check_digit(first_twelve: str) -> str:
+    """Complete a 12-digit GS1 prefix with its check digit."""
+    return first_twelve + ean.calc_check_digit(first_twelve)
+
+
+@dataclass(frozen=True)
+class Barcode:
+    type: BarcodeType
+    value: str
+
+    def __post_init__(self) -> None:
+        validate_barcode(self.type, self.value)
+
+
+@dataclass(frozen=True)
+class Product:
+    sku: str
+    name: str
+    price: Money
+    tax_class: str
+    barcodes: tuple[Barcode, ...] = field(default_factory=tuple)
+    preorder_ship_date: dt.date | None = None
+
+    def __post_init__(self) -> None:
+        if self.price.amount < 0:
+            raise ValueError("price must not be negative")
+        values = [b.value for b in self.barcodes]
+        if len(values) != len(set(values)):
+            raise ValueError("a barcode is listed twice")
+
+    @property
+    def is_preorder(self) -> bool:
+        return self.preorder_ship_date is not None

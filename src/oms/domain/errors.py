@@ -1,0 +1,52 @@
+"""Errors the domain and the services raise; the API turns each kind into problem+json."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str
+    message: str
+
+
+@dataclass
+class DomainError(Exception):
+    """Base of every refusal the business rules make. `kind` is a stable machine name."""
+
+    detail: str
+    errors: list[FieldError] = field(default_factory=list)
+    kind: str = "invalid-request"
+
+    def __str__(self) -> str:
+        return self.detail
+
+
+class ValidationFailed(DomainError):
+    def __init__(self, detail: str, errors: list[FieldError] | None = None) -> None:
+        super().__init__(detail, errors or [], "validation-error")
+
+
+class NotFound(DomainError):
+    def __init__(self, detail: str, errors: list[FieldError] | None = None) -> None:
+        super().__init__(detail, errors or [], "not-found")
+
+
+class Conflict(DomainError):
+    def __init__(self, detail: str, errors: list[FieldError] | None = None) -> None:
+        super().__init__(detail, errors or [], "conflict")
+
+
+class InsufficientStock(DomainError):
+    """A reservation asked for more than the available-to-promise quantity."""
+
+    def __init__(self, location_id: str, sku: str, requested: int) -> None:
+        super().__init__(
+            f"not enough stock of {sku!r} at {location_id!r} to reserve {requested}",
+            [FieldError("quantity", f"ATP of {sku} at {location_id} is below {requested}")],
+            "insufficient-stock",
+        )
+        self.location_id = location_id
+        self.sku = sku
+        self.requested = requested

@@ -1,0 +1,59 @@
+"""Exact money: a Decimal amount in an ISO 4217 currency, never a float."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from babel.numbers import get_currency_precision, list_currencies
+
+_CURRENCIES = frozenset(list_currencies())
+
+
+def validate_currency(code: str) -> str:
+    if code not in _CURRENCIES or len(code) != 3 or not code.isupper():
+        raise ValueError(f"{code!r} is not an ISO 4217 currency code")
+    return code
+
+
+def minor_units(currency: str) -> int:
+    """Digits after the decimal point the currency uses (EUR 2, JPY 0, KWD 3)."""
+    return int(get_currency_precision(currency))
+
+
+@dataclass(frozen=True)
+class Money:
+    amount: Decimal
+    currency: str
+
+    def __post_init__(self) -> None:
+        validate_currency(self.currency)
+        if not self.amount.is_finite():
+            raise ValueError("amount must be a finite number")
+        digits = minor_units(self.currency)
+        exponent = self.amount.as_tuple().exponent
+        if isinstance(exponent, int) and -exponent > digits and self.amount != self.amount.quantize(
+            Decimal(1).scaleb(-digits)
+        ):
+            raise ValueError(f"{self.currency} amounts have at most {digits} decimal places")
+
+    @classmethod
+    def parse(cls, amount: str, currency: str) -> Money:
+        """Parse a decimal string as the API receives it; floats are refused upstream."""
+        try:
+            value = Decimal(amount.strip())
+        except (InvalidOperation, AttributeError) as exc:
+            raise ValueError(f"{amount!r} is not a decimal number") from exc
+        return cls(value, currency)
+
+    @classmethod
+    def from_minor(cls, minor: int, currency: str) -> Money:
+        return cls(Decimal(minor).scaleb(-minor_units(currency)), currency)
+
+    @property
+    def minor(self) -> int:
+        return int(self.amount.scaleb(minor_units(self.currency)))
+
+    def formatted_amount(self) -> str:
+        """The amount as a string with exactly the currency's decimal places."""
+        return str(self.amount.quantize(Decimal(1).scaleb(-minor_units(self.currency))))

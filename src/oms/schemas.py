@@ -1,0 +1,266 @@
+"""Wire formats (Pydantic): what the API, the importers and the event payloads speak.
+
+Shape is checked here; business rules (check digits, currencies, countries) come from the
+domain's own validators, called from here so that each error names its field.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from oms.domain.catalog import Barcode, BarcodeType, Product, validate_barcode
+from oms.domain.ids import CODE_PATTERN
+from oms.domain.inventory import FutureStock, StockLevel
+from oms.domain.locations import (
+    Address,
+    Capability,
+    Location,
+    LocationType,
+    validate_country,
+    validate_timezone,
+)
+from oms.domain.money import Money, validate_currency
+
+Code = Annotated[str, StringConstraints(pattern=CODE_PATTERN)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Quantity = Annotated[int, Field(ge=0, le=1_000_000_000)]
+DECIMAL_PATTERN = r"^-?\d{1,15}(\.\d{1,6})?$"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class MoneyIn(Strict):
+    amount: Annotated[str, StringConstraints(pattern=DECIMAL_PATTERN)] = Field(
+        description="Decimal string, e.g. \"19.90\"; numbers are refused so no float creeps in",
+        examples=["19.90"],
+    )
+    currency: Annotated[str, AfterValidator(validate_currency)] = Field(examples=["EUR"])
+
+    @model_validator(mode="after")
+    def _exact(self) -> MoneyIn:
+        Money.parse(self.amount, self.currency)
+        return self
+
+    def to_domain(self) -> Money:
+        return Money.parse(self.amount, self.currency)
+
+
+def money_out(money: Money) -> dict[str, str]:
+    return {"amount": money.formatted_amount(), "currency": money.currency}
+
+
+class BarcodeIn(Strict):
+    type: BarcodeType
+    value: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+    @field_validator("value")
+    @classmethod
+    def _check_digit(cls, value: str, info: ValidationInfo) -> str:
+        kind = info.data.get("type")
+        return validate_barcode(kind, value) if kind is not None else value
+
+
+class PreorderIn(Strict):
+    tentative_ship_date: dt.date
+
+
+class ProductIn(Strict):
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+    barcodes: list[BarcodeIn] = Field(default_factory=list, max_length=20)
+    price: MoneyIn
+    tax_class: Annotated[str, StringConstraints(pattern=CODE_PATTERN)] = "standard"
+    preorder: PreorderIn | None = None
+
+    @field_validator("price")
+    @classmethod
+    def _not_negative(cls, price: MoneyIn) -> MoneyIn:
+        if Decimal(price.amount) < 0:
+            raise ValueError("price must not be negative")
+        return price
+
+    @field_validator("barcodes")
+    @classmethod
+    def _distinct(cls, barcodes: list[BarcodeIn]) -> list[BarcodeIn]:
+        values = [b.value for b in barcodes]
+        if len(values) != len(set(values)):
+            raise ValueError("a barcode value is listed twice")
+        return barcodes
+
+    def to_domain(self, sku: str) -> Product:
+        return Product(
+            sku=sku,
+            name=self.name,
+            price=self.price.to_domain(),
+            tax_class=self.tax_class,
+            barcodes=tuple(Barcode(b.type, b.value) for b in self.barcodes),
+            preorder_ship_date=self.preorder.tentative_ship_date if self.preorder else None,
+        )
+
+
+class ProductRow(ProductIn):
+    """A product in an import file: the PUT body plus its sku."""
+
+    sku: Code
+
+
+def product_out(product: Product, version: int, updated_at: dt.datetime) -> dict[str, Any]:
+    return {
+        "sku": product.sku,
+        "name": product.name,
+        "barcodes": [{"type": b.type.value, "value": b.value} for b in product.barcodes],
+        "price": money_out(product.price),
+        "tax_class": product.tax_class,
+        "preorder": (
+            {"tentative_ship_date": product.preorder_ship_date.isoformat()}
+            if product.preorder_ship_date
+            else None
+        ),
+        "version": version,
+        "updated_at": updated_at.isoformat(),
+    }
+
+
+class AddressIn(Strict):
+    line1: Text
+    line2: Annotated[str, StringConstraints(max_length=200)] | None = None
+    city: Text
+    region: Annotated[str, StringConstraints(max_length=100)] | None = None
+    postal_code: Annotated[str, StringConstraints(min_length=1, max_length=20)]
+    country: Annotated[str, AfterValidator(validate_country)] = Field(examples=["DE"])
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+
+
+class LocationIn(Strict):
+    type: LocationType
+    name: Text
+    address: AddressIn
+    capabilities: list[Capability] = Field(default_factory=list)
+    priority: int = Field(default=100, ge=0, le=1_000_000)
+    active: bool = True
+    timezone: Annotated[str, AfterValidator(validate_timezone)] = "UTC"
+
+    @field_validator("capabilities")
+    @classmethod
+    def _distinct(cls, capabilities: list[Capability]) -> list[Capability]:
+        if len(capabilities) != len(set(capabilities)):
+            raise ValueError("a capability is listed twice")
+        return capabilities
+
+    def to_domain(self, location_id: str) -> Location:
+        a = self.address
+        return Location(
+            id=location_id,
+            type=self.type,
+            name=self.name,
+            address=Address(
+                line1=a.line1, line2=a.line2, city=a.city, region=a.region,
+                postal_code=a.postal_code, country=a.country, lat=a.lat, lon=a.lon,
+            ),
+            capabilities=frozenset(self.capabilities),
+            priority=self.priority,
+            active=self.active,
+            timezone=self.timezone,
+        )
+
+
+class LocationRow(LocationIn):
+    id: Code
+
+
+def location_out(location: Location, version: int, updated_at: dt.datetime) -> dict[str, Any]:
+    a = location.address
+    return {
+        "id": location.id,
+        "type": location.type.value,
+        "name": location.name,
+        "address": {
+            "line1": a.line1, "line2": a.line2, "city": a.city, "region": a.region,
+            "postal_code": a.postal_code, "country": a.country, "lat": a.lat, "lon": a.lon,
+        },
+        "capabilities": sorted(c.value for c in location.capabilities),
+        "priority": location.priority,
+        "active": location.active,
+        "timezone": location.timezone,
+        "version": version,
+        "updated_at": updated_at.isoformat(),
+    }
+
+
+class StockLevelIn(Strict):
+    on_hand: Quantity
+    safety_stock: Quantity = 0
+
+
+class InventoryRow(Strict):
+    """A line of an inventory import. In delta mode `on_hand` is the change (may be negative)."""
+
+    location_id: Code
+    sku: Code
+    on_hand: Annotated[int, Field(ge=-1_000_000_000, le=1_000_000_000)]
+    safety_stock: Quantity | None = None
+
+
+class AdjustmentIn(Strict):
+    location_id: Code
+    sku: Code
+    delta: Annotated[int, Field(ge=-1_000_000_000, le=1_000_000_000)]
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+    @field_validator("delta")
+    @classmethod
+    def _non_zero(cls, delta: int) -> int:
+        if delta == 0:
+            raise ValueError("an adjustment of 0 changes nothing")
+        return delta
+
+
+class AdjustmentBatchIn(Strict):
+    adjustments: list[AdjustmentIn] = Field(min_length=1, max_length=1000)
+
+
+class FutureEntryIn(Strict):
+    location_id: Code
+    sku: Code
+    quantity: Quantity
+    available_on: dt.date
+
+    def to_domain(self) -> FutureStock:
+        return FutureStock(self.location_id, self.sku, self.quantity, self.available_on)
+
+
+class FutureBatchIn(Strict):
+    entries: list[FutureEntryIn] = Field(min_length=1, max_length=1000)
+
+
+def level_out(level: StockLevel, version: int | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "location_id": level.location_id,
+        "sku": level.sku,
+        "on_hand": level.on_hand,
+        "reserved": level.reserved,
+        "safety_stock": level.safety_stock,
+        "atp": level.atp,
+        "discrepancy": level.discrepancy,
+    }
+    if version is not None:
+        out["version"] = version
+    return out
+
+
+ImportKind = Literal["products", "locations", "inventory"]

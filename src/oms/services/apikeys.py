@@ -1,0 +1,51 @@
+"""API keys: created by the CLI, shown once, stored as a SHA-256 hash."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Sequence
+
+from oms.adapters.db.repositories import ApiKeyRecord
+from oms.adapters.db.unit_of_work import UnitOfWork
+from oms.domain.access import LOCATION_BOUND, Principal, Role
+from oms.domain.errors import FieldError, NotFound, ValidationFailed
+from oms.domain.events import utcnow
+from oms.domain.ids import new_id
+
+KEY_PREFIX = "oms_"
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create_key(
+    uow: UnitOfWork, role: Role, location_ids: Sequence[str], name: str
+) -> tuple[ApiKeyRecord, str]:
+    """Returns the stored record and the plain key, which is never stored or shown again."""
+    if role in LOCATION_BOUND and not location_ids:
+        raise ValidationFailed(
+            f"a {role.value} key must name at least one location",
+            [FieldError("location", "required for manager and associate keys")],
+        )
+    if role not in LOCATION_BOUND and location_ids:
+        raise ValidationFailed(f"a {role.value} key is not bound to locations")
+    unknown = set(location_ids) - uow.locations.existing(location_ids)
+    if unknown:
+        raise NotFound(f"no location {', '.join(sorted(unknown))}")
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    record = ApiKeyRecord(
+        id=new_id(), name=name, prefix=key[:12], role=role.value,
+        location_ids=tuple(sorted(set(location_ids))), created_at=utcnow(), revoked_at=None,
+    )
+    uow.api_keys.add(record, hash_key(key))
+    uow.commit()
+    return record, key
+
+
+def authenticate(uow: UnitOfWork, key: str) -> Principal | None:
+    record = uow.api_keys.by_hash(hash_key(key))
+    if record is None or record.revoked_at is not None:
+        return None
+    return Principal(record.id, record.name, Role(record.role), frozenset(record.location_ids))

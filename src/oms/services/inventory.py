@@ -1,0 +1,250 @@
+"""Use cases of inventory: stock levels, adjustments, future stock, availability, and the
+reservation service that orders build on.
+
+`reserve`, `release` and `consume` work inside the caller's unit of work and do not commit:
+placing an order reserves its items in the same transaction that writes the order.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from oms.adapters.db.repositories import ReservationRecord, VersionedLevel
+from oms.adapters.db.unit_of_work import UnitOfWork
+from oms.domain.errors import FieldError, InsufficientStock, NotFound, ValidationFailed
+from oms.domain.events import Event, utcnow
+from oms.domain.ids import new_id
+from oms.domain.inventory import (
+    FutureStock,
+    ReservationRequest,
+    ReservationStatus,
+    StockLevel,
+    lock_order,
+    totals,
+)
+from oms.schemas import AdjustmentIn, level_out
+
+
+def stock_entity_id(location_id: str, sku: str) -> str:
+    return f"{location_id}/{sku}"
+
+
+def record_change(
+    uow: UnitOfWork, changed: VersionedLevel, reason: str, now: dt.datetime, **detail: Any
+) -> None:
+    level = changed.level
+    uow.record(
+        Event(
+            "inventory.changed",
+            stock_entity_id(level.location_id, level.sku),
+            changed.version,
+            {**level_out(level), "reason": reason, **detail},
+            now,
+        )
+    )
+
+
+def require_known(uow: UnitOfWork, pairs: Sequence[tuple[str, str]], field: str = "") -> None:
+    """Refuse (404) stock of an unknown location or sku, naming each by its index."""
+    known_locations = uow.locations.existing(p[0] for p in pairs)
+    known_skus = uow.products.existing(p[1] for p in pairs)
+    prefix = f"{field}." if field else ""
+    errors: list[FieldError] = []
+    for i, (location_id, sku) in enumerate(pairs):
+        at = f"{prefix}{i}." if field else ""
+        if location_id not in known_locations:
+            errors.append(FieldError(f"{at}location_id", f"no location {location_id!r}"))
+        if sku not in known_skus:
+            errors.append(FieldError(f"{at}sku", f"no product {sku!r}"))
+    if errors:
+        raise NotFound("; ".join(e.message for e in errors), errors)
+
+
+def set_level(
+    uow: UnitOfWork, location_id: str, sku: str, on_hand: int, safety_stock: int
+) -> dict[str, Any]:
+    require_known(uow, [(location_id, sku)])
+    now = utcnow()
+    row = {"location_id": location_id, "sku": sku, "on_hand": on_hand,
+           "safety_stock": safety_stock}
+    changed = uow.stock.set_levels([row], now)[(location_id, sku)]
+    record_change(uow, changed, "set", now)
+    uow.commit()
+    return level_out(changed.level, changed.version)
+
+
+def adjust(uow: UnitOfWork, adjustments: Sequence[AdjustmentIn]) -> list[dict[str, Any]]:
+    """Apply a batch of deltas, all or nothing.
+
+    A delta may take on_hand below what is reserved (a count or an offline sale reports what
+    physically happened): it is accepted and the level shows `discrepancy`. It may not take
+    on_hand below zero.
+    """
+    require_known(uow, [(a.location_id, a.sku) for a in adjustments], "adjustments")
+    now = utcnow()
+    # Apply in key order so that two batches touching the same rows never deadlock.
+    order = sorted(range(len(adjustments)),
+                   key=lambda i: (adjustments[i].location_id, adjustments[i].sku))
+    results: dict[int, dict[str, Any]] = {}
+    for i in order:
+        a = adjustments[i]
+        key = (a.location_id, a.sku)
+        changed = None
+        # A negative delta cannot create a level (on_hand would start below zero).
+        if a.delta > 0 or uow.stock.get(*key) is not None:
+            row = {"location_id": a.location_id, "sku": a.sku, "on_hand": a.delta}
+            changed = uow.stock.set_levels([row], now, add=True).get(key)
+        if changed is None:
+            current = uow.stock.get(*key)
+            on_hand = current.on_hand if current else 0
+            raise ValidationFailed(
+                f"adjustment {i} would take on_hand of {a.sku} at {a.location_id} below zero",
+                [FieldError(f"adjustments.{i}.delta",
+                            f"on_hand is {on_hand}; a delta of {a.delta} would make it negative")],
+            )
+        record_change(uow, changed, "adjustment", now, note=a.reason, delta=a.delta)
+        results[i] = level_out(changed.level, changed.version)
+    uow.commit()
+    return [results[i] for i in range(len(adjustments))]
+
+
+def record_future(uow: UnitOfWork, entries: Sequence[FutureStock]) -> None:
+    require_known(uow, [(e.location_id, e.sku) for e in entries], "entries")
+    now = utcnow()
+    versions = uow.stock.upsert_future(entries, now)
+    for e in entries:
+        uow.record(
+            Event(
+                "inventory.future_changed",
+                f"{stock_entity_id(e.location_id, e.sku)}@{e.available_on.isoformat()}",
+                versions[(e.location_id, e.sku, e.available_on)],
+                {"location_id": e.location_id, "sku": e.sku, "quantity": e.quantity,
+                 "available_on": e.available_on.isoformat()},
+                now,
+            )
+        )
+    uow.commit()
+
+
+def availability(
+    uow: UnitOfWork, skus: Sequence[str], location_id: str | None, today: dt.date
+) -> list[dict[str, Any]]:
+    known = uow.products.existing(skus)
+    unknown = [s for s in skus if s not in known]
+    if unknown:
+        raise NotFound(
+            f"no product with sku {', '.join(unknown)}",
+            [FieldError("sku", f"no product {s!r}") for s in unknown],
+        )
+    if location_id is not None and not uow.locations.existing([location_id]):
+        raise NotFound(f"no location {location_id!r}", [FieldError("location_id", "unknown")])
+    levels: dict[str, dict[str, StockLevel]] = defaultdict(dict)
+    for level in uow.stock.levels(skus, location_id):
+        levels[level.sku][level.location_id] = level
+    future: dict[tuple[str, str], list[FutureStock]] = defaultdict(list)
+    for entry in uow.stock.future(skus, location_id, from_date=today):
+        future[(entry.sku, entry.location_id)].append(entry)
+    result = []
+    for sku in dict.fromkeys(skus):
+        location_ids = sorted(
+            set(levels[sku]) | {loc for (s, loc) in future if s == sku}
+        )
+        rows = []
+        for loc in location_ids:
+            level = levels[sku].get(loc) or StockLevel(loc, sku, 0, 0, 0)
+            rows.append({
+                **level_out(level),
+                "future": [
+                    {"quantity": f.quantity, "available_on": f.available_on.isoformat()}
+                    for f in future[(sku, loc)]
+                ],
+            })
+        sum_ = totals(levels[sku].values(),
+                      (f for (s, _), fs in future.items() if s == sku for f in fs))
+        result.append({
+            "sku": sku,
+            "locations": rows,
+            "totals": {"on_hand": sum_.on_hand, "reserved": sum_.reserved, "atp": sum_.atp,
+                       "future": sum_.future},
+        })
+    return result
+
+
+@dataclass(frozen=True)
+class ReserveLine:
+    location_id: str
+    sku: str
+    quantity: int
+    reference: str | None = None
+
+
+def reserve(uow: UnitOfWork, lines: Sequence[ReserveLine]) -> list[ReservationRecord]:
+    """Reserve every line or none (raises InsufficientStock; the caller's transaction rolls
+    back). Quantities of one (location, sku) are summed and checked together, and rows are
+    taken in key order. The conditional UPDATE is the check: the database serialises
+    concurrent reservations of one row, and the loser sees the winner's `reserved`."""
+    requests = [ReservationRequest(x.location_id, x.sku, x.quantity) for x in lines]
+    now = utcnow()
+    for (location_id, sku), quantity in lock_order(requests):
+        changed = uow.stock.reserve(location_id, sku, quantity, now)
+        if changed is None:
+            raise InsufficientStock(location_id, sku, quantity)
+        record_change(uow, changed, "reserved", now, quantity=quantity)
+    records = [
+        ReservationRecord(new_id(), x.location_id, x.sku, x.quantity, ReservationStatus.ACTIVE,
+                          x.reference, now, None)
+        for x in lines
+    ]
+    uow.reservations.add(records)
+    return records
+
+
+def _close(uow: UnitOfWork, reservation_id: str, status: ReservationStatus) -> ReservationRecord:
+    now = utcnow()
+    closed = uow.reservations.close(reservation_id, status, now)
+    if closed is None:
+        existing = uow.reservations.get(reservation_id)
+        if existing is None:
+            raise NotFound(f"no reservation {reservation_id!r}")
+        raise ValidationFailed(f"reservation {reservation_id} is already {existing.status.value}")
+    changed = uow.stock.unreserve(
+        closed.location_id, closed.sku, closed.quantity, now,
+        consume=status is ReservationStatus.CONSUMED,
+    )
+    record_change(uow, changed, status.value, now, quantity=closed.quantity,
+                  reservation_id=reservation_id)
+    return closed
+
+
+def release(uow: UnitOfWork, reservation_id: str) -> ReservationRecord:
+    """Give the reserved quantity back to ATP (cancellation, rejection, expiry)."""
+    return _close(uow, reservation_id, ReservationStatus.RELEASED)
+
+
+def consume(uow: UnitOfWork, reservation_id: str) -> ReservationRecord:
+    """The goods left the location (shipment, hand-over): on_hand and reserved go down."""
+    return _close(uow, reservation_id, ReservationStatus.CONSUMED)
+
+
+@dataclass(frozen=True)
+class CounterMismatch:
+    location_id: str
+    sku: str
+    counter: int
+    from_reservations: int
+
+
+def check_reserved_counters(uow: UnitOfWork) -> list[CounterMismatch]:
+    """Recompute every `reserved` counter from the active reservation rows."""
+    counters = uow.reservations.reserved_counters()
+    actual = uow.reservations.active_totals()
+    return [
+        CounterMismatch(loc, sku, counters.get((loc, sku), 0), actual.get((loc, sku), 0))
+        for (loc, sku) in sorted(set(counters) | set(actual))
+        if counters.get((loc, sku), 0) != actual.get((loc, sku), 0)
+    ]
+
