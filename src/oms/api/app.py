@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 from fastapi import FastAPI
+from sqlalchemy import Engine
 
 from oms import __version__
 from oms.adapters.db.engine import make_engine
@@ -22,9 +23,9 @@ Every state-changing request accepts an `Idempotency-Key` header.
 """
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
     settings = settings or get_settings()
-    engine = make_engine(settings)
+    engine = engine or make_engine(settings)
     app = FastAPI(title="oms", version=__version__, description=DESCRIPTION)
     app.state.settings = settings
     app.state.engine = engine

@@ -1,0 +1,54 @@
+"""Helpers shared by the API tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+
+class Api:
+    """A TestClient that sends one API key."""
+
+    def __init__(self, client: TestClient, key: str) -> None:
+        self.client = client
+        self.headers = {"Authorization": f"Bearer {key}"}
+
+    def _h(self, extra: dict[str, str] | None) -> dict[str, str]:
+        return {**self.headers, **(extra or {})}
+
+    def get(self, url: str, **kw: Any) -> Any:
+        return self.client.get(url, headers=self._h(kw.pop("headers", None)), **kw)
+
+    def put(self, url: str, **kw: Any) -> Any:
+        return self.client.put(url, headers=self._h(kw.pop("headers", None)), **kw)
+
+    def post(self, url: str, **kw: Any) -> Any:
+        return self.client.post(url, headers=self._h(kw.pop("headers", None)), **kw)
+
+
+def location_body(city: str = "Berlin", **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": "store",
+        "name": f"{city} store",
+        "address": {"line1": "Alexanderplatz 1", "city": city, "postal_code": "10178",
+                    "country": "DE", "lat": 52.5219, "lon": 13.4132},
+        "capabilities": ["ship", "pickup", "returns"],
+        "priority": 10,
+        "active": True,
+        "timezone": "Europe/Berlin",
+    }
+    body.update(overrides)
+    return body
+
+
+def product_body(name: str = "Running shirt", barcode: str | None = None,
+                 **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "name": name,
+        "barcodes": [{"type": "ean13", "value": barcode}] if barcode else [],
+        "price": {"amount": "19.90", "currency": "EUR"},
+        "tax_class": "standard",
+    }
+    body.update(overrides)
+    return body

@@ -1,0 +1,136 @@
+"""Domain rules, no database."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from oms.domain.access import Principal, Role
+from oms.domain.catalog import Barcode, BarcodeType, ean13_with_check_digit, validate_barcode
+from oms.domain.inventory import (
+    FutureStock,
+    ReservationRequest,
+    StockLevel,
+    lock_order,
+    totals,
+)
+from oms.domain.locations import haversine_km, validate_country, validate_timezone
+from oms.domain.money import Money
+
+
+@pytest.mark.parametrize(
+    ("kind", "value"),
+    [
+        (BarcodeType.EAN13, "4006381333931"),
+        (BarcodeType.UPCA, "036000291452"),
+        (BarcodeType.EAN8, "96385074"),
+        (BarcodeType.CODE128, "SHIRT-42/M"),
+    ],
+)
+def test_valid_barcodes_pass(kind: BarcodeType, value: str) -> None:
+    assert validate_barcode(kind, value) == value
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "why"),
+    [
+        (BarcodeType.EAN13, "4006381333932", "check digit"),
+        (BarcodeType.EAN13, "400638133393", "13 digits"),
+        (BarcodeType.UPCA, "036000291453", "check digit"),
+        (BarcodeType.EAN8, "96385075", "check digit"),
+        (BarcodeType.EAN13, "40063813339a1", "13 digits"),
+        (BarcodeType.CODE128, "tab\there", "printable"),
+        (BarcodeType.CODE128, "", "printable"),
+    ],
+)
+def test_invalid_barcodes_say_why(kind: BarcodeType, value: str, why: str) -> None:
+    with pytest.raises(ValueError, match=why):
+        Barcode(kind, value)
+
+
+@given(st.text(alphabet="0123456789", min_size=12, max_size=12))
+def test_completed_ean13_always_validates(prefix: str) -> None:
+    code = ean13_with_check_digit(prefix)
+    assert validate_barcode(BarcodeType.EAN13, code) == code
+
+
+@given(st.integers(min_value=0, max_value=10**12), st.sampled_from(["EUR", "JPY", "KWD"]))
+def test_money_round_trips_through_minor_units(minor: int, currency: str) -> None:
+    money = Money.from_minor(minor, currency)
+    assert money.minor == minor
+    assert Money.parse(money.formatted_amount(), currency) == money
+
+
+def test_money_refuses_more_decimals_than_the_currency_has() -> None:
+    with pytest.raises(ValueError, match="2 decimal places"):
+        Money.parse("1.999", "EUR")
+    with pytest.raises(ValueError, match="0 decimal places"):
+        Money.parse("100.5", "JPY")
+    assert Money.parse("19.9", "EUR").formatted_amount() == "19.90"
+    assert Money.parse("1.500", "EUR").amount == Decimal("1.5")
+
+
+def test_money_refuses_unknown_currency_and_non_numbers() -> None:
+    with pytest.raises(ValueError, match="ISO 4217"):
+        Money.parse("1.00", "EURO")
+    with pytest.raises(ValueError, match="decimal"):
+        Money.parse("one", "EUR")
+
+
+def test_atp_is_on_hand_minus_reserved_minus_safety_stock() -> None:
+    level = StockLevel("berlin", "A", on_hand=10, reserved=3, safety_stock=2)
+    assert level.atp == 5
+    assert level.can_reserve(5)
+    assert not level.can_reserve(6)
+    assert not level.can_reserve(0)
+    short = StockLevel("berlin", "A", on_hand=2, reserved=3, safety_stock=0)
+    assert short.atp == -1 and short.discrepancy
+
+
+def test_lock_order_sums_lines_of_one_sku_and_sorts_by_key() -> None:
+    requests = [
+        ReservationRequest("munich", "B", 1),
+        ReservationRequest("berlin", "A", 2),
+        ReservationRequest("munich", "B", 3),
+        ReservationRequest("berlin", "C", 1),
+    ]
+    assert lock_order(requests) == [
+        (("berlin", "A"), 2), (("berlin", "C"), 1), (("munich", "B"), 4),
+    ]
+
+
+def test_reservation_needs_a_positive_quantity() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        ReservationRequest("berlin", "A", 0)
+
+
+def test_totals_ignore_negative_atp_of_a_location_in_discrepancy() -> None:
+    levels = [StockLevel("a", "X", 5, 1, 0), StockLevel("b", "X", 1, 3, 0)]
+    future = [FutureStock("a", "X", 7, dt.date(2030, 1, 1))]
+    result = totals(levels, future)
+    assert (result.on_hand, result.reserved, result.atp, result.future) == (6, 4, 4, 7)
+
+
+def test_haversine_berlin_to_munich() -> None:
+    assert haversine_km(52.5200, 13.4050, 48.1351, 11.5820) == pytest.approx(504, abs=2)
+
+
+def test_country_and_timezone_validation() -> None:
+    assert validate_country("de") == "DE"
+    for bad in ("XX", "DEU", ""):
+        with pytest.raises(ValueError, match="ISO 3166"):
+            validate_country(bad)
+    assert validate_timezone("Europe/Berlin") == "Europe/Berlin"
+    with pytest.raises(ValueError, match="IANA"):
+        validate_timezone("Mars/Olympus")
+
+
+def test_store_roles_act_only_at_their_locations() -> None:
+    manager = Principal("k", "m", Role.MANAGER, frozenset({"berlin"}))
+    admin = Principal("k", "a", Role.ADMIN, frozenset())
+    assert manager.may_act_at("berlin") and not manager.may_act_at("munich")
+    assert admin.may_act_at("munich")
