@@ -74,7 +74,7 @@ def apikey_list() -> None:
     """List API keys (never the keys themselves)."""
     engine = make_engine(get_settings())
     with UnitOfWork(engine, read_only=True) as uow:
-        records = uow.api_keys.list()
+        records = uow.api_keys.all()
     table = Table("id", "name", "role", "locations", "prefix", "created", "revoked")
     for r in records:
         table.add_row(r.id, r.name, r.role, ", ".join(r.location_ids), r.prefix,
@@ -140,7 +140,7 @@ def demo(
 
     engine = make_engine(get_settings())
     with UnitOfWork(engine, read_only=True) as uow:
-        has_products = bool(uow.products.list(after=None, limit=1, barcode=None, q=None))
+        has_products = bool(uow.products.page(after=None, limit=1, barcode=None, q=None))
     if not (if_empty and has_products):
         summary = load_demo(engine)
         console.print(summary)

@@ -109,7 +109,7 @@ class ProductRepository:
             )
         return found
 
-    def list(
+    def page(
         self, *, after: str | None, limit: int, barcode: str | None, q: str | None
     ) -> list[Stored[Product]]:
         stmt = select(t.products).order_by(t.products.c.sku).limit(limit)
@@ -220,7 +220,7 @@ class LocationRepository:
         ids = list(set(ids))
         return set(self.conn.scalars(select(t.locations.c.id).where(t.locations.c.id.in_(ids))))
 
-    def list(
+    def page(
         self,
         *,
         after: str | None,
@@ -656,7 +656,7 @@ class ApiKeyRepository:
         ).first()
         return None if row is None else _api_key(row)
 
-    def list(self) -> list[ApiKeyRecord]:
+    def all(self) -> list[ApiKeyRecord]:
         return [_api_key(r) for r in self.conn.execute(
             select(t.api_keys).order_by(t.api_keys.c.created_at))]
 

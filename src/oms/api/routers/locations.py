@@ -39,7 +39,7 @@ def list_locations(
     limit: Limit = 50,
 ) -> dict[str, Any]:
     after = decode_cursor(cursor)
-    rows = uow.locations.list(
+    rows = uow.locations.page(
         after=str(after) if after is not None else None, limit=limit + 1,
         type=type.value if type else None, active=active,
         capability=capability,
