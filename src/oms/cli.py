@@ -16,6 +16,7 @@ from oms.adapters.db.migrate import upgrade
 from oms.adapters.db.unit_of_work import UnitOfWork
 from oms.domain.access import Role
 from oms.domain.errors import DomainError
+from oms.domain.events import utcnow
 from oms.services import apikeys
 from oms.services.imports import FileFormat, ImportMode, guess_format, run_import
 from oms.settings import get_settings
@@ -70,17 +71,39 @@ def apikey_create(
 
 
 @apikey_app.command("list")
-def apikey_list() -> None:
+def apikey_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines")] = False,
+) -> None:
     """List API keys (never the keys themselves)."""
     engine = make_engine(get_settings())
     with UnitOfWork(engine, read_only=True) as uow:
         records = uow.api_keys.all()
+    if as_json:
+        for r in records:
+            typer.echo(json.dumps({
+                "id": r.id, "name": r.name, "role": r.role, "locations": list(r.location_ids),
+                "prefix": r.prefix, "created_at": r.created_at.isoformat(),
+                "revoked_at": r.revoked_at.isoformat() if r.revoked_at else None}))
+        return
     table = Table("id", "name", "role", "locations", "prefix", "created", "revoked")
     for r in records:
         table.add_row(r.id, r.name, r.role, ", ".join(r.location_ids), r.prefix,
                       r.created_at.isoformat(timespec="seconds"),
                       r.revoked_at.isoformat(timespec="seconds") if r.revoked_at else "")
     console.print(table)
+
+
+@apikey_app.command("revoke")
+def apikey_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (see list)")]) -> None:
+    """Revoke an API key: it is refused from the next request on."""
+    engine = make_engine(get_settings())
+    with UnitOfWork(engine) as uow:
+        revoked = uow.api_keys.revoke(key_id, utcnow())
+        uow.commit()
+    if not revoked:
+        err.print(f"[red]error:[/red] no active key {key_id}")
+        raise typer.Exit(2)
+    console.print(f"revoked {key_id}")
 
 
 @app.command("import")

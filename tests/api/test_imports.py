@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
+from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from oms.cli import app as cli
@@ -106,7 +107,8 @@ def test_a_repeated_line_applies_in_file_order(api: Api, stocked: Callable[..., 
 def test_import_refuses_non_utf8_and_unknown_kinds(api: Api) -> None:
     r = api.post("/v1/imports/inventory", content=b"\xff\xfe\x00bad",
                  headers={"Content-Type": "text/csv"})
-    assert r.status_code == 422 and "UTF-8" in r.json()["detail"]
+    assert r.status_code == 422
+    assert "UTF-8" in r.json()["detail"]
     assert api.post("/v1/imports/orders", content=b"x").status_code == 422
 
 
@@ -130,8 +132,29 @@ def test_cli_import_prints_a_summary_and_fails_on_bad_rows(tmp_path: Path, api: 
     path.write_text(PRODUCTS_CSV)
     result = CliRunner().invoke(cli, ["import", "products", str(path)])
     assert result.exit_code == 1
-    assert "5 rows" in result.output and "2 imported" in result.output
-    assert "line 3:" in result.output and "line 6:" in result.output
+    assert "5 rows" in result.output
+    assert "2 imported" in result.output
+    assert "line 3:" in result.output
+    assert "line 6:" in result.output
     as_json = CliRunner().invoke(cli, ["import", "products", str(path), "--json"])
     assert json.loads(as_json.stdout)["imported"] == 2
+    get_settings.cache_clear()
+
+
+@pytest.mark.usefixtures("cli_env")
+def test_cli_makes_lists_and_revokes_keys(app_client: TestClient) -> None:
+    runner = CliRunner()
+    made = runner.invoke(cli, ["apikey", "create", "--role", "integrator", "--name", "erp"])
+    assert made.exit_code == 0, made.output
+    key = made.stdout.strip().splitlines()[-1]
+    headers = {"Authorization": f"Bearer {key}"}
+    assert app_client.get("/v1/locations", headers=headers).status_code == 200
+    listing = runner.invoke(cli, ["apikey", "list", "--json"])
+    assert key not in listing.stdout
+    [erp] = [k for k in map(json.loads, listing.stdout.splitlines()) if k["name"] == "erp"]
+    key_id = erp["id"]
+    assert runner.invoke(cli, ["apikey", "revoke", key_id]).exit_code == 0
+    assert app_client.get("/v1/locations", headers=headers).status_code == 401
+    refused = runner.invoke(cli, ["apikey", "create", "--role", "manager"])
+    assert refused.exit_code == 2
     get_settings.cache_clear()

@@ -7,8 +7,8 @@ from sqlalchemy import Engine
 
 from oms.adapters.db.repositories import parse_event_id
 from oms.adapters.db.unit_of_work import UnitOfWork
-from oms.domain.events import utcnow
 from oms.domain.errors import ValidationFailed
+from oms.domain.events import utcnow
 from oms.schemas import AdjustmentIn
 from oms.services import inventory
 from tests.integration.seed import level, seed_stock
@@ -39,7 +39,8 @@ def test_event_ids_sort_in_reading_order(engine: Engine) -> None:
     with UnitOfWork(engine, read_only=True) as uow:
         events = uow.events.read(after=None, types=[], limit=100)
         ids = [e.id for e in events]
-        assert ids == sorted(ids) and len(set(ids)) == len(ids)
+        assert ids == sorted(ids)
+        assert len(set(ids)) == len(ids)
         rest = uow.events.read(after=parse_event_id(ids[1]), types=[], limit=100)
     assert [e.id for e in rest] == ids[2:]
 

@@ -33,7 +33,8 @@ def test_reserve_takes_atp_and_records_an_event(engine: Engine) -> None:
     assert level(engine, "berlin", "A") == (10, 3, 5)
     with UnitOfWork(engine, read_only=True) as uow:
         record = uow.reservations.get(reservation_id)
-    assert record is not None and record.status is ReservationStatus.ACTIVE
+    assert record is not None
+    assert record.status is ReservationStatus.ACTIVE
     assert record.reference == "order-1/1"
     assert _events(engine, "berlin/A") == [
         ("inventory.changed", 1, "set"), ("inventory.changed", 2, "reserved")]

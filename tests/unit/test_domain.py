@@ -88,7 +88,8 @@ def test_atp_is_on_hand_minus_reserved_minus_safety_stock() -> None:
     assert not level.can_reserve(6)
     assert not level.can_reserve(0)
     short = StockLevel("berlin", "A", on_hand=2, reserved=3, safety_stock=0)
-    assert short.atp == -1 and short.discrepancy
+    assert short.atp == -1
+    assert short.discrepancy
 
 
 def test_lock_order_sums_lines_of_one_sku_and_sorts_by_key() -> None:
@@ -132,5 +133,6 @@ def test_country_and_timezone_validation() -> None:
 def test_store_roles_act_only_at_their_locations() -> None:
     manager = Principal("k", "m", Role.MANAGER, frozenset({"berlin"}))
     admin = Principal("k", "a", Role.ADMIN, frozenset())
-    assert manager.may_act_at("berlin") and not manager.may_act_at("munich")
+    assert manager.may_act_at("berlin")
+    assert not manager.may_act_at("munich")
     assert admin.may_act_at("munich")

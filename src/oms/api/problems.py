@@ -89,7 +89,9 @@ def _message(error: dict[str, Any]) -> str:
 def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> JSONResponse:
-        return problem(exc.kind, exc.detail, exc.errors, instance=request.url.path)
+        headers = {"WWW-Authenticate": "Bearer"} if exc.kind == "unauthorized" else None
+        return problem(exc.kind, exc.detail, exc.errors, instance=request.url.path,
+                       headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
