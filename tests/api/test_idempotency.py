@@ -73,7 +73,8 @@ def test_keys_are_scoped_to_the_api_key(api: Api, as_role: Callable[..., Api],
     other = as_role("integrator")
     api.post(ADJUST, json=_batch(1), headers={"Idempotency-Key": "shared"})
     r = other.post(ADJUST, json=_batch(1), headers={"Idempotency-Key": "shared"})
-    assert r.status_code == 200 and "idempotent-replayed" not in r.headers
+    assert r.status_code == 200
+    assert "idempotent-replayed" not in r.headers
     assert _on_hand(api) == 7
 
 
@@ -112,7 +113,8 @@ def test_a_key_older_than_its_lifetime_starts_afresh(api: Api, engine: Engine,
         conn.execute(update(t.idempotency_keys).values(
             created_at=utcnow() - dt.timedelta(hours=25)))
     r = api.post(ADJUST, json=_batch(2), headers={"Idempotency-Key": "old"})
-    assert r.status_code == 200 and "idempotent-replayed" not in r.headers
+    assert r.status_code == 200
+    assert "idempotent-replayed" not in r.headers
     assert _on_hand(api) == 8
 
 
@@ -158,5 +160,6 @@ def test_parallel_retries_apply_once(live_url: str, api: Api, stocked: Callable[
     codes = sorted(a.status_code for a in answers)
     assert set(codes) <= {200, 409}
     successes = [a for a in answers if a.status_code == 200]
-    assert successes and all(a.json() == successes[0].json() for a in successes)
+    assert successes
+    assert all(a.json() == successes[0].json() for a in successes)
     assert _on_hand(api) == 8

@@ -24,11 +24,14 @@ def test_put_level_refuses_negative_numbers_and_unknown_things(
     assert r.status_code == 422
     assert r.json()["errors"][0]["field"] == "on_hand"
     r = api.put("/v1/inventory/berlin/A", json={"on_hand": 1, "safety_stock": -2})
-    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "safety_stock"
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["field"] == "safety_stock"
     r = api.put("/v1/inventory/nowhere/A", json={"on_hand": 1})
-    assert r.status_code == 404 and "nowhere" in r.json()["detail"]
+    assert r.status_code == 404
+    assert "nowhere" in r.json()["detail"]
     r = api.put("/v1/inventory/berlin/NOPE", json={"on_hand": 1})
-    assert r.status_code == 404 and "NOPE" in r.json()["detail"]
+    assert r.status_code == 404
+    assert "NOPE" in r.json()["detail"]
     assert api.get("/v1/inventory/berlin/A").json()["on_hand"] == 3
 
 
@@ -77,7 +80,8 @@ def test_adjustments_name_unknown_skus_and_empty_batches(
     assert api.post("/v1/inventory/adjustments", json={"adjustments": []}).status_code == 422
     zero = api.post("/v1/inventory/adjustments", json={"adjustments": [
         {"location_id": "berlin", "sku": "A", "delta": 0, "reason": "x"}]})
-    assert zero.status_code == 422 and zero.json()["errors"][0]["field"] == "adjustments.0.delta"
+    assert zero.status_code == 422
+    assert zero.json()["errors"][0]["field"] == "adjustments.0.delta"
 
 
 def test_availability_per_location_with_future_and_totals(
@@ -136,7 +140,8 @@ def test_inventory_changes_appear_in_the_event_feed(api: Api, stocked: Callable[
     assert changes == [("berlin/A", 1, 5, "set"), ("berlin/A", 2, 3, "adjustment")]
     assert feed["items"][1]["payload"]["note"] == "damaged"
     later = api.get("/v1/events", params={"after": feed["next_after"]}).json()
-    assert later["items"] == [] and later["next_after"] == feed["next_after"]
+    assert later["items"] == []
+    assert later["next_after"] == feed["next_after"]
     everything = api.get("/v1/events").json()["items"]
     assert {e["type"] for e in everything} == {
         "location.upserted", "product.upserted", "inventory.changed"}
