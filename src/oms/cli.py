@@ -167,12 +167,18 @@ def demo(
     if not (if_empty and has_products):
         summary = load_demo(engine)
         console.print(summary)
-    if not key_file.exists():
+    key = key_file.read_text().strip() if key_file.exists() else ""
+    if key:
+        # The file outlives the database it was made for (a deleted or recreated DB file).
+        with UnitOfWork(engine, read_only=True) as uow:
+            if apikeys.authenticate(uow, key) is None:
+                key = ""
+    if not key:
         with UnitOfWork(engine) as uow:
             _, key = apikeys.create_key(uow, Role.ADMIN, [], "demo admin")
         key_file.write_text(key + "\n")
         key_file.chmod(0o600)
-    console.print(f"demo admin key (kept in {key_file}): {key_file.read_text().strip()}")
+    console.print(f"demo admin key (kept in {key_file}): {key}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,298 @@
+"""What every benchmark shares: throw-away databases, seed data, timing and results."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import itertools
+import json
+import math
+import os
+import random
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+from sqlalchemy import Engine, create_engine, make_url, text
+
+from oms.adapters.db.engine import make_engine
+from oms.adapters.db.migrate import upgrade
+from oms.services.imports import FileFormat, ImportMode, run_import
+from oms.settings import Settings
+
+SQLITE = "SQLite"
+POSTGRESQL = "PostgreSQL"
+PG_ADMIN_URL = os.environ.get(
+    "OMS_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def safe_url(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def postgres_unreachable(admin_url: str = PG_ADMIN_URL) -> str | None:
+    """Why the PostgreSQL server cannot be used, or None when it answers."""
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:
+        # SQLAlchemy wraps the driver's error; the driver's own message is the useful part.
+        cause = getattr(exc, "orig", None) or exc
+        lines = str(cause).strip().splitlines()
+        return f"{cause.__class__.__name__}: {lines[0] if lines else ''}"
+    finally:
+        admin.dispose()
+    return None
+
+
+class Databases:
+    """Hands out one fresh, migrated database per benchmark and backend, and removes them.
+
+    Each benchmark starts from an empty schema so that its figures do not depend on which
+    benchmarks ran before it (table sizes, the event log, autovacuum debt).
+    """
+
+    def __init__(self, pg_admin_url: str = PG_ADMIN_URL) -> None:
+        self.pg_admin_url = pg_admin_url
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+
+    def __enter__(self) -> Databases:
+        self._tmp = tempfile.TemporaryDirectory(prefix="oms-bench-")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    @property
+    def tmp(self) -> Path:
+        """Scratch space for SQLite files, generated import files and server logs."""
+        if self._tmp is None:
+            raise RuntimeError("use Databases as a context manager")
+        return Path(self._tmp.name)
+
+    @contextlib.contextmanager
+    def fresh(self, backend: str, label: str) -> Iterator[str]:
+        """A migrated database URL, removed when the block ends."""
+        if backend == SQLITE:
+            path = self.tmp / f"{label}.db"
+            url = f"sqlite:///{path}"
+            upgrade(url)
+            try:
+                yield url
+            finally:
+                for suffix in ("", "-wal", "-shm"):
+                    Path(f"{path}{suffix}").unlink(missing_ok=True)
+            return
+        name = f"oms_bench_{os.getpid()}_{label}"
+        admin = create_engine(self.pg_admin_url, isolation_level="AUTOCOMMIT")
+        try:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+            url = make_url(self.pg_admin_url).set(database=name).render_as_string(
+                hide_password=False)
+            try:
+                upgrade(url)
+                yield url
+            finally:
+                # FORCE: a server process that was killed may leave sessions behind briefly.
+                with admin.connect() as conn:
+                    conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        finally:
+            admin.dispose()
+
+
+@contextlib.contextmanager
+def engine_for(url: str) -> Iterator[Engine]:
+    """The engine the application itself would build (pool size, SQLite pragmas)."""
+    engine = make_engine(Settings(database_url=url))
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+# -- seed data --------------------------------------------------------------------------------
+
+def _import(engine: Engine, kind: str, lines: Iterable[str], fmt: FileFormat,
+            mode: ImportMode = ImportMode.DELTA) -> None:
+    report = run_import(engine, kind, lines, fmt, mode)
+    if report.failed:
+        raise RuntimeError(f"seeding {kind} failed: {report.errors[:3]}")
+
+
+def location_lines(location_ids: Sequence[str]) -> list[str]:
+    return [
+        json.dumps({
+            "id": location_id, "type": "store" if i else "dc", "name": f"Bench {location_id}",
+            "address": {"line1": f"Benchstraße {i + 1}", "city": "Berlin",
+                        "postal_code": "10178", "country": "DE",
+                        "lat": 52.52 + i / 100, "lon": 13.41 + i / 100},
+            "capabilities": ["ship", "pickup"], "priority": 10 + i, "timezone": "Europe/Berlin",
+        }) + "\n"
+        for i, location_id in enumerate(location_ids)
+    ]
+
+
+def product_lines(skus: Sequence[str]) -> list[str]:
+    return [
+        json.dumps({"sku": sku, "name": f"Bench product {sku}",
+                    "price": {"amount": f"{10 + i % 90}.90", "currency": "EUR"}}) + "\n"
+        for i, sku in enumerate(skus)
+    ]
+
+
+def stock_csv(rows: Iterable[tuple[str, str, int, int]]) -> Iterator[str]:
+    yield "location_id,sku,on_hand,safety_stock\n"
+    for location_id, sku, on_hand, safety_stock in rows:
+        yield f"{location_id},{sku},{on_hand},{safety_stock}\n"
+
+
+def seed_locations(engine: Engine, location_ids: Sequence[str]) -> None:
+    _import(engine, "locations", location_lines(location_ids), FileFormat.JSONL)
+
+
+def seed_products(engine: Engine, skus: Sequence[str]) -> None:
+    _import(engine, "products", product_lines(skus), FileFormat.JSONL)
+
+
+def seed_stock(engine: Engine, rows: Iterable[tuple[str, str, int, int]]) -> None:
+    buffer = io.StringIO("".join(stock_csv(rows)), newline="")
+    _import(engine, "inventory", buffer, FileFormat.CSV)
+
+
+def sku_names(prefix: str, count: int) -> list[str]:
+    return [f"{prefix}-{i:06d}" for i in range(count)]
+
+
+# -- measuring --------------------------------------------------------------------------------
+
+@dataclass
+class Timing:
+    seconds: float
+    latencies_ms: list[float]
+    errors: int = 0
+    first_error: str | None = None
+
+
+def run_concurrently(
+    workers: int, total: int, op: Callable[[int, random.Random], None], seed: int = 1
+) -> Timing:
+    """Run `op(worker, rng)` `total` times across `workers` threads.
+
+    Workers draw operations from one shared counter rather than a fixed share each, so all of
+    them stay busy until the last operation and the tail does not run at lower concurrency.
+    """
+    counter = itertools.count()
+    counter_lock = threading.Lock()
+    start_line = threading.Barrier(workers + 1)
+    latencies: list[list[float]] = [[] for _ in range(workers)]
+    errors: list[str] = []
+    errors_lock = threading.Lock()
+
+    def take() -> bool:
+        with counter_lock:
+            return next(counter) < total
+
+    def work(worker: int) -> None:
+        rng = random.Random(seed * 1000 + worker)
+        mine = latencies[worker]
+        start_line.wait()
+        while take():
+            started = time.perf_counter()
+            try:
+                op(worker, rng)
+            except Exception as exc:
+                with errors_lock:
+                    errors.append(f"{exc.__class__.__name__}: {exc}")
+            mine.append((time.perf_counter() - started) * 1000)
+
+    threads = [threading.Thread(target=work, args=(w,), daemon=True) for w in range(workers)]
+    for thread in threads:
+        thread.start()
+    start_line.wait()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - started
+    return Timing(seconds, [x for xs in latencies for x in xs], len(errors),
+                  errors[0] if errors else None)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100)."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = min(len(ordered), max(1, math.ceil(q / 100 * len(ordered))))
+    return ordered[rank - 1]
+
+
+@dataclass
+class Result:
+    benchmark: str
+    database: str
+    count: int
+    unit: str
+    seconds: float
+    latencies_ms: list[float] = field(default_factory=list, repr=False)
+    errors: int = 0
+
+    @property
+    def rate(self) -> float:
+        return (self.count - self.errors) / self.seconds if self.seconds > 0 else float("nan")
+
+    @property
+    def p50(self) -> float | None:
+        return percentile(self.latencies_ms, 50) if self.latencies_ms else None
+
+    @property
+    def p95(self) -> float | None:
+        return percentile(self.latencies_ms, 95) if self.latencies_ms else None
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much work each benchmark does (`--quick` shrinks everything)."""
+
+    workers: int = 16
+    reservations: int = 4000
+    reservation_skus: int = 200
+    http_clients: int = 8
+    http_requests: int = 3000
+    availability_skus: int = 1000
+    import_products: int = 20_000
+    import_locations: int = 5
+
+    @classmethod
+    def quick(cls) -> Sizes:
+        return cls(reservations=800, http_requests=600, availability_skus=200,
+                   import_products=2_000)
+
+    @property
+    def import_rows(self) -> int:
+        return self.import_products * self.import_locations
+
+
+@dataclass
+class Context:
+    databases: Databases
+    sizes: Sizes
+    console: Console
+    problems: list[str] = field(default_factory=list)
+
+    def say(self, message: str) -> None:
+        self.console.print(f"  {message}")
+
+    def problem(self, message: str) -> None:
+        """A failed check: reported at once and again at the end, and the run exits 1."""
+        self.console.print(f"  [bold red]{message}[/bold red]")
+        self.problems.append(message)

@@ -1,0 +1,141 @@
+"""Run the oms benchmarks on SQLite and PostgreSQL and print one table.
+
+    python bench/run.py [--only reservations|availability|import ...] [--quick]
+
+See bench/README.md for what each figure means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+import availability
+import importing
+import reservations
+from common import (
+    PG_ADMIN_URL,
+    POSTGRESQL,
+    SQLITE,
+    Context,
+    Databases,
+    Result,
+    Sizes,
+    postgres_unreachable,
+    safe_url,
+)
+from oms.settings import Settings
+
+Benchmark = Callable[[Context, str], list[Result]]
+BENCHMARKS: dict[str, Benchmark] = {
+    "reservations": reservations.run,
+    "availability": availability.run,
+    "import": importing.run,
+}
+
+
+def _ms(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.1f}"
+
+
+def results_table(results: Sequence[Result], sizes: Sizes) -> Table:
+    # A benchmark's databases side by side, benchmarks in the order they ran.
+    first_seen = {r.benchmark: i for i, r in reversed(list(enumerate(results)))}
+    results = sorted(results, key=lambda r: first_seen[r.benchmark])
+    sqlite_rate = {r.benchmark: r.rate for r in results if r.database == SQLITE}
+    units = {r.unit for r in results}
+    notes = [
+        f"res: reservations, {sizes.workers} threads in one process" if "res" in units else "",
+        f"req: HTTP requests, {sizes.http_clients} clients against one `oms serve` process"
+        if "req" in units else "",
+        f"rows: import latency is per {Settings().import_chunk_size}-row chunk "
+        "(one transaction)" if "rows" in units else "",
+        "PG/SQLite: ratio of throughputs",
+    ]
+    table = Table(title="oms benchmarks", title_justify="left", caption_justify="left",
+                  caption="; ".join(n for n in notes if n) + ".")
+    table.add_column("benchmark", no_wrap=True)
+    table.add_column("database", no_wrap=True)
+    table.add_column("ops", justify="right")
+    table.add_column("s", justify="right")
+    table.add_column("throughput", justify="right", no_wrap=True)
+    table.add_column("p50 ms", justify="right")
+    table.add_column("p95 ms", justify="right")
+    table.add_column("errors", justify="right")
+    table.add_column("PG/SQLite", justify="right")
+    for i, r in enumerate(results):
+        ratio = ""
+        if r.database == POSTGRESQL and sqlite_rate.get(r.benchmark):
+            ratio = f"{r.rate / sqlite_rate[r.benchmark]:.2f}x"
+        last_of_benchmark = i + 1 == len(results) or results[i + 1].benchmark != r.benchmark
+        table.add_row(
+            r.benchmark,
+            r.database,
+            f"{r.count:,}",
+            f"{r.seconds:.1f}",
+            f"{r.rate:,.0f} {r.unit}/s",
+            _ms(r.p50),
+            _ms(r.p95),
+            f"[red]{r.errors}[/red]" if r.errors else "0",
+            ratio,
+            end_section=last_of_benchmark,
+        )
+    return table
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--only", action="append", choices=list(BENCHMARKS),
+                        help="run only this benchmark (may be given more than once)")
+    parser.add_argument("--quick", action="store_true",
+                        help="smaller sizes, for a smoke test of the benchmarks themselves")
+    args = parser.parse_args(argv)
+
+    console = Console()
+    if not console.is_terminal:
+        # Piped or captured output would otherwise wrap the table at 80 columns.
+        console = Console(width=120)
+    sizes = Sizes.quick() if args.quick else Sizes()
+    backends = [SQLITE]
+    unreachable = postgres_unreachable(PG_ADMIN_URL)
+    if unreachable:
+        console.print(f"[bold yellow]PostgreSQL is not reachable at {safe_url(PG_ADMIN_URL)} "
+                      f"({unreachable}); benchmarking SQLite only.[/bold yellow] "
+                      "Set OMS_BENCH_PG_URL to point at a server.")
+    else:
+        backends.append(POSTGRESQL)
+
+    selected = [name for name in BENCHMARKS if not args.only or name in args.only]
+    results: list[Result] = []
+    started = time.perf_counter()
+    with Databases(PG_ADMIN_URL) as databases:
+        ctx = Context(databases, sizes, console)
+        for name in selected:
+            for backend in backends:
+                console.rule(f"{name} · {backend}", align="left")
+                try:
+                    results.extend(BENCHMARKS[name](ctx, backend))
+                except Exception as exc:
+                    console.print_exception(max_frames=5)
+                    ctx.problem(f"{name} on {backend} did not finish: "
+                                f"{exc.__class__.__name__}: {exc}")
+
+    console.print()
+    console.print(results_table(results, sizes))
+    console.print(f"{'quick' if args.quick else 'full'} run in "
+                  f"{time.perf_counter() - started:.0f} s")
+    if ctx.problems:
+        console.print("[bold red]problems:[/bold red]")
+        for problem in ctx.problems:
+            console.print(f"  - {problem}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
