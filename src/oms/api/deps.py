@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
@@ -14,9 +14,21 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from oms.adapters.db.unit_of_work import UnitOfWork
 from oms.domain.access import Principal, Role
 from oms.domain.errors import DomainError, FieldError, ValidationFailed
+from oms.domain.ids import is_valid_code
 from oms.services.apikeys import authenticate
 
 bearer = HTTPBearer(auto_error=False, description="An API key made by `oms apikey create`")
+
+
+def no_nul_in_query(request: Request) -> None:
+    """PostgreSQL cannot compare text with NUL in it, so no query parameter may carry one."""
+    names = sorted({name for name, value in request.query_params.multi_items()
+                    if "\x00" in name or "\x00" in value})
+    if names:
+        raise ValidationFailed(
+            "query parameters must not contain NUL characters",
+            [FieldError(f"query.{name}", "must not contain NUL characters") for name in names],
+        )
 
 
 def get_uow(request: Request) -> Iterator[UnitOfWork]:
@@ -59,10 +71,11 @@ def current_principal(
 CurrentKey = Annotated[Principal, Depends(current_principal)]
 
 
-def require(*roles: Role) -> Callable[[Principal], Principal]:
+def require(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency that lets only these roles through."""
 
-    def check(principal: CurrentKey) -> Principal:
+    # async: a pure check, so it needs no trip through the thread pool.
+    async def check(principal: CurrentKey) -> Principal:
         if not principal.has_role(roles):
             allowed = ", ".join(r.value for r in roles)
             raise Forbidden(f"the {principal.role.value} role may not do this (needs {allowed})")
@@ -89,15 +102,21 @@ def encode_cursor(value: Any) -> str:
     return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str | None) -> Any:
+def decode_cursor(cursor: str | None) -> str | None:
+    """The key (sku or location id) of the last item of the previous page."""
     if cursor is None:
         return None
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        return json.loads(base64.urlsafe_b64decode(padded.encode()))
+        value = json.loads(base64.urlsafe_b64decode(padded.encode()))
     except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
         raise ValidationFailed("the cursor is not one this API issued",
                                [FieldError("cursor", "malformed")]) from exc
+    # A forged cursor must not reach the query with something no key could be.
+    if not isinstance(value, str) or not is_valid_code(value):
+        raise ValidationFailed("the cursor is not one this API issued",
+                               [FieldError("cursor", "malformed")])
+    return value
 
 
 def page(items: list[Any], limit: int, key: Callable[[Any], Any]) -> dict[str, Any]:
