@@ -52,3 +52,17 @@ def product_body(name: str = "Running shirt", barcode: str | None = None,
     }
     body.update(overrides)
     return body
+
+
+def problem(response: Any, status: int) -> dict[str, Any]:
+    """The body of an RFC 9457 error answer, once its status and shape are checked."""
+    assert response.status_code == status, f"{response.status_code}: {response.text}"
+    assert response.headers["content-type"] == "application/problem+json", response.headers
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status, body
+    assert {"type", "title", "detail"} <= body.keys(), body
+    return body
+
+
+def error_fields(body: dict[str, Any]) -> list[str]:
+    return [e["field"] for e in body.get("errors", [])]

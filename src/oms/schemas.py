@@ -23,7 +23,7 @@ from pydantic import (
 
 from oms.domain.catalog import Barcode, BarcodeType, Product, validate_barcode
 from oms.domain.ids import CODE_PATTERN
-from oms.domain.inventory import FutureStock, StockLevel
+from oms.domain.inventory import MAX_QUANTITY, FutureStock, StockLevel
 from oms.domain.locations import (
     Address,
     Capability,
@@ -36,12 +36,21 @@ from oms.domain.money import Money, validate_currency
 
 Code = Annotated[str, StringConstraints(pattern=CODE_PATTERN)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Quantity = Annotated[int, Field(ge=0, le=1_000_000_000)]
-DECIMAL_PATTERN = r"^-?\d{1,15}(\.\d{1,6})?$"
+Quantity = Annotated[int, Field(ge=0, le=MAX_QUANTITY)]
+Delta = Annotated[int, Field(ge=-MAX_QUANTITY, le=MAX_QUANTITY)]
+DECIMAL_PATTERN = r"^-?[0-9]{1,15}(\.[0-9]{1,6})?$"  # ASCII digits only
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        # PostgreSQL cannot store NUL in text or JSON; refusing it here names the field.
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+        return value
 
 
 class MoneyIn(Strict):
@@ -138,7 +147,7 @@ def product_out(product: Product, version: int, updated_at: dt.datetime) -> dict
 class AddressIn(Strict):
     line1: Text
     line2: Annotated[str, StringConstraints(max_length=200)] | None = None
-    city: Text
+    city: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
     region: Annotated[str, StringConstraints(max_length=100)] | None = None
     postal_code: Annotated[str, StringConstraints(min_length=1, max_length=20)]
     country: Annotated[str, AfterValidator(validate_country)] = Field(examples=["DE"])
@@ -212,14 +221,14 @@ class InventoryRow(Strict):
 
     location_id: Code
     sku: Code
-    on_hand: Annotated[int, Field(ge=-1_000_000_000, le=1_000_000_000)]
+    on_hand: Delta
     safety_stock: Quantity | None = None
 
 
 class AdjustmentIn(Strict):
     location_id: Code
     sku: Code
-    delta: Annotated[int, Field(ge=-1_000_000_000, le=1_000_000_000)]
+    delta: Delta
     reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
     @field_validator("delta")

@@ -5,13 +5,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from sqlalchemy import Engine
 
 from oms import __version__
 from oms.adapters.db.engine import make_engine
 from oms.adapters.db.idempotency import IdempotencyStore
 from oms.api import problems
+from oms.api.deps import no_nul_in_query
 from oms.api.idempotency import IdempotencyMiddleware
 from oms.api.routers import events, imports, inventory, locations, products
 from oms.settings import Settings, get_settings
@@ -26,7 +27,8 @@ Every state-changing request accepts an `Idempotency-Key` header.
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
     settings = settings or get_settings()
     engine = engine or make_engine(settings)
-    app = FastAPI(title="oms", version=__version__, description=DESCRIPTION)
+    app = FastAPI(title="oms", version=__version__, description=DESCRIPTION,
+                  dependencies=[Depends(no_nul_in_query)])
     app.state.settings = settings
     app.state.engine = engine
     problems.install(app)

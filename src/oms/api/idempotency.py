@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import random
+from urllib.parse import quote
 
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -52,8 +53,9 @@ class IdempotencyMiddleware:
 
         body = await _read_body(receive)
         key_scope = hashlib.sha256(auth).hexdigest()
-        target = scope["path"] + ("?" + scope["query_string"].decode("latin-1")
-                                  if scope.get("query_string") else "")
+        # Percent-encoded, because a decoded path may hold NUL, which PostgreSQL cannot store.
+        target = quote(scope["path"]) + ("?" + scope["query_string"].decode("latin-1")
+                                         if scope.get("query_string") else "")
         request_hash = hashlib.sha256(
             b"\n".join([scope["method"].encode(), target.encode(), body])
         ).hexdigest()

@@ -8,6 +8,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
+#: The largest on_hand, and the largest quantity or delta a request may carry. A level plus a
+#: delta then stays below 2**31, so the 32-bit columns never overflow mid-statement.
+MAX_QUANTITY = 1_000_000_000
+
 
 @dataclass(frozen=True)
 class StockLevel:

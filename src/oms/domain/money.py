@@ -9,6 +9,9 @@ from babel.numbers import get_currency_precision, list_currencies
 
 _CURRENCIES = frozenset(list_currencies())
 
+#: Amounts are stored as signed 64-bit counts of minor units.
+MAX_MINOR = 2**63 - 1
+
 
 def validate_currency(code: str) -> str:
     if code not in _CURRENCIES or len(code) != 3 or not code.isupper():
@@ -36,6 +39,8 @@ class Money:
             Decimal(1).scaleb(-digits)
         ):
             raise ValueError(f"{self.currency} amounts have at most {digits} decimal places")
+        if abs(self.minor) > MAX_MINOR:
+            raise ValueError(f"amount is too large for {self.currency}")
 
     @classmethod
     def parse(cls, amount: str, currency: str) -> Money:

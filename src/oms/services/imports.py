@@ -24,6 +24,7 @@ from oms.adapters.db.unit_of_work import UnitOfWork
 from oms.domain.catalog import Product
 from oms.domain.errors import ValidationFailed
 from oms.domain.events import Event, utcnow
+from oms.domain.inventory import MAX_QUANTITY
 from oms.domain.locations import Location
 from oms.schemas import (
     InventoryRow,
@@ -333,7 +334,8 @@ def _inventory_writer(mode: ImportMode, seen: dict[str, set[str]]) -> Writer:
         for number, row in valid:
             level = changed.get((row.location_id, row.sku))
             if level is None:
-                report.fail(number, f"a delta of {row.on_hand} would take on_hand below zero")
+                report.fail(number, f"a delta of {row.on_hand} would take on_hand below zero "
+                                    f"or above {MAX_QUANTITY}")
                 continue
             record_change(uow, level, f"import_{mode.value}", now)
             report.imported += 1

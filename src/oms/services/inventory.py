@@ -19,6 +19,7 @@ from oms.domain.errors import FieldError, InsufficientStock, NotFound, Validatio
 from oms.domain.events import Event, utcnow
 from oms.domain.ids import new_id
 from oms.domain.inventory import (
+    MAX_QUANTITY,
     FutureStock,
     ReservationRequest,
     ReservationStatus,
@@ -82,7 +83,7 @@ def adjust(uow: UnitOfWork, adjustments: Sequence[AdjustmentIn]) -> list[dict[st
 
     A delta may take on_hand below what is reserved (a count or an offline sale reports what
     physically happened): it is accepted and the level shows `discrepancy`. It may not take
-    on_hand below zero.
+    on_hand below zero, nor above MAX_QUANTITY.
     """
     require_known(uow, [(a.location_id, a.sku) for a in adjustments], "adjustments")
     now = utcnow()
@@ -101,10 +102,14 @@ def adjust(uow: UnitOfWork, adjustments: Sequence[AdjustmentIn]) -> list[dict[st
         if changed is None:
             current = uow.stock.get(*key)
             on_hand = current.on_hand if current else 0
+            if on_hand + a.delta < 0:
+                bound, outcome = "below zero", "make it negative"
+            else:
+                bound, outcome = f"above {MAX_QUANTITY}", f"take it above {MAX_QUANTITY}"
             raise ValidationFailed(
-                f"adjustment {i} would take on_hand of {a.sku} at {a.location_id} below zero",
+                f"adjustment {i} would take on_hand of {a.sku} at {a.location_id} {bound}",
                 [FieldError(f"adjustments.{i}.delta",
-                            f"on_hand is {on_hand}; a delta of {a.delta} would make it negative")],
+                            f"on_hand is {on_hand}; a delta of {a.delta} would {outcome}")],
             )
         record_change(uow, changed, "adjustment", now, note=a.reason, delta=a.delta)
         results[i] = level_out(changed.level, changed.version)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -14,7 +15,7 @@ from oms.adapters.db import tables as t
 from oms.adapters.db.upsert import insert_for
 from oms.domain.catalog import Barcode, BarcodeType, Product
 from oms.domain.events import Event
-from oms.domain.inventory import FutureStock, ReservationStatus, StockLevel
+from oms.domain.inventory import MAX_QUANTITY, FutureStock, ReservationStatus, StockLevel
 from oms.domain.locations import Address, Capability, Location, LocationType
 from oms.domain.money import Money
 
@@ -306,7 +307,7 @@ class StockRepository:
         """Upsert on_hand (and safety_stock where given) for many (location, sku).
 
         With `add`, on_hand is a delta added to the current value; a row that would take
-        on_hand below zero is left unchanged and missing from the result.
+        on_hand below zero or above MAX_QUANTITY is left unchanged and missing from the result.
         """
         stmt = insert_for(self.conn, t.stock_levels)
         current = t.stock_levels.c
@@ -323,7 +324,7 @@ class StockRepository:
         stmt = stmt.on_conflict_do_update(
             index_elements=[current.location_id, current.sku],
             set_=set_,
-            where=new_on_hand >= 0,
+            where=new_on_hand.between(0, MAX_QUANTITY),
         ).returning(*_LEVEL_COLUMNS)
         params = [
             {
@@ -553,15 +554,22 @@ class StoredEvent:
     payload: dict[str, Any]
 
 
+_EVENT_ID = re.compile(r"[0-9a-fA-F]{32}")
+
+
 def event_id(txid: int, position: int) -> str:
     """A sortable, opaque event id: the writing transaction, then the insert order."""
     return f"{txid:016x}{position:016x}"
 
 
 def parse_event_id(value: str) -> tuple[int, int]:
-    if len(value) != 32:
+    if not _EVENT_ID.fullmatch(value):
         raise ValueError("not an event id")
-    return int(value[:16], 16), int(value[16:], 16)
+    txid, position = int(value[:16], 16), int(value[16:], 16)
+    # Both halves are compared with BIGINT columns, which a larger number would overflow.
+    if max(txid, position) >= 2**63:
+        raise ValueError("not an event id")
+    return txid, position
 
 
 class EventRepository:

@@ -40,8 +40,7 @@ def list_locations(
 ) -> dict[str, Any]:
     after = decode_cursor(cursor)
     rows = uow.locations.page(
-        after=str(after) if after is not None else None, limit=limit + 1,
-        type=type.value if type else None, active=active,
+        after=after, limit=limit + 1, type=type.value if type else None, active=active,
         capability=capability,
     )
     items = [location_out(r.value, r.version, r.updated_at) for r in rows]

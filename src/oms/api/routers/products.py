@@ -37,7 +37,6 @@ def list_products(
     limit: Limit = 50,
 ) -> dict[str, Any]:
     after = decode_cursor(cursor)
-    rows = uow.products.page(after=str(after) if after is not None else None, limit=limit + 1,
-                             barcode=barcode, q=q)
+    rows = uow.products.page(after=after, limit=limit + 1, barcode=barcode, q=q)
     items = [product_out(r.value, r.version, r.updated_at) for r in rows]
     return page(items, limit, key=lambda p: p["sku"])
