@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -33,6 +34,7 @@ from oms.domain.locations import (
     validate_timezone,
 )
 from oms.domain.money import Money, validate_currency
+from oms.domain.orders import Channel, PaymentStatus, ServiceLevel
 
 Code = Annotated[str, StringConstraints(pattern=CODE_PATTERN)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -273,3 +275,96 @@ def level_out(level: StockLevel, version: int | None = None) -> dict[str, Any]:
 
 
 ImportKind = Literal["products", "locations", "inventory"]
+
+
+# -- orders -------------------------------------------------------------------------------------
+
+Amount = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,13}(\.[0-9]{1,6})?$")]
+EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{2,63}$"
+
+
+class CustomerIn(Strict):
+    email: Annotated[str, StringConstraints(pattern=EMAIL_PATTERN, max_length=320)]
+    name: Annotated[str, StringConstraints(max_length=200)] | None = None
+    phone: Annotated[str, StringConstraints(max_length=40)] | None = None
+
+
+class OrderItemIn(Strict):
+    sku: Code
+    quantity: int = Field(ge=1, le=10_000)
+    unit_price: Amount
+    discount: Amount = "0"
+    tax: Amount = "0"
+    #: Historical orders only: the status the item ended in.
+    status: Literal["fulfilled", "cancelled"] | None = None
+
+
+class ShippingOptionIn(Strict):
+    service_level: ServiceLevel
+    carrier: Annotated[str, StringConstraints(max_length=64)] | None = None
+    price: Amount = "0"
+    pickup_location_id: Code | None = None
+
+
+class ShippingAddressIn(Strict):
+    name: Annotated[str, StringConstraints(max_length=200)] | None = None
+    line1: Text
+    line2: Annotated[str, StringConstraints(max_length=200)] | None = None
+    city: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    region: Annotated[str, StringConstraints(max_length=100)] | None = None
+    postal_code: Annotated[str, StringConstraints(min_length=1, max_length=20)]
+    country: Annotated[str, AfterValidator(validate_country)]
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+    phone: Annotated[str, StringConstraints(max_length=40)] | None = None
+
+
+class ShippingIn(Strict):
+    option: ShippingOptionIn
+    address: ShippingAddressIn | None = None
+
+    @model_validator(mode="after")
+    def _pickup_or_address(self) -> ShippingIn:
+        if self.option.service_level is ServiceLevel.PICKUP:
+            if self.option.pickup_location_id is None:
+                raise ValueError("a pickup order names option.pickup_location_id")
+        elif self.address is None:
+            raise ValueError(f"a {self.option.service_level.value} order needs an address")
+        return self
+
+
+class PaymentIn(Strict):
+    method: Annotated[str, StringConstraints(min_length=1, max_length=32)]
+    psp: Annotated[str, StringConstraints(max_length=64)] | None = None
+    reference: Annotated[str, StringConstraints(max_length=128)] | None = None
+    amount: Amount
+    status: PaymentStatus
+
+
+class TotalsIn(Strict):
+    grand_total: Amount
+
+
+class OrderIn(Strict):
+    channel: Channel
+    external_id: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
+    placed_at: AwareDatetime
+    currency: Annotated[str, AfterValidator(validate_currency)]
+    customer: CustomerIn
+    items: list[OrderItemIn] = Field(min_length=1, max_length=500)
+    shipping: ShippingIn | None = None
+    payments: list[PaymentIn] = Field(default_factory=list, max_length=20)
+    totals: TotalsIn
+    historical: bool = False
+    fulfillment_location_id: Code | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> OrderIn:
+        if self.channel is Channel.HISTORICAL:
+            self.historical = True
+        if not self.historical and any(i.status is not None for i in self.items):
+            raise ValueError("only historical orders carry item statuses")
+        if self.channel is not Channel.HISTORICAL and self.channel is not Channel.STORE and (
+                self.external_id is None):
+            raise ValueError(f"{self.channel.value} orders carry their external_id")
+        return self

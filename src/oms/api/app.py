@@ -14,7 +14,7 @@ from oms.adapters.db.idempotency import IdempotencyStore
 from oms.api import problems
 from oms.api.deps import no_nul_in_query
 from oms.api.idempotency import IdempotencyMiddleware
-from oms.api.routers import events, imports, inventory, locations, products
+from oms.api.routers import events, imports, inventory, locations, orders, products, routing
 from oms.settings import Settings, get_settings
 
 DESCRIPTION = """
@@ -32,7 +32,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.settings = settings
     app.state.engine = engine
     problems.install(app)
-    for module in (products, locations, inventory, events, imports):
+    for module in (products, locations, inventory, orders, routing, events, imports):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness and database reachability")

@@ -102,16 +102,21 @@ def encode_cursor(value: Any) -> str:
     return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
 
 
+def decode_any_cursor(cursor: str) -> Any:
+    """The JSON value a cursor holds; the caller checks its shape."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        return json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
+        raise ValidationFailed("the cursor is not one this API issued",
+                               [FieldError("cursor", "malformed")]) from exc
+
+
 def decode_cursor(cursor: str | None) -> str | None:
     """The key (sku or location id) of the last item of the previous page."""
     if cursor is None:
         return None
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        value = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
-        raise ValidationFailed("the cursor is not one this API issued",
-                               [FieldError("cursor", "malformed")]) from exc
+    value = decode_any_cursor(cursor)
     # A forged cursor must not reach the query with something no key could be.
     if not isinstance(value, str) or not is_valid_code(value):
         raise ValidationFailed("the cursor is not one this API issued",

@@ -76,7 +76,8 @@ StockKey = tuple[str, str]
 
 @dataclass(frozen=True)
 class _Rank:
-    group: int
+    #: Index of the rule group the location is in; None without a rule.
+    group: int | None
     priority: int
     distance_km: float
     location_id: str
@@ -180,7 +181,7 @@ def _left_after(location_id: str, takes: Sequence[RoutingItem], pools: Pools) ->
 
 
 def _order_key(rank: _Rank) -> tuple[int, int, float, str]:
-    return (rank.group, rank.priority, rank.distance_km, rank.location_id)
+    return (rank.group or 0, rank.priority, rank.distance_km, rank.location_id)
 
 
 def _eligible_locations(
@@ -225,7 +226,7 @@ def _eligible_locations(
         distance = (haversine_km(destination.lat, destination.lon, location.address.lat,
                                  location.address.lon)
                     if destination.lat is not None and destination.lon is not None else 0.0)
-        ranks[location.id] = _Rank(group_of.get(location.id, 0), location.priority,
+        ranks[location.id] = _Rank(group_of.get(location.id), location.priority,
                                    round(distance, 1), location.id)
         eligible.append(location.id)
     return eligible, ranks
@@ -237,14 +238,14 @@ def _not_enough(item: RoutingItem, have: int) -> str:
 
 
 def _why_chosen(rank: _Rank) -> str:
-    return (f"chosen: rule group {rank.group + 1}, priority {rank.priority}, "
-            f"{rank.distance_km:.1f} km away")
+    group = f"rule group {rank.group + 1}, " if rank.group is not None else ""
+    return f"chosen: {group}priority {rank.priority}, {rank.distance_km:.1f} km away"
 
 
 def _why_not(rank: _Rank, chosen: _Rank) -> str:
     if _order_key(rank) < _order_key(chosen):
         return "another location takes more of the order: fewer shipments"
-    if rank.group != chosen.group:
+    if rank.group is not None and chosen.group is not None and rank.group != chosen.group:
         return f"later rule group ({rank.group + 1} against {chosen.group + 1})"
     if rank.priority != chosen.priority:
         return f"lower priority ({rank.priority} against {chosen.priority})"

@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 from oms.adapters.db.types import JSONDocument, UTCDateTime
@@ -180,3 +181,106 @@ idempotency_keys = Table(
     Column("locked_at", UTCDateTime, nullable=True),
 )
 Index("ix_idempotency_keys_created_at", idempotency_keys.c.created_at)
+
+customers = Table(
+    "customers",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("display_id", String(16), nullable=False, unique=True),
+    Column("email", String(320), nullable=False),
+    # Lower-cased: a customer is found by email whatever its case.
+    Column("email_key", String(320), nullable=False, unique=True),
+    Column("name", String(200), nullable=True),
+    Column("phone", String(40), nullable=True),
+    Column("version", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("display_id", String(16), nullable=False, unique=True),
+    Column("channel", String(16), nullable=False),
+    Column("external_id", String(100), nullable=True),
+    # Hash of the order as first received: the same order sent again is recognised.
+    Column("request_hash", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("historical", Boolean, nullable=False),
+    Column("placed_at", UTCDateTime, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("customer_id", String(36), ForeignKey("customers.id"), nullable=False),
+    Column("service_level", String(16), nullable=True),
+    Column("carrier", String(64), nullable=True),
+    Column("shipping_price_minor", BigInteger, nullable=False),
+    Column("pickup_location_id", String(64), ForeignKey("locations.id"), nullable=True),
+    Column("fulfillment_location_id", String(64), ForeignKey("locations.id"), nullable=True),
+    Column("shipping_address", JSONDocument, nullable=True),
+    Column("grand_total_minor", BigInteger, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("channel", "external_id", name="uq_orders_channel_external_id"),
+)
+# Keyset pagination, newest first, with the filters the order list offers.
+Index("ix_orders_placed", orders.c.placed_at, orders.c.id)
+Index("ix_orders_customer_placed", orders.c.customer_id, orders.c.placed_at)
+Index("ix_orders_status_placed", orders.c.status, orders.c.placed_at)
+
+order_items = Table(
+    "order_items",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("order_id", String(36), ForeignKey("orders.id"), nullable=False),
+    Column("line", Integer, nullable=False),
+    Column("sku", String(64), ForeignKey("products.sku"), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("unit_price_minor", BigInteger, nullable=False),
+    Column("discount_minor", BigInteger, nullable=False),
+    Column("tax_minor", BigInteger, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("location_id", String(64), ForeignKey("locations.id"), nullable=True),
+    Column("reservation_id", String(36), nullable=True),
+    Column("preorder", Boolean, nullable=False),
+    Column("tentative_ship_date", Date, nullable=True),
+    Column("hold_reason", String(300), nullable=True),
+    CheckConstraint("quantity > 0", name="quantity_positive"),
+)
+Index("ix_order_items_order", order_items.c.order_id, order_items.c.line)
+Index("ix_order_items_status", order_items.c.status)
+
+payments = Table(
+    "payments",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("order_id", String(36), ForeignKey("orders.id"), nullable=False),
+    Column("method", String(32), nullable=False),
+    Column("psp", String(64), nullable=True),
+    Column("reference", String(128), nullable=True),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+)
+Index("ix_payments_order", payments.c.order_id)
+
+routing_rules = Table(
+    "routing_rules",
+    metadata,
+    Column("service_level", String(16), primary_key=True),
+    Column("country", String(2), primary_key=True),
+    Column("groups", JSONDocument, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+routing_runs = Table(
+    "routing_runs",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("order_id", String(36), ForeignKey("orders.id"), nullable=False),
+    Column("trigger", String(16), nullable=False),
+    Column("ran_at", UTCDateTime, nullable=False),
+    Column("assignments", JSONDocument, nullable=False),
+    Column("on_hold", JSONDocument, nullable=False),
+    Column("considerations", JSONDocument, nullable=False),
+)
+Index("ix_routing_runs_order", routing_runs.c.order_id, routing_runs.c.ran_at)

@@ -8,6 +8,11 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import NestedTransaction
 
 from oms.adapters.db.engine import READ_ONLY
+from oms.adapters.db.order_repositories import (
+    CustomerRepository,
+    OrderRepository,
+    RoutingRepository,
+)
 from oms.adapters.db.repositories import (
     ApiKeyRepository,
     EventRepository,
@@ -41,6 +46,9 @@ class UnitOfWork:
         self.reservations = ReservationRepository(conn)
         self.events = EventRepository(conn)
         self.api_keys = ApiKeyRepository(conn)
+        self.customers = CustomerRepository(conn)
+        self.orders = OrderRepository(conn)
+        self.routing = RoutingRepository(conn)
         return self
 
     def __exit__(
@@ -58,6 +66,16 @@ class UnitOfWork:
 
     def record(self, *events: Event) -> None:
         self._pending.extend(events)
+
+    def record_at(self, mark: int, event: Event) -> None:
+        """Record an event before those recorded since `mark` (its payload is known last)."""
+        self._pending.insert(mark, event)
+
+    def rollback(self) -> None:
+        """Undo everything so far and begin again on the same connection."""
+        self._tx.rollback()
+        self._pending.clear()
+        self._tx = self.conn.begin()
 
     def pending_mark(self) -> int:
         return len(self._pending)

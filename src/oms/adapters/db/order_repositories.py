@@ -1,0 +1,159 @@
+"""Repositories of customers, orders and routing."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import and_, or_, select, tuple_, update
+from sqlalchemy.engine import Connection, RowMapping
+
+from oms.adapters.db import tables as t
+from oms.adapters.db.upsert import insert_for
+
+
+class CustomerRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def find_or_create(self, row: dict[str, Any], now: dt.datetime) -> tuple[RowMapping, bool]:
+        """The customer with this email (any case), created if new; (row, created)."""
+        stmt = insert_for(self.conn, t.customers).on_conflict_do_nothing(
+            index_elements=[t.customers.c.email_key]
+        )
+        result = self.conn.execute(stmt, {**row, "version": 1, "created_at": now,
+                                          "updated_at": now})
+        found = self.by_email(row["email_key"])
+        assert found is not None
+        return found, result.rowcount == 1
+
+    def by_email(self, email_key: str) -> RowMapping | None:
+        return self.conn.execute(
+            select(t.customers).where(t.customers.c.email_key == email_key)
+        ).mappings().first()
+
+    def get(self, customer_id: str) -> RowMapping | None:
+        return self.conn.execute(
+            select(t.customers).where(
+                or_(t.customers.c.id == customer_id, t.customers.c.display_id == customer_id))
+        ).mappings().first()
+
+
+class OrderRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def add(self, order: dict[str, Any], items: Sequence[dict[str, Any]],
+            payments: Sequence[dict[str, Any]]) -> None:
+        self.conn.execute(t.orders.insert(), order)
+        self.conn.execute(t.order_items.insert(), list(items))
+        if payments:
+            self.conn.execute(t.payments.insert(), list(payments))
+
+    def by_external(self, channel: str, external_id: str) -> RowMapping | None:
+        return self.conn.execute(
+            select(t.orders).where(t.orders.c.channel == channel,
+                                   t.orders.c.external_id == external_id)
+        ).mappings().first()
+
+    def get(self, order_id: str, *, for_update: bool = False) -> RowMapping | None:
+        stmt = select(t.orders).where(
+            or_(t.orders.c.id == order_id, t.orders.c.display_id == order_id))
+        if for_update:
+            stmt = stmt.with_for_update()
+        return self.conn.execute(stmt).mappings().first()
+
+    def items(self, order_ids: Sequence[str]) -> list[RowMapping]:
+        return list(self.conn.execute(
+            select(t.order_items).where(t.order_items.c.order_id.in_(list(order_ids)))
+            .order_by(t.order_items.c.order_id, t.order_items.c.line)
+        ).mappings())
+
+    def payments(self, order_id: str) -> list[RowMapping]:
+        return list(self.conn.execute(
+            select(t.payments).where(t.payments.c.order_id == order_id)
+        ).mappings())
+
+    def update_item(self, item_id: str, **values: Any) -> None:
+        self.conn.execute(update(t.order_items).where(t.order_items.c.id == item_id)
+                          .values(**values))
+
+    def set_status(self, order_id: str, status: str, now: dt.datetime) -> None:
+        self.conn.execute(update(t.orders).where(t.orders.c.id == order_id)
+                          .values(status=status, updated_at=now))
+
+    def next_version(self, order_id: str, now: dt.datetime) -> int:
+        """One more version per event of the order: its events' sequence has no gaps."""
+        row = self.conn.execute(
+            update(t.orders).where(t.orders.c.id == order_id)
+            .values(version=t.orders.c.version + 1, updated_at=now)
+            .returning(t.orders.c.version)
+        ).one()
+        return int(row.version)
+
+    def page(
+        self,
+        *,
+        before: tuple[dt.datetime, str] | None,
+        limit: int,
+        customer_id: str | None = None,
+        status: str | None = None,
+        channel: str | None = None,
+        placed_from: dt.datetime | None = None,
+        placed_to: dt.datetime | None = None,
+        q: str | None = None,
+    ) -> list[RowMapping]:
+        o = t.orders.c
+        stmt = select(t.orders).order_by(o.placed_at.desc(), o.id.desc()).limit(limit)
+        if before is not None:
+            stmt = stmt.where(tuple_(o.placed_at, o.id) < tuple_(*before))
+        if customer_id is not None:
+            stmt = stmt.where(o.customer_id == customer_id)
+        if status is not None:
+            stmt = stmt.where(o.status == status)
+        if channel is not None:
+            stmt = stmt.where(o.channel == channel)
+        if placed_from is not None:
+            stmt = stmt.where(o.placed_at >= placed_from)
+        if placed_to is not None:
+            stmt = stmt.where(o.placed_at < placed_to)
+        if q:
+            emails = select(t.customers.c.id).where(t.customers.c.email_key == q.lower())
+            stmt = stmt.where(or_(o.display_id == q.upper(), o.external_id == q,
+                                  o.customer_id.in_(emails)))
+        return list(self.conn.execute(stmt).mappings())
+
+
+class RoutingRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def put_rules(self, rules: Sequence[dict[str, Any]], now: dt.datetime) -> None:
+        """Replace every rule with these."""
+        self.conn.execute(t.routing_rules.delete())
+        if rules:
+            self.conn.execute(t.routing_rules.insert(),
+                              [{**r, "updated_at": now} for r in rules])
+
+    def rules(self) -> list[RowMapping]:
+        return list(self.conn.execute(
+            select(t.routing_rules).order_by(t.routing_rules.c.service_level,
+                                             t.routing_rules.c.country)
+        ).mappings())
+
+    def rule(self, service_level: str, country: str) -> RowMapping | None:
+        r = t.routing_rules.c
+        return self.conn.execute(
+            select(t.routing_rules).where(and_(r.service_level == service_level,
+                                               r.country == country))
+        ).mappings().first()
+
+    def add_run(self, run: dict[str, Any]) -> None:
+        self.conn.execute(t.routing_runs.insert(), run)
+
+    def runs(self, order_id: str) -> list[RowMapping]:
+        return list(self.conn.execute(
+            select(t.routing_runs).where(t.routing_runs.c.order_id == order_id)
+            .order_by(t.routing_runs.c.ran_at, t.routing_runs.c.id)
+        ).mappings())

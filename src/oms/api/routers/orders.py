@@ -1,0 +1,144 @@
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Response
+from pydantic import AwareDatetime, Field
+
+from oms.api.deps import (
+    AnyRole,
+    CursorParam,
+    Integrators,
+    Limit,
+    ReadUow,
+    Uow,
+    decode_any_cursor,
+    encode_cursor,
+    require,
+)
+from oms.domain.access import Principal, Role
+from oms.domain.errors import FieldError, NotFound, ValidationFailed
+from oms.domain.orders import Channel, OrderStatus
+from oms.schemas import OrderIn, Strict
+from oms.services import orders
+from oms.services.orders import customer_out
+
+router = APIRouter(tags=["orders"])
+Managers = Annotated[Principal, Depends(require(Role.ADMIN, Role.MANAGER))]
+OrderWriters = Annotated[
+    Principal, Depends(require(Role.ADMIN, Role.INTEGRATOR, Role.MANAGER, Role.ASSOCIATE))]
+
+
+@router.post("/v1/orders", summary="Take an order placed outside the OMS", status_code=201)
+def post_order(body: OrderIn, uow: Uow, _: Integrators, response: Response) -> dict[str, Any]:
+    result, created = orders.place_order(uow, body)
+    if not created:
+        response.status_code = 200
+    response.headers["Location"] = f"/v1/orders/{result['id']}"
+    return result
+
+
+@router.get("/v1/orders/{order_id}", summary="An order with its items, payments and events")
+def get_order(order_id: str, uow: ReadUow, _: AnyRole) -> dict[str, Any]:
+    body = orders.order_out(uow, order_id)
+    events = uow.events.read(after=None, types=[], limit=1000, entity_id=body["id"])
+    body["events"] = [{"id": e.id, "type": e.type, "sequence": e.sequence,
+                       "occurred_at": e.occurred_at.isoformat()} for e in events]
+    return body
+
+
+@router.get("/v1/orders/{order_id}/routing-decisions",
+            summary="Every routing run: the candidates weighed and why each was chosen or not")
+def get_routing_decisions(order_id: str, uow: ReadUow, _: AnyRole) -> dict[str, Any]:
+    order = uow.orders.get(order_id)
+    if order is None:
+        raise NotFound(f"no order {order_id!r}")
+    return {"items": [
+        {"id": r["id"], "trigger": r["trigger"], "ran_at": r["ran_at"].isoformat(),
+         "assignments": r["assignments"], "on_hold": r["on_hold"],
+         "considerations": r["considerations"]}
+        for r in uow.routing.runs(order["id"])]}
+
+
+def _cursor(cursor: str | None) -> tuple[dt.datetime, str] | None:
+    if cursor is None:
+        return None
+    try:
+        placed_at, order_id = decode_any_cursor(cursor)
+        when = dt.datetime.fromisoformat(placed_at)
+        if when.tzinfo is None or not isinstance(order_id, str) or len(order_id) > 36:
+            raise ValueError("not a cursor of this list")
+        return when, order_id
+    except (TypeError, ValueError) as exc:
+        raise ValidationFailed("the cursor is not one this API issued",
+                               [FieldError("cursor", "malformed")]) from exc
+
+
+@router.get("/v1/orders", summary="Orders, newest first")
+def list_orders(
+    uow: ReadUow,
+    _: AnyRole,
+    customer_id: Annotated[str | None, Query(max_length=36)] = None,
+    status: Annotated[OrderStatus | None, Query()] = None,
+    channel: Annotated[Channel | None, Query()] = None,
+    placed_from: Annotated[AwareDatetime | None, Query()] = None,
+    placed_to: Annotated[AwareDatetime | None, Query()] = None,
+    q: Annotated[str | None, Query(max_length=320, description=(
+        "display id, external id or customer email"))] = None,
+    cursor: CursorParam = None,
+    limit: Limit = 50,
+) -> dict[str, Any]:
+    rows = uow.orders.page(
+        before=_cursor(cursor), limit=limit + 1, customer_id=customer_id,
+        status=status.value if status else None, channel=channel.value if channel else None,
+        placed_from=placed_from, placed_to=placed_to, q=q,
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    last = rows[-1] if rows else None
+    return {
+        "items": orders.orders_out(uow, rows),
+        "next_cursor": encode_cursor([last["placed_at"].isoformat(), last["id"]])
+        if more and last is not None else None,
+    }
+
+
+class CancelIn(Strict):
+    items: list[str] | None = Field(default=None, max_length=500,
+                                    description="Item ids; none: every item not yet shipped")
+    reason: str | None = Field(default=None, max_length=300)
+
+
+@router.post("/v1/orders/{order_id}/cancel", summary="Cancel all or some items not yet shipped")
+def cancel_order(order_id: str, body: CancelIn, uow: Uow, _: OrderWriters) -> dict[str, Any]:
+    return orders.cancel(uow, order_id, body.items, body.reason)
+
+
+@router.post("/v1/orders/{order_id}/reroute", summary="Route the on-hold items again")
+def reroute_order(order_id: str, uow: Uow, _: Managers) -> dict[str, Any]:
+    return orders.reroute(uow, order_id)
+
+
+@router.get("/v1/customers/{customer_id}", summary="A customer (id or display id)")
+def get_customer(customer_id: str, uow: ReadUow, _: AnyRole) -> dict[str, Any]:
+    customer = uow.customers.get(customer_id)
+    if customer is None:
+        raise NotFound(f"no customer {customer_id!r}")
+    return customer_out(customer)
+
+
+@router.get("/v1/customers", summary="Find a customer by email")
+def find_customers(uow: ReadUow, _: AnyRole,
+                   email: Annotated[str, Query(min_length=3, max_length=320)]) -> dict[str, Any]:
+    customer = uow.customers.by_email(email.lower())
+    return {"items": [customer_out(customer)] if customer else [], "next_cursor": None}
+
+
+@router.get("/v1/customers/{customer_id}/orders", summary="A customer's purchase history")
+def customer_orders(customer_id: str, uow: ReadUow, _: AnyRole, cursor: CursorParam = None,
+                    limit: Limit = 50) -> dict[str, Any]:
+    customer = uow.customers.get(customer_id)
+    if customer is None:
+        raise NotFound(f"no customer {customer_id!r}")
+    return list_orders(uow, _, customer_id=customer["id"], cursor=cursor, limit=limit)

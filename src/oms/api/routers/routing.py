@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from pydantic import AfterValidator, Field, model_validator
+
+from oms.api.deps import AnyRole, ReadUow, Uow, require
+from oms.domain.access import Principal, Role
+from oms.domain.errors import FieldError, NotFound
+from oms.domain.events import utcnow
+from oms.domain.locations import validate_country
+from oms.domain.orders import ServiceLevel
+from oms.schemas import Code, Strict
+
+router = APIRouter(prefix="/v1/routing", tags=["routing"])
+Admins = Annotated[Principal, Depends(require(Role.ADMIN))]
+
+
+class RuleIn(Strict):
+    service_level: ServiceLevel
+    country: Annotated[str, AfterValidator(validate_country)]
+    groups: list[list[Code]] = Field(min_length=1, max_length=20,
+                                     description="Location groups, tried in this order")
+
+
+class RulesIn(Strict):
+    rules: list[RuleIn] = Field(max_length=1000)
+
+    @model_validator(mode="after")
+    def _one_per_key(self) -> RulesIn:
+        keys = [(r.service_level, r.country) for r in self.rules]
+        if len(keys) != len(set(keys)):
+            raise ValueError("one rule per service level and country")
+        return self
+
+
+def _rules_out(uow: ReadUow) -> dict[str, Any]:
+    return {"rules": [{"service_level": r["service_level"], "country": r["country"],
+                       "groups": r["groups"]} for r in uow.routing.rules()]}
+
+
+@router.put("/rules", summary="Replace the routing rules")
+def put_rules(body: RulesIn, uow: Uow, _: Admins) -> dict[str, Any]:
+    named = [(n, loc) for n, r in enumerate(body.rules) for g in r.groups for loc in g]
+    known = uow.locations.existing(loc for _, loc in named)
+    unknown = [FieldError(f"rules.{n}.groups", f"no location {loc!r}")
+               for n, loc in named if loc not in known]
+    if unknown:
+        raise NotFound("; ".join(e.message for e in unknown), unknown)
+    now = utcnow()
+    uow.routing.put_rules([{"service_level": r.service_level.value, "country": r.country,
+                            "groups": r.groups} for r in body.rules], now)
+    uow.commit()
+    return _rules_out(uow)
+
+
+@router.get("/rules", summary="The routing rules")
+def get_rules(uow: ReadUow, _: AnyRole) -> dict[str, Any]:
+    return _rules_out(uow)

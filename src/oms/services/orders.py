@@ -1,0 +1,377 @@
+"""Placing orders: customer, items, payments, and routing every current item in the same
+transaction that reserves its stock."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import secrets
+from collections import defaultdict
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import IntegrityError
+
+from oms.adapters.db.unit_of_work import UnitOfWork
+from oms.domain.errors import Conflict, FieldError, InsufficientStock, NotFound, ValidationFailed
+from oms.domain.events import Event, utcnow
+from oms.domain.ids import new_id
+from oms.domain.money import Money
+from oms.domain.orders import (
+    OPEN_STATUSES,
+    ItemStatus,
+    LineAmounts,
+    PaymentAmount,
+    ServiceLevel,
+    check_money,
+    derive_status,
+)
+from oms.domain.routing import Destination, RoutingItem, RoutingPlan, RoutingRule, route
+from oms.schemas import OrderIn
+from oms.services import inventory
+from oms.services.inventory import ReserveLine
+
+#: A reservation that loses a race re-plans with fresh stock; after this many, the order waits.
+MAX_ROUTING_ATTEMPTS = 5
+_DISPLAY_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
+
+
+def display_id(prefix: str) -> str:
+    return prefix + "-" + "".join(secrets.choice(_DISPLAY_ALPHABET) for _ in range(8))
+
+
+def order_hash(order: OrderIn) -> str:
+    """Fingerprint of an order as sent, to tell a blind retry from a different order."""
+    body = order.model_dump(mode="json", exclude_none=True)
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def _minor(amount: str, currency: str, field: str) -> int:
+    try:
+        return Money.parse(amount, currency).minor
+    except ValueError as exc:
+        raise ValidationFailed(f"{field}: {exc}", [FieldError(field, str(exc))]) from exc
+
+
+def place_order(uow: UnitOfWork, order: OrderIn) -> tuple[dict[str, Any], bool]:
+    """Returns the order and whether it was created (False: the same order sent again)."""
+    fingerprint = order_hash(order)
+    if order.external_id is not None:
+        existing = uow.orders.by_external(order.channel.value, order.external_id)
+        if existing is not None:
+            return _duplicate(uow, existing, fingerprint, order.external_id), False
+    try:
+        body = _place(uow, order, fingerprint)
+    except IntegrityError:
+        # Another request placed the same (channel, external_id) first.
+        if order.external_id is None:
+            raise
+        uow.rollback()
+        existing = uow.orders.by_external(order.channel.value, order.external_id)
+        if existing is None:
+            raise
+        return _duplicate(uow, existing, fingerprint, order.external_id), False
+    return body, True
+
+
+def _duplicate(uow: UnitOfWork, existing: RowMapping, fingerprint: str, external_id: str
+               ) -> dict[str, Any]:
+    if existing["request_hash"] != fingerprint:
+        raise Conflict(
+            f"order {existing['display_id']} already has external_id {external_id!r} with "
+            "different content",
+            [FieldError("external_id", f"taken by order {existing['id']}")],
+        )
+    return order_out(uow, existing["id"])
+
+
+def _place(uow: UnitOfWork, order: OrderIn, fingerprint: str) -> dict[str, Any]:
+    now = utcnow()
+    currency = order.currency
+    lines = [
+        (
+            _minor(i.unit_price, currency, f"items.{n}.unit_price"),
+            _minor(i.discount, currency, f"items.{n}.discount"),
+            _minor(i.tax, currency, f"items.{n}.tax"),
+        )
+        for n, i in enumerate(order.items)
+    ]
+    shipping_minor = _minor(order.shipping.option.price, currency, "shipping.option.price") if (
+        order.shipping) else 0
+    total_minor = _minor(order.totals.grand_total, currency, "totals.grand_total")
+    for n, p in enumerate(order.payments):
+        _minor(p.amount, currency, f"payments.{n}.amount")
+    errors = check_money(
+        [LineAmounts(i.quantity, Decimal(i.unit_price), Decimal(i.discount), Decimal(i.tax))
+         for i in order.items],
+        Decimal(order.shipping.option.price) if order.shipping else Decimal(0),
+        Decimal(order.totals.grand_total),
+        [PaymentAmount(p.status, Decimal(p.amount)) for p in order.payments],
+        historical=order.historical,
+    )
+    if errors:
+        raise ValidationFailed("; ".join(e.message for e in errors), errors)
+
+    products = {sku: uow.products.get(sku) for sku in {i.sku for i in order.items}}
+    unknown = [FieldError(f"items.{n}.sku", f"no product {i.sku!r}")
+               for n, i in enumerate(order.items) if products[i.sku] is None]
+    if unknown:
+        raise ValidationFailed("; ".join(e.message for e in unknown), unknown)
+    named = [x for x in (order.fulfillment_location_id,
+                         order.shipping.option.pickup_location_id if order.shipping else None)
+             if x is not None]
+    missing = set(named) - uow.locations.existing(named)
+    if missing:
+        raise ValidationFailed(f"no location {', '.join(sorted(missing))}")
+
+    email = order.customer.email
+    customer, created = uow.customers.find_or_create(
+        {"id": new_id(), "display_id": display_id("C"), "email": email,
+         "email_key": email.lower(), "name": order.customer.name,
+         "phone": order.customer.phone}, now)
+    if created:
+        uow.record(Event("customer.created", customer["id"], 1, customer_out(customer), now))
+
+    order_id = new_id()
+    items: list[dict[str, Any]] = []
+    for n, (item, (unit, discount, tax)) in enumerate(zip(order.items, lines, strict=True)):
+        product = products[item.sku]
+        assert product is not None
+        ship_date = product.value.preorder_ship_date
+        items.append({
+            "id": new_id(), "order_id": order_id, "line": n + 1, "sku": item.sku,
+            "quantity": item.quantity, "unit_price_minor": unit, "discount_minor": discount,
+            "tax_minor": tax,
+            "status": (item.status or ItemStatus.FULFILLED.value) if order.historical
+            else ItemStatus.ON_HOLD.value,
+            "location_id": None, "reservation_id": None,
+            "preorder": ship_date is not None, "tentative_ship_date": ship_date,
+            "hold_reason": None,
+        })
+    shipping = order.shipping
+    uow.orders.add(
+        {
+            "id": order_id, "display_id": display_id("O"), "channel": order.channel.value,
+            "external_id": order.external_id, "request_hash": fingerprint,
+            "status": derive_status(ItemStatus(i["status"]) for i in items).value,
+            "historical": order.historical, "placed_at": order.placed_at.astimezone(dt.UTC),
+            "currency": currency, "customer_id": customer["id"],
+            "service_level": shipping.option.service_level.value if shipping else None,
+            "carrier": shipping.option.carrier if shipping else None,
+            "shipping_price_minor": shipping_minor,
+            "pickup_location_id": shipping.option.pickup_location_id if shipping else None,
+            "fulfillment_location_id": order.fulfillment_location_id,
+            "shipping_address": shipping.address.model_dump(mode="json")
+            if shipping and shipping.address else None,
+            "grand_total_minor": total_minor, "version": 1, "created_at": now,
+            "updated_at": now,
+        },
+        items,
+        [{"id": new_id(), "order_id": order_id, "method": p.method, "psp": p.psp,
+          "reference": p.reference, "amount_minor": _minor(p.amount, currency, "payments"),
+          "status": p.status.value} for p in order.payments],
+    )
+    created_at_mark = uow.pending_mark()
+    if not order.historical:
+        _route_items(uow, order_id, "placement", now, refuse_unavailable=True)
+    body = order_out(uow, order_id)
+    # order.created carries the order as placed and routed, yet comes before its item events.
+    uow.record_at(created_at_mark, Event("order.created", order_id, 1, body, now))
+    uow.commit()
+    return body
+
+
+def _route_items(uow: UnitOfWork, order_id: str, trigger: str, now: dt.datetime, *,
+                 refuse_unavailable: bool) -> None:
+    """Route the order's on-hold items, reserving their stock; record the run and events."""
+    order = uow.orders.get(order_id)
+    assert order is not None
+    waiting = [i for i in uow.orders.items([order_id]) if i["status"] == ItemStatus.ON_HOLD]
+    if not waiting:
+        return
+    address = order["shipping_address"] or {}
+    service_level = order["service_level"] or ServiceLevel.STANDARD.value
+    destination = Destination(address.get("country"), address.get("lat"), address.get("lon"))
+    rule_row = uow.routing.rule(service_level, destination.country) if (
+        destination.country) else None
+    rule = RoutingRule(rule_row["service_level"], rule_row["country"],
+                       tuple(tuple(g) for g in rule_row["groups"])) if rule_row else None
+    locations = [s.value for s in uow.locations.page(after=None, limit=10_000)]
+    routing_items = [RoutingItem(i["id"], i["sku"], i["quantity"]) for i in waiting]
+    skus = sorted({i["sku"] for i in waiting})
+
+    plan = RoutingPlan()
+    for _ in range(MAX_ROUTING_ATTEMPTS):
+        stock = {(lvl.location_id, lvl.sku): lvl.atp for lvl in uow.stock.levels(skus)}
+        plan = route(
+            routing_items, service_level=service_level, destination=destination, stock=stock,
+            locations=locations, rule=rule, pickup_location_id=order["pickup_location_id"],
+            required_location_id=order["fulfillment_location_id"],
+        )
+        if refuse_unavailable and order["fulfillment_location_id"] is None and plan.on_hold:
+            item = next(i for i in waiting if i["id"] in plan.on_hold)
+            raise ValidationFailed(
+                f"{item['sku']} is not available in the quantity ordered ({item['quantity']}) "
+                "at any location that can fulfil this order; backorders are not accepted",
+                [FieldError(f"items.{item['line'] - 1}.sku", plan.on_hold[item["id"]])],
+            )
+        by_id = {i["id"]: i for i in waiting}
+        reserve_lines = [ReserveLine(location_id, by_id[item_id]["sku"],
+                                     by_id[item_id]["quantity"], item_id)
+                         for item_id, location_id in plan.assignments.items()]
+        mark = uow.pending_mark()
+        try:
+            with uow.savepoint():
+                records = inventory.reserve(uow, reserve_lines) if reserve_lines else []
+            break
+        except InsufficientStock:
+            # Someone else took the stock between our read and our reservation: read again.
+            uow.discard_since(mark)
+    else:
+        records = []
+        plan = RoutingPlan(on_hold={i["id"]: "stock kept changing while routing; retry later"
+                                    for i in waiting})
+
+    reservation_of = {r.reference: r.id for r in records}
+    for item in waiting:
+        location_id = plan.assignments.get(item["id"])
+        if location_id is not None:
+            uow.orders.update_item(item["id"], status=ItemStatus.ROUTED.value,
+                                   location_id=location_id,
+                                   reservation_id=reservation_of[item["id"]], hold_reason=None)
+            uow.record(Event("order.item_routed", order_id, uow.orders.next_version(
+                order_id, now), {
+                "order_id": order_id, "item_id": item["id"], "sku": item["sku"],
+                "quantity": item["quantity"], "location_id": location_id}, now))
+        else:
+            reason = plan.on_hold.get(item["id"], "not routed")
+            uow.orders.update_item(item["id"], hold_reason=reason)
+            uow.record(Event("order.item_on_hold", order_id, uow.orders.next_version(
+                order_id, now), {
+                "order_id": order_id, "item_id": item["id"], "sku": item["sku"],
+                "quantity": item["quantity"], "reason": reason}, now))
+    uow.routing.add_run({
+        "id": new_id(), "order_id": order_id, "trigger": trigger, "ran_at": now,
+        "assignments": plan.assignments, "on_hold": plan.on_hold,
+        "considerations": [
+            {"item_id": c.item_id, "location_id": c.location_id, "verdict": c.verdict.value,
+             "reason": c.reason} for c in plan.considerations],
+    })
+    _refresh_status(uow, order_id, now)
+
+
+def _refresh_status(uow: UnitOfWork, order_id: str, now: dt.datetime) -> None:
+    statuses = [ItemStatus(i["status"]) for i in uow.orders.items([order_id])]
+    uow.orders.set_status(order_id, derive_status(statuses).value, now)
+
+
+def reroute(uow: UnitOfWork, order_id: str) -> dict[str, Any]:
+    order = uow.orders.get(order_id, for_update=True)
+    if order is None:
+        raise NotFound(f"no order {order_id!r}")
+    _route_items(uow, order["id"], "reroute", utcnow(), refuse_unavailable=False)
+    body = order_out(uow, order["id"])
+    uow.commit()
+    return body
+
+
+def cancel(uow: UnitOfWork, order_id: str, item_ids: Sequence[str] | None, reason: str | None
+           ) -> dict[str, Any]:
+    """Cancel some or all items not yet shipped: their reservations go back to ATP."""
+    order = uow.orders.get(order_id, for_update=True)
+    if order is None:
+        raise NotFound(f"no order {order_id!r}")
+    items = uow.orders.items([order["id"]])
+    by_id = {i["id"]: i for i in items}
+    wanted = list(item_ids) if item_ids else [i["id"] for i in items
+                                              if i["status"] in OPEN_STATUSES]
+    errors = [FieldError(f"items.{n}", f"no item {x!r} in this order")
+              for n, x in enumerate(wanted) if x not in by_id]
+    errors += [FieldError(f"items.{n}", f"item {x} is {by_id[x]['status']}; it cannot be "
+                                        "cancelled")
+               for n, x in enumerate(wanted) if x in by_id and by_id[x]["status"] not in
+               OPEN_STATUSES]
+    if errors or not wanted:
+        raise ValidationFailed("; ".join(e.message for e in errors) or
+                               "nothing left to cancel", errors)
+    now = utcnow()
+    refund_minor = 0
+    for item_id in wanted:
+        item = by_id[item_id]
+        if item["reservation_id"] is not None:
+            inventory.release(uow, item["reservation_id"])
+        uow.orders.update_item(item_id, status=ItemStatus.CANCELLED.value, hold_reason=reason)
+        refund_minor += (item["quantity"] * item["unit_price_minor"] - item["discount_minor"]
+                         + item["tax_minor"])
+    _refresh_status(uow, order["id"], now)
+    currency = order["currency"]
+    uow.record(Event("order.items_cancelled", order["id"], uow.orders.next_version(
+        order["id"], now), {
+        "order_id": order["id"], "item_ids": wanted, "reason": reason,
+        # What the payment side must void or refund for these items.
+        "amount_to_void_or_refund": Money.from_minor(refund_minor, currency).formatted_amount(),
+        "currency": currency}, now))
+    body = order_out(uow, order["id"])
+    uow.commit()
+    return body
+
+
+def _money(minor: int, currency: str) -> str:
+    return Money.from_minor(minor, currency).formatted_amount()
+
+
+def customer_out(c: RowMapping) -> dict[str, Any]:
+    return {"id": c["id"], "display_id": c["display_id"], "email": c["email"],
+            "name": c["name"], "phone": c["phone"], "created_at": c["created_at"].isoformat()}
+
+
+def order_out(uow: UnitOfWork, order_id: str) -> dict[str, Any]:
+    order = uow.orders.get(order_id)
+    if order is None:
+        raise NotFound(f"no order {order_id!r}")
+    return orders_out(uow, [order])[0]
+
+
+def orders_out(uow: UnitOfWork, orders: Sequence[RowMapping]) -> list[dict[str, Any]]:
+    items_of: dict[str, list[RowMapping]] = defaultdict(list)
+    for item in uow.orders.items([o["id"] for o in orders]):
+        items_of[item["order_id"]].append(item)
+    result = []
+    for o in orders:
+        c = o["currency"]
+        customer = uow.customers.get(o["customer_id"])
+        assert customer is not None
+        result.append({
+            "id": o["id"], "display_id": o["display_id"], "channel": o["channel"],
+            "external_id": o["external_id"], "status": o["status"],
+            "historical": o["historical"], "placed_at": o["placed_at"].isoformat(),
+            "currency": c, "customer": customer_out(customer),
+            "items": [{
+                "id": i["id"], "line": i["line"], "sku": i["sku"], "quantity": i["quantity"],
+                "unit_price": _money(i["unit_price_minor"], c),
+                "discount": _money(i["discount_minor"], c), "tax": _money(i["tax_minor"], c),
+                "status": i["status"], "location_id": i["location_id"],
+                "preorder": i["preorder"],
+                "tentative_ship_date": i["tentative_ship_date"].isoformat()
+                if i["tentative_ship_date"] else None,
+                "hold_reason": i["hold_reason"] if i["status"] == ItemStatus.ON_HOLD else None,
+            } for i in items_of[o["id"]]],
+            "shipping": {
+                "service_level": o["service_level"], "carrier": o["carrier"],
+                "price": _money(o["shipping_price_minor"], c),
+                "pickup_location_id": o["pickup_location_id"],
+                "address": o["shipping_address"],
+            } if o["service_level"] else None,
+            "fulfillment_location_id": o["fulfillment_location_id"],
+            "payments": [{"id": p["id"], "method": p["method"], "psp": p["psp"],
+                          "reference": p["reference"], "amount": _money(p["amount_minor"], c),
+                          "status": p["status"]} for p in uow.orders.payments(o["id"])],
+            "totals": {"grand_total": _money(o["grand_total_minor"], c)},
+            "version": o["version"],
+            "updated_at": o["updated_at"].isoformat(),
+        })
+    return result
+
