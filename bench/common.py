@@ -271,11 +271,12 @@ class Sizes:
     availability_skus: int = 1000
     import_products: int = 20_000
     import_locations: int = 5
+    import_orders: int = 5_000
 
     @classmethod
     def quick(cls) -> Sizes:
         return cls(reservations=800, http_requests=600, availability_skus=200,
-                   import_products=2_000)
+                   import_products=2_000, import_orders=1_000)
 
     @property
     def import_rows(self) -> int:

@@ -19,6 +19,7 @@ from oms.domain.errors import DomainError
 from oms.domain.events import utcnow
 from oms.services import apikeys
 from oms.services.imports import FileFormat, ImportMode, guess_format, run_import
+from oms.services.order_imports import import_orders
 from oms.settings import get_settings
 
 app = typer.Typer(help="oms: omnichannel order management.", no_args_is_help=True)
@@ -108,7 +109,7 @@ def apikey_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (see 
 
 @app.command("import")
 def import_file(
-    kind: Annotated[str, typer.Argument(help="products, locations or inventory")],
+    kind: Annotated[str, typer.Argument(help="products, locations, inventory or orders")],
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
     mode: Annotated[ImportMode, typer.Option(help="full replaces each location's stock "
                                              "snapshot; delta adds")] = ImportMode.DELTA,
@@ -117,12 +118,12 @@ def import_file(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
 ) -> None:
     """Import a CSV or JSON Lines file; bad rows are reported by line number."""
-    if kind not in ("products", "locations", "inventory"):
-        err.print("[red]error:[/red] kind must be products, locations or inventory")
+    if kind not in ("products", "locations", "inventory", "orders"):
+        err.print("[red]error:[/red] kind must be products, locations, inventory or orders")
         raise typer.Exit(2)
     settings = get_settings()
     engine = make_engine(settings)
-    fmt = format or guess_format(file.name)
+    fmt = FileFormat.JSONL if kind == "orders" else format or guess_format(file.name)
     with file.open(encoding="utf-8") as counting:
         total = sum(1 for line in counting if line.strip()) - (1 if fmt is FileFormat.CSV else 0)
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
@@ -131,8 +132,12 @@ def import_file(
     with progress, file.open(encoding="utf-8-sig", newline="") as lines:
         task = progress.add_task(f"{kind} ({mode.value})", total=max(total, 0))
         try:
-            report = run_import(engine, kind, lines, fmt, mode, settings.import_chunk_size,
-                                on_progress=lambda done: progress.update(task, completed=done))
+            def advance(done: int) -> None:
+                progress.update(task, completed=done)
+
+            report = (import_orders(engine, lines, on_progress=advance) if kind == "orders"
+                      else run_import(engine, kind, lines, fmt, mode,
+                                      settings.import_chunk_size, on_progress=advance))
         except UnicodeDecodeError as exc:
             err.print(f"[red]error:[/red] {file} is not UTF-8 text")
             raise typer.Exit(2) from exc

@@ -274,7 +274,7 @@ def level_out(level: StockLevel, version: int | None = None) -> dict[str, Any]:
     return out
 
 
-ImportKind = Literal["products", "locations", "inventory"]
+ImportKind = Literal["products", "locations", "inventory", "orders"]
 
 
 # -- orders -------------------------------------------------------------------------------------

@@ -109,7 +109,7 @@ def test_import_refuses_non_utf8_and_unknown_kinds(api: Api) -> None:
                  headers={"Content-Type": "text/csv"})
     assert r.status_code == 422
     assert "UTF-8" in r.json()["detail"]
-    assert api.post("/v1/imports/orders", content=b"x").status_code == 422
+    assert api.post("/v1/imports/customers", content=b"x").status_code == 422
 
 
 def test_associates_cannot_import(as_role: Callable[..., Api], stocked: Callable[..., None]

@@ -62,6 +62,8 @@ class ImportReport:
     imported: int = 0
     failed: int = 0
     zeroed: int = 0
+    #: Rows already loaded before with the same content (orders sent again).
+    duplicates: int = 0
     errors: list[RowError] = field(default_factory=list)
     #: (location, sku) of inventory rows that failed: a full import must not zero them.
     failed_keys: set[tuple[str, str]] = field(default_factory=set)
@@ -82,6 +84,7 @@ class ImportReport:
         return {
             "kind": self.kind, "mode": self.mode.value, "rows": self.rows,
             "imported": self.imported, "failed": self.failed, "zeroed": self.zeroed,
+            "duplicates": self.duplicates,
             "errors": [{"line": e.line, "reason": e.reason}
                        for e in sorted(self.errors, key=lambda e: e.line)],
             "errors_truncated": self.failed > len(self.errors),
@@ -192,7 +195,7 @@ def _raw_rows(
         yield number, mapper(row)
 
 
-def _describe(exc: ValidationError) -> str:
+def describe_validation_error(exc: ValidationError) -> str:
     parts = []
     for e in exc.errors():
         where = ".".join(str(p) for p in e["loc"])
@@ -213,7 +216,7 @@ def parse_rows(
         try:
             yield number, model.model_validate(raw)
         except ValidationError as exc:
-            report.fail(number, _describe(exc))
+            report.fail(number, describe_validation_error(exc))
             if isinstance(raw.get("location_id"), str) and isinstance(raw.get("sku"), str):
                 report.failed_keys.add((raw["location_id"], raw["sku"]))
 

@@ -8,7 +8,8 @@ import hashlib
 import json
 import secrets
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -36,6 +37,8 @@ from oms.services.inventory import ReserveLine
 
 #: A reservation that loses a race re-plans with fresh stock; after this many, the order waits.
 MAX_ROUTING_ATTEMPTS = 5
+#: A stored row or the dict it was written from.
+RowLike = Mapping[str, Any] | RowMapping
 _DISPLAY_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
 
 
@@ -64,7 +67,8 @@ def place_order(uow: UnitOfWork, order: OrderIn) -> tuple[dict[str, Any], bool]:
         if existing is not None:
             return _duplicate(uow, existing, fingerprint, order.external_id), False
     try:
-        body = _place(uow, order, fingerprint)
+        body = place_in_transaction(uow, order, fingerprint)
+        uow.commit()
     except IntegrityError:
         # Another request placed the same (channel, external_id) first.
         if order.external_id is None:
@@ -88,20 +92,16 @@ def _duplicate(uow: UnitOfWork, existing: RowMapping, fingerprint: str, external
     return order_out(uow, existing["id"])
 
 
-def _place(uow: UnitOfWork, order: OrderIn, fingerprint: str) -> dict[str, Any]:
-    now = utcnow()
+def validate_order(order: OrderIn, preorder_dates: Mapping[str, dt.date | None]) -> None:
+    """Refuse an order whose money does not add up or that names unknown products.
+    `preorder_dates` holds every known sku of the order (None: not a pre-order)."""
     currency = order.currency
-    lines = [
-        (
-            _minor(i.unit_price, currency, f"items.{n}.unit_price"),
-            _minor(i.discount, currency, f"items.{n}.discount"),
-            _minor(i.tax, currency, f"items.{n}.tax"),
-        )
-        for n, i in enumerate(order.items)
-    ]
-    shipping_minor = _minor(order.shipping.option.price, currency, "shipping.option.price") if (
-        order.shipping) else 0
-    total_minor = _minor(order.totals.grand_total, currency, "totals.grand_total")
+    for n, i in enumerate(order.items):
+        for name in ("unit_price", "discount", "tax"):
+            _minor(getattr(i, name), currency, f"items.{n}.{name}")
+    if order.shipping:
+        _minor(order.shipping.option.price, currency, "shipping.option.price")
+    _minor(order.totals.grand_total, currency, "totals.grand_total")
     for n, p in enumerate(order.payments):
         _minor(p.amount, currency, f"payments.{n}.amount")
     errors = check_money(
@@ -112,39 +112,33 @@ def _place(uow: UnitOfWork, order: OrderIn, fingerprint: str) -> dict[str, Any]:
         [PaymentAmount(p.status, Decimal(p.amount)) for p in order.payments],
         historical=order.historical,
     )
+    errors += [FieldError(f"items.{n}.sku", f"no product {i.sku!r}")
+               for n, i in enumerate(order.items) if i.sku not in preorder_dates]
     if errors:
         raise ValidationFailed("; ".join(e.message for e in errors), errors)
 
-    products = {sku: uow.products.get(sku) for sku in {i.sku for i in order.items}}
-    unknown = [FieldError(f"items.{n}.sku", f"no product {i.sku!r}")
-               for n, i in enumerate(order.items) if products[i.sku] is None]
-    if unknown:
-        raise ValidationFailed("; ".join(e.message for e in unknown), unknown)
-    named = [x for x in (order.fulfillment_location_id,
-                         order.shipping.option.pickup_location_id if order.shipping else None)
-             if x is not None]
-    missing = set(named) - uow.locations.existing(named)
-    if missing:
-        raise ValidationFailed(f"no location {', '.join(sorted(missing))}")
 
-    email = order.customer.email
-    customer, created = uow.customers.find_or_create(
-        {"id": new_id(), "display_id": display_id("C"), "email": email,
-         "email_key": email.lower(), "name": order.customer.name,
-         "phone": order.customer.phone}, now)
-    if created:
-        uow.record(Event("customer.created", customer["id"], 1, customer_out(customer), now))
+@dataclass
+class OrderRows:
+    order: dict[str, Any]
+    items: list[dict[str, Any]]
+    payments: list[dict[str, Any]]
 
+
+def order_rows(order: OrderIn, fingerprint: str, preorder_dates: Mapping[str, dt.date | None],
+               customer_id: str, now: dt.datetime) -> OrderRows:
+    """The rows of a validated order; current items start on hold until routed."""
+    currency = order.currency
     order_id = new_id()
     items: list[dict[str, Any]] = []
-    for n, (item, (unit, discount, tax)) in enumerate(zip(order.items, lines, strict=True)):
-        product = products[item.sku]
-        assert product is not None
-        ship_date = product.value.preorder_ship_date
+    for n, item in enumerate(order.items):
+        ship_date = preorder_dates[item.sku]
         items.append({
             "id": new_id(), "order_id": order_id, "line": n + 1, "sku": item.sku,
-            "quantity": item.quantity, "unit_price_minor": unit, "discount_minor": discount,
-            "tax_minor": tax,
+            "quantity": item.quantity,
+            "unit_price_minor": Money.parse(item.unit_price, currency).minor,
+            "discount_minor": Money.parse(item.discount, currency).minor,
+            "tax_minor": Money.parse(item.tax, currency).minor,
             "status": (item.status or ItemStatus.FULFILLED.value) if order.historical
             else ItemStatus.ON_HOLD.value,
             "location_id": None, "reservation_id": None,
@@ -152,35 +146,62 @@ def _place(uow: UnitOfWork, order: OrderIn, fingerprint: str) -> dict[str, Any]:
             "hold_reason": None,
         })
     shipping = order.shipping
-    uow.orders.add(
+    return OrderRows(
         {
             "id": order_id, "display_id": display_id("O"), "channel": order.channel.value,
             "external_id": order.external_id, "request_hash": fingerprint,
             "status": derive_status(ItemStatus(i["status"]) for i in items).value,
             "historical": order.historical, "placed_at": order.placed_at.astimezone(dt.UTC),
-            "currency": currency, "customer_id": customer["id"],
+            "currency": currency, "customer_id": customer_id,
             "service_level": shipping.option.service_level.value if shipping else None,
             "carrier": shipping.option.carrier if shipping else None,
-            "shipping_price_minor": shipping_minor,
+            "shipping_price_minor": Money.parse(shipping.option.price, currency).minor
+            if shipping else 0,
             "pickup_location_id": shipping.option.pickup_location_id if shipping else None,
             "fulfillment_location_id": order.fulfillment_location_id,
             "shipping_address": shipping.address.model_dump(mode="json")
             if shipping and shipping.address else None,
-            "grand_total_minor": total_minor, "version": 1, "created_at": now,
-            "updated_at": now,
+            "grand_total_minor": Money.parse(order.totals.grand_total, currency).minor,
+            "version": 1, "created_at": now, "updated_at": now,
         },
         items,
         [{"id": new_id(), "order_id": order_id, "method": p.method, "psp": p.psp,
-          "reference": p.reference, "amount_minor": _minor(p.amount, currency, "payments"),
+          "reference": p.reference, "amount_minor": Money.parse(p.amount, currency).minor,
           "status": p.status.value} for p in order.payments],
     )
+
+
+def customer_row(order: OrderIn) -> dict[str, Any]:
+    email = order.customer.email
+    return {"id": new_id(), "display_id": display_id("C"), "email": email,
+            "email_key": email.lower(), "name": order.customer.name,
+            "phone": order.customer.phone}
+
+
+def place_in_transaction(uow: UnitOfWork, order: OrderIn, fingerprint: str) -> dict[str, Any]:
+    """Write and route the order in the caller's transaction, without committing."""
+    now = utcnow()
+    preorder_dates = uow.products.preorder_dates(i.sku for i in order.items)
+    validate_order(order, preorder_dates)
+    named = [x for x in (order.fulfillment_location_id,
+                         order.shipping.option.pickup_location_id if order.shipping else None)
+             if x is not None]
+    missing = set(named) - uow.locations.existing(named)
+    if missing:
+        raise ValidationFailed(f"no location {', '.join(sorted(missing))}")
+
+    customer, created = uow.customers.find_or_create(customer_row(order), now)
+    if created:
+        uow.record(Event("customer.created", customer["id"], 1, customer_out(customer), now))
+    rows = order_rows(order, fingerprint, preorder_dates, customer["id"], now)
+    order_id = rows.order["id"]
+    uow.orders.add(rows.order, rows.items, rows.payments)
     created_at_mark = uow.pending_mark()
     if not order.historical:
         _route_items(uow, order_id, "placement", now, refuse_unavailable=True)
     body = order_out(uow, order_id)
     # order.created carries the order as placed and routed, yet comes before its item events.
     uow.record_at(created_at_mark, Event("order.created", order_id, 1, body, now))
-    uow.commit()
     return body
 
 
@@ -323,7 +344,7 @@ def _money(minor: int, currency: str) -> str:
     return Money.from_minor(minor, currency).formatted_amount()
 
 
-def customer_out(c: RowMapping) -> dict[str, Any]:
+def customer_out(c: RowLike) -> dict[str, Any]:
     return {"id": c["id"], "display_id": c["display_id"], "email": c["email"],
             "name": c["name"], "phone": c["phone"], "created_at": c["created_at"].isoformat()}
 
@@ -341,37 +362,44 @@ def orders_out(uow: UnitOfWork, orders: Sequence[RowMapping]) -> list[dict[str, 
         items_of[item["order_id"]].append(item)
     result = []
     for o in orders:
-        c = o["currency"]
         customer = uow.customers.get(o["customer_id"])
         assert customer is not None
-        result.append({
-            "id": o["id"], "display_id": o["display_id"], "channel": o["channel"],
-            "external_id": o["external_id"], "status": o["status"],
-            "historical": o["historical"], "placed_at": o["placed_at"].isoformat(),
-            "currency": c, "customer": customer_out(customer),
-            "items": [{
-                "id": i["id"], "line": i["line"], "sku": i["sku"], "quantity": i["quantity"],
-                "unit_price": _money(i["unit_price_minor"], c),
-                "discount": _money(i["discount_minor"], c), "tax": _money(i["tax_minor"], c),
-                "status": i["status"], "location_id": i["location_id"],
-                "preorder": i["preorder"],
-                "tentative_ship_date": i["tentative_ship_date"].isoformat()
-                if i["tentative_ship_date"] else None,
-                "hold_reason": i["hold_reason"] if i["status"] == ItemStatus.ON_HOLD else None,
-            } for i in items_of[o["id"]]],
-            "shipping": {
-                "service_level": o["service_level"], "carrier": o["carrier"],
-                "price": _money(o["shipping_price_minor"], c),
-                "pickup_location_id": o["pickup_location_id"],
-                "address": o["shipping_address"],
-            } if o["service_level"] else None,
-            "fulfillment_location_id": o["fulfillment_location_id"],
-            "payments": [{"id": p["id"], "method": p["method"], "psp": p["psp"],
-                          "reference": p["reference"], "amount": _money(p["amount_minor"], c),
-                          "status": p["status"]} for p in uow.orders.payments(o["id"])],
-            "totals": {"grand_total": _money(o["grand_total_minor"], c)},
-            "version": o["version"],
-            "updated_at": o["updated_at"].isoformat(),
-        })
+        result.append(render_order(o, items_of[o["id"]], customer,
+                                   uow.orders.payments(o["id"])))
     return result
 
+
+def render_order(o: RowLike, items: Sequence[RowLike],
+                 customer: RowLike, payments: Sequence[RowLike]
+                 ) -> dict[str, Any]:
+    """An order as the API and its events show it."""
+    c = o["currency"]
+    return {
+        "id": o["id"], "display_id": o["display_id"], "channel": o["channel"],
+        "external_id": o["external_id"], "status": o["status"],
+        "historical": o["historical"], "placed_at": o["placed_at"].isoformat(),
+        "currency": c, "customer": customer_out(customer),
+        "items": [{
+            "id": i["id"], "line": i["line"], "sku": i["sku"], "quantity": i["quantity"],
+            "unit_price": _money(i["unit_price_minor"], c),
+            "discount": _money(i["discount_minor"], c), "tax": _money(i["tax_minor"], c),
+            "status": i["status"], "location_id": i["location_id"],
+            "preorder": i["preorder"],
+            "tentative_ship_date": i["tentative_ship_date"].isoformat()
+            if i["tentative_ship_date"] else None,
+            "hold_reason": i["hold_reason"] if i["status"] == ItemStatus.ON_HOLD else None,
+        } for i in items],
+        "shipping": {
+            "service_level": o["service_level"], "carrier": o["carrier"],
+            "price": _money(o["shipping_price_minor"], c),
+            "pickup_location_id": o["pickup_location_id"],
+            "address": o["shipping_address"],
+        } if o["service_level"] else None,
+        "fulfillment_location_id": o["fulfillment_location_id"],
+        "payments": [{"id": p["id"], "method": p["method"], "psp": p["psp"],
+                      "reference": p["reference"], "amount": _money(p["amount_minor"], c),
+                      "status": p["status"]} for p in payments],
+        "totals": {"grand_total": _money(o["grand_total_minor"], c)},
+        "version": o["version"],
+        "updated_at": o["updated_at"].isoformat(),
+    }

@@ -28,6 +28,20 @@ class CustomerRepository:
         assert found is not None
         return found, result.rowcount == 1
 
+    def find_or_create_many(self, rows: Sequence[dict[str, Any]], now: dt.datetime
+                            ) -> dict[str, tuple[RowMapping, bool]]:
+        """By email_key: each customer, created where new; (row, created)."""
+        stmt = insert_for(self.conn, t.customers).on_conflict_do_nothing(
+            index_elements=[t.customers.c.email_key]
+        )
+        self.conn.execute(stmt, [{**r, "version": 1, "created_at": now, "updated_at": now}
+                                 for r in rows])
+        proposed = {r["email_key"]: r["id"] for r in rows}
+        found = self.conn.execute(
+            select(t.customers).where(t.customers.c.email_key.in_(list(proposed)))
+        ).mappings()
+        return {c["email_key"]: (c, c["id"] == proposed[c["email_key"]]) for c in found}
+
     def by_email(self, email_key: str) -> RowMapping | None:
         return self.conn.execute(
             select(t.customers).where(t.customers.c.email_key == email_key)
@@ -46,10 +60,27 @@ class OrderRepository:
 
     def add(self, order: dict[str, Any], items: Sequence[dict[str, Any]],
             payments: Sequence[dict[str, Any]]) -> None:
-        self.conn.execute(t.orders.insert(), order)
-        self.conn.execute(t.order_items.insert(), list(items))
+        self.add_many([order], items, payments)
+
+    def add_many(self, orders: Sequence[dict[str, Any]], items: Sequence[dict[str, Any]],
+                 payments: Sequence[dict[str, Any]]) -> None:
+        if orders:
+            self.conn.execute(t.orders.insert(), list(orders))
+        if items:
+            self.conn.execute(t.order_items.insert(), list(items))
         if payments:
             self.conn.execute(t.payments.insert(), list(payments))
+
+    def hashes_by_external(self, channel_ids: Sequence[tuple[str, str]]
+                           ) -> dict[tuple[str, str], RowMapping]:
+        if not channel_ids:
+            return {}
+        o = t.orders.c
+        rows = self.conn.execute(
+            select(o.channel, o.external_id, o.request_hash, o.display_id)
+            .where(tuple_(o.channel, o.external_id).in_(list(channel_ids)))
+        ).mappings()
+        return {(r["channel"], r["external_id"]): r for r in rows}
 
     def by_external(self, channel: str, external_id: str) -> RowMapping | None:
         return self.conn.execute(

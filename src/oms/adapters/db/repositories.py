@@ -100,6 +100,14 @@ class ProductRepository:
             return None
         return self._hydrate([row])[0]
 
+    def preorder_dates(self, skus: Iterable[str]) -> dict[str, dt.date | None]:
+        """For each known sku, its tentative ship date if it is a pre-order, else None."""
+        wanted = list(set(skus))
+        rows = self.conn.execute(
+            select(t.products.c.sku, t.products.c.preorder_ship_date)
+            .where(t.products.c.sku.in_(wanted)))
+        return {r.sku: r.preorder_ship_date for r in rows}
+
     def existing(self, skus: Iterable[str]) -> set[str]:
         skus = list(set(skus))
         found: set[str] = set()

@@ -9,6 +9,7 @@ from oms.api.deps import Integrators
 from oms.domain.errors import DomainError
 from oms.schemas import ImportKind
 from oms.services.imports import FileFormat, ImportMode, lines_of, run_import
+from oms.services.order_imports import import_orders
 
 router = APIRouter(prefix="/v1/imports", tags=["imports"])
 
@@ -21,7 +22,8 @@ MAX_IMPORT_BYTES = 200 * 1024 * 1024
     description=(
         "Send the file as the body with `Content-Type: text/csv` or "
         "`application/x-ndjson` (or `?format=`). Bad rows are reported by line number; "
-        "the others are imported."
+        "the others are imported. Orders come as JSON Lines, one `POST /v1/orders` body "
+        "per line."
     ),
     openapi_extra={"requestBody": {"content": {
         "text/csv": {"schema": {"type": "string"}},
@@ -43,8 +45,12 @@ async def post_import(
         raise DomainError(f"an import file may hold at most {MAX_IMPORT_BYTES} bytes; split it",
                           [], "payload-too-large")
     settings = request.app.state.settings
-    report = await run_in_threadpool(
-        run_import, request.app.state.engine, kind, lines_of(body), fmt, mode,
-        settings.import_chunk_size,
-    )
+    if kind == "orders":
+        report = await run_in_threadpool(import_orders, request.app.state.engine,
+                                         lines_of(body))
+    else:
+        report = await run_in_threadpool(
+            run_import, request.app.state.engine, kind, lines_of(body), fmt, mode,
+            settings.import_chunk_size,
+        )
     return report.as_dict()

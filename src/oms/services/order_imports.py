@@ -1,0 +1,164 @@
+"""Bulk loading of orders from JSON Lines, typically history from a previous system.
+
+Orders are written in chunks, one transaction per chunk and one savepoint per order, so that
+a refused order is reported with its line number and the others still load.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+
+from oms.adapters.db.unit_of_work import UnitOfWork
+from oms.domain.errors import DomainError
+from oms.domain.events import Event, utcnow
+from oms.schemas import OrderIn
+from oms.services.imports import ImportMode, ImportReport, describe_validation_error
+from oms.services.orders import (
+    customer_out,
+    customer_row,
+    order_hash,
+    order_rows,
+    place_in_transaction,
+    render_order,
+    validate_order,
+)
+
+
+def _orders(lines: Iterable[str], report: ImportReport) -> Iterator[tuple[int, OrderIn]]:
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        report.rows += 1
+        try:
+            raw = json.loads(line)
+        except json.JSONDecodeError as exc:
+            report.fail(number, f"not valid JSON: {exc.msg} at column {exc.colno}")
+            continue
+        try:
+            yield number, OrderIn.model_validate(raw)
+        except ValidationError as exc:
+            report.fail(number, describe_validation_error(exc))
+
+
+def import_orders(
+    engine: Engine,
+    lines: Iterable[str],
+    chunk_size: int = 500,
+    on_progress: Callable[[int], None] | None = None,
+) -> ImportReport:
+    """Load orders; one already loaded (same channel and external_id, same content) is
+    counted as a duplicate and left as it is."""
+    report = ImportReport("orders", ImportMode.DELTA)
+    chunk: list[tuple[int, OrderIn]] = []
+    for item in _orders(lines, report):
+        chunk.append(item)
+        if len(chunk) >= chunk_size:
+            _load(engine, chunk, report)
+            chunk = []
+            if on_progress is not None:
+                on_progress(report.rows)
+    if chunk:
+        _load(engine, chunk, report)
+    if on_progress is not None:
+        on_progress(report.rows)
+    return report
+
+
+def _load(engine: Engine, chunk: list[tuple[int, OrderIn]], report: ImportReport) -> None:
+    """Historical orders of the chunk go in with a few statements for all of them; current
+    orders are placed (and routed) one by one."""
+    with UnitOfWork(engine) as uow:
+        fresh = _new_orders(uow, chunk, report)
+        historical = [(n, o, h) for n, o, h in fresh if o.historical]
+        current = [(n, o, h) for n, o, h in fresh if not o.historical]
+        mark, counts = uow.pending_mark(), report.snapshot()
+        try:
+            with uow.savepoint():
+                _load_historical(uow, historical, report)
+        except IntegrityError:
+            # Another importer loaded some of the same orders meanwhile: one by one instead.
+            uow.discard_since(mark)
+            report.restore(counts)
+            current = historical + current
+        for number, order, fingerprint in sorted(current, key=lambda x: x[0]):
+            mark = uow.pending_mark()
+            try:
+                with uow.savepoint():
+                    place_in_transaction(uow, order, fingerprint)
+                report.imported += 1
+            except (DomainError, IntegrityError) as exc:
+                uow.discard_since(mark)
+                report.fail(number, _reason(exc))
+        uow.commit()
+
+
+def _new_orders(uow: UnitOfWork, chunk: list[tuple[int, OrderIn]], report: ImportReport
+                ) -> list[tuple[int, OrderIn, str]]:
+    """Orders not loaded before; one sent again with the same content counts as a duplicate."""
+    keys = [(o.channel.value, o.external_id) for _, o in chunk if o.external_id is not None]
+    known = {k: r["request_hash"] for k, r in uow.orders.hashes_by_external(keys).items()}
+    fresh = []
+    for number, order in chunk:
+        fingerprint = order_hash(order)
+        key = (order.channel.value, order.external_id) if order.external_id else None
+        if key is not None and key in known:
+            if known[key] == fingerprint:
+                report.duplicates += 1
+            else:
+                report.fail(number, f"external_id {order.external_id} belongs to another "
+                                    "order with other content")
+            continue
+        if key is not None:
+            known[key] = fingerprint
+        fresh.append((number, order, fingerprint))
+    return fresh
+
+
+def _load_historical(uow: UnitOfWork, batch: list[tuple[int, OrderIn, str]],
+                     report: ImportReport) -> None:
+    if not batch:
+        return
+    now = utcnow()
+    dates = uow.products.preorder_dates(i.sku for _, o, _ in batch for i in o.items)
+    valid = []
+    for number, order, fingerprint in batch:
+        try:
+            validate_order(order, dates)
+        except DomainError as exc:
+            report.fail(number, _reason(exc))
+            continue
+        valid.append((order, fingerprint))
+    proposed: dict[str, dict[str, Any]] = {}
+    for order, _ in valid:
+        row = customer_row(order)
+        proposed.setdefault(row["email_key"], row)
+    customers = uow.customers.find_or_create_many(list(proposed.values()), now)
+    for email_key in proposed:
+        customer, created = customers[email_key]
+        if created:
+            uow.record(Event("customer.created", customer["id"], 1, customer_out(customer), now))
+    all_rows = [order_rows(order, fingerprint, dates,
+                           customers[order.customer.email.lower()][0]["id"], now)
+                for order, fingerprint in valid]
+    uow.orders.add_many([r.order for r in all_rows], [i for r in all_rows for i in r.items],
+                        [p for r in all_rows for p in r.payments])
+    by_id = {c["id"]: c for c, _ in customers.values()}
+    for rows in all_rows:
+        body = render_order(rows.order, rows.items, by_id[rows.order["customer_id"]],
+                            rows.payments)
+        uow.record(Event("order.created", rows.order["id"], 1, body, now))
+    report.imported += len(all_rows)
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, DomainError):
+        fields = "; ".join(f"{e.field}: {e.message}" for e in exc.errors)
+        return fields or exc.detail
+    return "refused by the database (a duplicate external_id in this file?)"
+
