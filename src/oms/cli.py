@@ -44,6 +44,20 @@ def serve(
 
 
 @app.command()
+def worker(
+    interval: Annotated[float, typer.Option(help="Seconds between passes")] = 30.0,
+    once: Annotated[bool, typer.Option("--once", help="One pass, then exit")] = False,
+) -> None:
+    """Run the background work: route orders on hold again."""
+    import logging
+
+    from oms.worker import run
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    run(make_engine(get_settings()), interval, once)
+
+
+@app.command()
 def migrate() -> None:
     """Bring the database schema up to date."""
     url = get_settings().database_url

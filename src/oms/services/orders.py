@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy import Engine
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
@@ -297,6 +298,21 @@ def reroute(uow: UnitOfWork, order_id: str) -> dict[str, Any]:
     body = order_out(uow, order["id"])
     uow.commit()
     return body
+
+
+def reroute_waiting(engine: Engine, limit: int = 100) -> int:
+    """Route again the items of orders on hold, oldest orders first; returns how many
+    orders were looked at. Several workers may run this at once: each order is taken by
+    one of them (a worker skips an order another one holds; it is only a retry)."""
+    with UnitOfWork(engine, read_only=True) as uow:
+        waiting = uow.orders.waiting(limit)
+    for order_id in waiting:
+        with UnitOfWork(engine) as uow:
+            if uow.orders.lock_if_free(order_id) is None:
+                continue
+            _route_items(uow, order_id, "worker", utcnow(), refuse_unavailable=False)
+            uow.commit()
+    return len(waiting)
 
 
 def cancel(uow: UnitOfWork, order_id: str, item_ids: Sequence[str] | None, reason: str | None

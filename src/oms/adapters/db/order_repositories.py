@@ -88,6 +88,20 @@ class OrderRepository:
                                    t.orders.c.external_id == external_id)
         ).mappings().first()
 
+    def waiting(self, limit: int) -> list[str]:
+        """Ids of current orders with items on hold, oldest first."""
+        o = t.orders.c
+        return list(self.conn.scalars(
+            select(o.id).where(o.status == "on_hold", o.historical.is_(False))
+            .order_by(o.placed_at, o.id).limit(limit)))
+
+    def lock_if_free(self, order_id: str) -> RowMapping | None:
+        """The order, locked for this transaction; None if another worker holds it."""
+        stmt = select(t.orders).where(t.orders.c.id == order_id)
+        if self.conn.dialect.name == "postgresql":
+            stmt = stmt.with_for_update(skip_locked=True)
+        return self.conn.execute(stmt).mappings().first()
+
     def get(self, order_id: str, *, for_update: bool = False) -> RowMapping | None:
         stmt = select(t.orders).where(
             or_(t.orders.c.id == order_id, t.orders.c.display_id == order_id))
