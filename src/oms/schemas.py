@@ -258,6 +258,14 @@ class FutureEntryIn(Strict):
 class FutureBatchIn(Strict):
     entries: list[FutureEntryIn] = Field(min_length=1, max_length=1000)
 
+    @field_validator("entries")
+    @classmethod
+    def _one_per_delivery(cls, entries: list[FutureEntryIn]) -> list[FutureEntryIn]:
+        keys = [(e.location_id, e.sku, e.available_on) for e in entries]
+        if len(keys) != len(set(keys)):
+            raise ValueError("a location, sku and date are listed twice")
+        return entries
+
 
 def level_out(level: StockLevel, version: int | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {

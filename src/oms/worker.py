@@ -1,4 +1,5 @@
-"""Background work: orders waiting on hold are routed again as stock arrives."""
+"""Background work: pre-orders move onto stock when their delivery date comes, and orders
+waiting on hold are routed again as stock arrives."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from types import FrameType
 
 from sqlalchemy import Engine
 
+from oms.domain.events import utcnow
+from oms.services.inventory import release_due_preorders
 from oms.services.orders import reroute_waiting
 
 log = logging.getLogger("oms.worker")
@@ -26,6 +29,10 @@ def run(engine: Engine, interval: float, once: bool = False) -> None:
     log.info("worker started; rerouting orders on hold every %.0f s", interval)
     while not stop.is_set():
         try:
+            # Pre-orders first: their delivery's stock is theirs before waiting orders look.
+            released = release_due_preorders(engine, utcnow().date())
+            if released:
+                log.info("released %d pre-order reservations to their locations", released)
             looked_at = reroute_waiting(engine)
             if looked_at:
                 log.info("rerouted %d orders on hold", looked_at)

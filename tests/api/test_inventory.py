@@ -102,8 +102,10 @@ def test_availability_per_location_with_future_and_totals(
     assert (berlin["location_id"], berlin["on_hand"], berlin["safety_stock"], berlin["atp"]) == (
         "berlin", 10, 1, 9)
     # Stock expected in the past is no longer future stock.
-    assert berlin["future"] == [{"quantity": 5, "available_on": "2099-02-01"}]
-    assert munich["future"] == [{"quantity": 20, "available_on": "2099-03-01"}]
+    assert berlin["future"] == [{"quantity": 5, "reserved": 0, "available": 5,
+                                "available_on": "2099-02-01"}]
+    assert munich["future"] == [{"quantity": 20, "reserved": 0, "available": 20,
+                                "available_on": "2099-03-01"}]
     assert a["totals"] == {"on_hand": 14, "reserved": 0, "atp": 12, "future": 25}
     assert b["totals"]["atp"] == 0
 
@@ -118,7 +120,8 @@ def test_future_entries_are_replaced_per_date(api: Api, stocked: Callable[..., N
             {"location_id": "berlin", "sku": "A", "quantity": quantity,
              "available_on": "2099-01-01"}]})
     item = api.get("/v1/availability", params={"sku": "A"}).json()["items"][0]
-    assert item["locations"][0]["future"] == [{"quantity": 8, "available_on": "2099-01-01"}]
+    assert item["locations"][0]["future"] == [{"quantity": 8, "reserved": 0, "available": 8,
+                                                   "available_on": "2099-01-01"}]
 
 
 def test_availability_of_an_unknown_sku_is_404(api: Api) -> None:

@@ -41,6 +41,12 @@ class FutureStock:
     sku: str
     quantity: int
     available_on: dt.date
+    #: Sold to pre-orders already.
+    reserved: int = 0
+
+    @property
+    def available(self) -> int:
+        return self.quantity - self.reserved
 
 
 class ReservationStatus(StrEnum):
@@ -90,5 +96,5 @@ def totals(levels: Iterable[StockLevel], future: Iterable[FutureStock]) -> Avail
         on_hand=sum(level.on_hand for level in levels),
         reserved=sum(level.reserved for level in levels),
         atp=sum(max(level.atp, 0) for level in levels),
-        future=sum(entry.quantity for entry in future),
+        future=sum(entry.available for entry in future),
     )

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import Engine
+
 from oms.adapters.db.repositories import ReservationRecord, VersionedLevel
 from oms.adapters.db.unit_of_work import UnitOfWork
 from oms.domain.errors import FieldError, InsufficientStock, NotFound, ValidationFailed
@@ -121,6 +123,12 @@ def record_future(uow: UnitOfWork, entries: Sequence[FutureStock]) -> None:
     require_known(uow, [(e.location_id, e.sku) for e in entries], "entries")
     now = utcnow()
     versions = uow.stock.upsert_future(entries, now)
+    short = [FieldError(f"entries.{i}.quantity", "below what pre-orders already reserved of "
+                                                 "this delivery")
+             for i, e in enumerate(entries)
+             if (e.location_id, e.sku, e.available_on) not in versions]
+    if short:
+        raise ValidationFailed(short[0].message, short)
     for e in entries:
         uow.record(
             Event(
@@ -164,7 +172,8 @@ def availability(
             rows.append({
                 **level_out(level),
                 "future": [
-                    {"quantity": f.quantity, "available_on": f.available_on.isoformat()}
+                    {"quantity": f.quantity, "reserved": f.reserved, "available": f.available,
+                     "available_on": f.available_on.isoformat()}
                     for f in future[(sku, loc)]
                 ],
             })
@@ -185,6 +194,20 @@ class ReserveLine:
     sku: str
     quantity: int
     reference: str | None = None
+    #: A pre-order: reserved against future stock, not against what is on hand.
+    preorder: bool = False
+
+
+def record_future_change(uow: UnitOfWork, location_id: str, sku: str, delivery: Any,
+                         reason: str, now: dt.datetime) -> None:
+    uow.record(Event(
+        "inventory.future_changed",
+        f"{stock_entity_id(location_id, sku)}@{delivery.available_on.isoformat()}",
+        delivery.version,
+        {"location_id": location_id, "sku": sku, "quantity": delivery.quantity,
+         "reserved": delivery.reserved, "available_on": delivery.available_on.isoformat(),
+         "reason": reason},
+        now))
 
 
 def reserve(uow: UnitOfWork, lines: Sequence[ReserveLine]) -> list[ReservationRecord]:
@@ -192,16 +215,27 @@ def reserve(uow: UnitOfWork, lines: Sequence[ReserveLine]) -> list[ReservationRe
     back). Quantities of one (location, sku) are summed and checked together, and rows are
     taken in key order. The conditional UPDATE is the check: the database serialises
     concurrent reservations of one row, and the loser sees the winner's `reserved`."""
-    requests = [ReservationRequest(x.location_id, x.sku, x.quantity) for x in lines]
     now = utcnow()
-    for (location_id, sku), quantity in lock_order(requests):
+    current = [ReservationRequest(x.location_id, x.sku, x.quantity)
+               for x in lines if not x.preorder]
+    for (location_id, sku), quantity in lock_order(current):
         changed = uow.stock.reserve(location_id, sku, quantity, now)
         if changed is None:
             raise InsufficientStock(location_id, sku, quantity)
         record_change(uow, changed, "reserved", now, quantity=quantity)
+    delivery_of: dict[tuple[str, str], dt.date] = {}
+    preorders = [ReservationRequest(x.location_id, x.sku, x.quantity)
+                 for x in lines if x.preorder]
+    for (location_id, sku), quantity in lock_order(preorders):
+        delivery = uow.stock.reserve_future(location_id, sku, quantity, now.date(), now)
+        if delivery is None:
+            raise InsufficientStock(location_id, sku, quantity)
+        delivery_of[(location_id, sku)] = delivery.available_on
+        record_future_change(uow, location_id, sku, delivery, "reserved", now)
     records = [
         ReservationRecord(new_id(), x.location_id, x.sku, x.quantity, ReservationStatus.ACTIVE,
-                          x.reference, now, None)
+                          x.reference, now, None,
+                          delivery_of[(x.location_id, x.sku)] if x.preorder else None)
         for x in lines
     ]
     uow.reservations.add(records)
@@ -216,6 +250,15 @@ def _close(uow: UnitOfWork, reservation_id: str, status: ReservationStatus) -> R
         if existing is None:
             raise NotFound(f"no reservation {reservation_id!r}")
         raise ValidationFailed(f"reservation {reservation_id} is already {existing.status.value}")
+    if closed.available_on is not None:
+        if status is ReservationStatus.CONSUMED:
+            raise ValidationFailed(f"reservation {reservation_id} holds stock expected on "
+                                   f"{closed.available_on}; it cannot ship before then")
+        delivery = uow.stock.unreserve_future(closed.location_id, closed.sku,
+                                              closed.available_on, closed.quantity, now,
+                                              delivered=False)
+        record_future_change(uow, closed.location_id, closed.sku, delivery, status.value, now)
+        return closed
     changed = uow.stock.unreserve(
         closed.location_id, closed.sku, closed.quantity, now,
         consume=status is ReservationStatus.CONSUMED,
@@ -223,6 +266,33 @@ def _close(uow: UnitOfWork, reservation_id: str, status: ReservationStatus) -> R
     record_change(uow, changed, status.value, now, quantity=closed.quantity,
                   reservation_id=reservation_id)
     return closed
+
+
+def release_due_preorders(engine: Engine, today: dt.date, limit: int = 500) -> int:
+    """Pre-orders whose delivery date has come move onto the location's stock, ahead of
+    anyone else: their reservation now holds on-hand stock (ATP shows below zero until the
+    receipt is booked). Returns how many moved."""
+    moved = 0
+    with UnitOfWork(engine, read_only=True) as uow:
+        due = uow.reservations.due_preorders(today, limit)
+    for reservation in due:
+        assert reservation.available_on is not None
+        with UnitOfWork(engine) as uow:
+            if not uow.reservations.move_to_stock(reservation.id, reservation.available_on):
+                continue  # another worker moved it
+            now = utcnow()
+            delivery = uow.stock.unreserve_future(
+                reservation.location_id, reservation.sku, reservation.available_on,
+                reservation.quantity, now, delivered=True)
+            record_future_change(uow, reservation.location_id, reservation.sku, delivery,
+                                 "preorder_released", now)
+            changed = uow.stock.add_reserved(reservation.location_id, reservation.sku,
+                                             reservation.quantity, now)
+            record_change(uow, changed, "preorder_released", now,
+                          quantity=reservation.quantity, reservation_id=reservation.id)
+            uow.commit()
+            moved += 1
+    return moved
 
 
 def release(uow: UnitOfWork, reservation_id: str) -> ReservationRecord:

@@ -222,14 +222,17 @@ def _route_items(uow: UnitOfWork, order_id: str, trigger: str, now: dt.datetime,
     rule = RoutingRule(rule_row["service_level"], rule_row["country"],
                        tuple(tuple(g) for g in rule_row["groups"])) if rule_row else None
     locations = [s.value for s in uow.locations.page(after=None, limit=10_000)]
-    routing_items = [RoutingItem(i["id"], i["sku"], i["quantity"]) for i in waiting]
+    routing_items = [RoutingItem(i["id"], i["sku"], i["quantity"], i["preorder"])
+                     for i in waiting]
     skus = sorted({i["sku"] for i in waiting})
 
     plan = RoutingPlan()
     for _ in range(MAX_ROUTING_ATTEMPTS):
         stock = {(lvl.location_id, lvl.sku): lvl.atp for lvl in uow.stock.levels(skus)}
+        future = uow.stock.future_atp(skus, now.date())
         plan = route(
             routing_items, service_level=service_level, destination=destination, stock=stock,
+            future_stock=future,
             locations=locations, rule=rule, pickup_location_id=order["pickup_location_id"],
             required_location_id=order["fulfillment_location_id"],
         )
@@ -242,7 +245,8 @@ def _route_items(uow: UnitOfWork, order_id: str, trigger: str, now: dt.datetime,
             )
         by_id = {i["id"]: i for i in waiting}
         reserve_lines = [ReserveLine(location_id, by_id[item_id]["sku"],
-                                     by_id[item_id]["quantity"], item_id)
+                                     by_id[item_id]["quantity"], item_id,
+                                     by_id[item_id]["preorder"])
                          for item_id, location_id in plan.assignments.items()]
         mark = uow.pending_mark()
         try:

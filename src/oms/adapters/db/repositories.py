@@ -423,7 +423,8 @@ class StockRepository:
     def upsert_future(
         self, entries: Sequence[FutureStock], now: dt.datetime
     ) -> dict[tuple[str, str, dt.date], int]:
-        """Set the expected quantity per (location, sku, date); returns each entry's version."""
+        """Set the expected quantity per (location, sku, date); returns each entry's version.
+        An entry that would fall below its pre-order reservations is missing from the result."""
         stmt = insert_for(self.conn, t.future_stock)
         stmt = stmt.on_conflict_do_update(
             index_elements=[
@@ -436,6 +437,8 @@ class StockRepository:
                 "updated_at": stmt.excluded.updated_at,
                 "version": t.future_stock.c.version + 1,
             },
+            # Never below what pre-orders already bought of this delivery.
+            where=stmt.excluded.quantity >= t.future_stock.c.reserved,
         ).returning(
             t.future_stock.c.location_id,
             t.future_stock.c.sku,
@@ -458,18 +461,81 @@ class StockRepository:
         )
         return {(r.location_id, r.sku, r.available_on): r.version for r in result}
 
+    def future_atp(self, skus: Sequence[str], from_date: dt.date) -> dict[tuple[str, str], int]:
+        """Per (location, sku), the most one delivery still has for pre-orders (a pre-order
+        line is reserved against a single delivery)."""
+        f = t.future_stock.c
+        rows = self.conn.execute(
+            select(f.location_id, f.sku, func.max(f.quantity - f.reserved).label("atp"))
+            .where(f.sku.in_(list(skus)), f.available_on >= from_date)
+            .group_by(f.location_id, f.sku))
+        return {(r.location_id, r.sku): int(r.atp) for r in rows}
+
+    def reserve_future(self, location_id: str, sku: str, quantity: int, from_date: dt.date,
+                       now: dt.datetime) -> Any:
+        """Reserve against the earliest delivery that still has `quantity`; its date, or
+        None. Each attempt is a conditional UPDATE: a delivery taken meanwhile is skipped
+        for the next one."""
+        f = t.future_stock.c
+        dates = self.conn.scalars(
+            select(f.available_on).where(
+                f.location_id == location_id, f.sku == sku, f.available_on >= from_date,
+                f.quantity - f.reserved >= quantity).order_by(f.available_on))
+        for available_on in list(dates):
+            taken = self.conn.execute(
+                update(t.future_stock)
+                .where(f.location_id == location_id, f.sku == sku,
+                       f.available_on == available_on, f.quantity - f.reserved >= quantity)
+                .values(reserved=f.reserved + quantity, version=f.version + 1, updated_at=now)
+                .returning(f.available_on, f.quantity, f.reserved, f.version)
+            ).first()
+            if taken is not None:
+                return taken
+        return None
+
+    def unreserve_future(self, location_id: str, sku: str, available_on: dt.date,
+                         quantity: int, now: dt.datetime, *, delivered: bool) -> Any:
+        """Give back a pre-order's future stock; `delivered`: the goods came, so the
+        delivery shrinks by as much."""
+        f = t.future_stock.c
+        values: dict[str, Any] = {"reserved": f.reserved - quantity,
+                                  "version": f.version + 1, "updated_at": now}
+        if delivered:
+            values["quantity"] = f.quantity - quantity
+        return self.conn.execute(
+            update(t.future_stock)
+            .where(f.location_id == location_id, f.sku == sku, f.available_on == available_on)
+            .values(**values)
+            .returning(f.available_on, f.quantity, f.reserved, f.version)).one()
+
+    def add_reserved(self, location_id: str, sku: str, quantity: int, now: dt.datetime
+                     ) -> VersionedLevel:
+        """Reserve whatever ATP says: pre-orders whose delivery date has come are served
+        before anyone else, even before the receipt is booked (ATP then shows below zero)."""
+        stmt = insert_for(self.conn, t.stock_levels)
+        c = t.stock_levels.c
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[c.location_id, c.sku],
+            set_={"reserved": c.reserved + stmt.excluded.reserved, "version": c.version + 1,
+                  "updated_at": stmt.excluded.updated_at},
+        ).returning(*_LEVEL_COLUMNS)
+        row = self.conn.execute(stmt, {"location_id": location_id, "sku": sku, "on_hand": 0,
+                                       "reserved": quantity, "safety_stock": 0, "version": 1,
+                                       "updated_at": now}).one()
+        return _level(row)
+
     def future(
         self, skus: Sequence[str], location_id: str | None = None, *, from_date: dt.date
     ) -> list[FutureStock]:
         f = t.future_stock.c
         stmt = (
-            select(f.location_id, f.sku, f.quantity, f.available_on)
+            select(f.location_id, f.sku, f.quantity, f.available_on, f.reserved)
             .where(f.sku.in_(list(skus)), f.available_on >= from_date, f.quantity > 0)
             .order_by(f.sku, f.location_id, f.available_on)
         )
         if location_id is not None:
             stmt = stmt.where(f.location_id == location_id)
-        return [FutureStock(r.location_id, r.sku, r.quantity, r.available_on)
+        return [FutureStock(r.location_id, r.sku, r.quantity, r.available_on, r.reserved)
                 for r in self.conn.execute(stmt)]
 
 
@@ -483,6 +549,7 @@ class ReservationRecord:
     reference: str | None
     created_at: dt.datetime
     closed_at: dt.datetime | None
+    available_on: dt.date | None = None
 
 
 class ReservationRepository:
@@ -500,6 +567,7 @@ class ReservationRepository:
                     "quantity": r.quantity,
                     "status": r.status.value,
                     "reference": r.reference,
+                    "available_on": r.available_on,
                     "created_at": r.created_at,
                     "closed_at": r.closed_at,
                 }
@@ -524,6 +592,25 @@ class ReservationRepository:
         ).first()
         return None if row is None else _reservation(row)
 
+    def due_preorders(self, today: dt.date, limit: int) -> list[ReservationRecord]:
+        """Active pre-order reservations whose delivery date has come, oldest first."""
+        c = t.reservations.c
+        rows = self.conn.execute(
+            select(t.reservations)
+            .where(c.status == ReservationStatus.ACTIVE.value, c.available_on <= today)
+            .order_by(c.created_at, c.id).limit(limit))
+        return [_reservation(r) for r in rows]
+
+    def move_to_stock(self, reservation_id: str, available_on: dt.date) -> bool:
+        """The reservation now holds on-hand stock; False if another worker moved it."""
+        c = t.reservations.c
+        return self.conn.execute(
+            update(t.reservations)
+            .where(c.id == reservation_id, c.available_on == available_on,
+                   c.status == ReservationStatus.ACTIVE.value)
+            .values(available_on=None)
+        ).rowcount == 1
+
     def get(self, reservation_id: str) -> ReservationRecord | None:
         row = self.conn.execute(
             select(t.reservations).where(t.reservations.c.id == reservation_id)
@@ -534,7 +621,7 @@ class ReservationRepository:
         c = t.reservations.c
         rows = self.conn.execute(
             select(c.location_id, c.sku, func.sum(c.quantity).label("quantity"))
-            .where(c.status == ReservationStatus.ACTIVE.value)
+            .where(c.status == ReservationStatus.ACTIVE.value, c.available_on.is_(None))
             .group_by(c.location_id, c.sku)
         )
         return {(r.location_id, r.sku): int(r.quantity) for r in rows}
@@ -548,7 +635,7 @@ class ReservationRepository:
 def _reservation(r: Any) -> ReservationRecord:
     return ReservationRecord(
         r.id, r.location_id, r.sku, r.quantity, ReservationStatus(r.status), r.reference,
-        r.created_at, r.closed_at,
+        r.created_at, r.closed_at, r.available_on,
     )
 
 

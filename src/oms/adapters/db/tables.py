@@ -122,9 +122,12 @@ future_stock = Table(
     Column("sku", String(64), ForeignKey("products.sku"), primary_key=True),
     Column("available_on", Date, primary_key=True),
     Column("quantity", Integer, nullable=False),
+    # Pre-orders sold against this delivery (their reservations name `available_on`).
+    Column("reserved", Integer, nullable=False, server_default="0"),
     Column("version", Integer, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     CheckConstraint("quantity >= 0", name="quantity_not_negative"),
+    CheckConstraint("reserved >= 0", name="reserved_not_negative"),
 )
 Index("ix_future_stock_sku", future_stock.c.sku)
 
@@ -137,6 +140,8 @@ reservations = Table(
     Column("quantity", Integer, nullable=False),
     Column("status", String(10), nullable=False),
     Column("reference", String(200), nullable=True),
+    # Set while the reservation holds future stock (a pre-order) expected on that date.
+    Column("available_on", Date, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("closed_at", UTCDateTime, nullable=True),
     CheckConstraint("quantity > 0", name="quantity_positive"),

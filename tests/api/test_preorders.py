@@ -1,0 +1,85 @@
+"""Pre-orders sell future stock, and move onto the location's stock when it is due."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Engine
+
+from oms.adapters.db.unit_of_work import UnitOfWork
+from oms.domain.events import utcnow
+from oms.services.inventory import check_reserved_counters, release_due_preorders
+from tests.helpers import Api, product_body
+
+
+def _order(n: int, sku: str, quantity: int) -> dict[str, Any]:
+    total = f"{quantity * 10}.00"
+    return {
+        "channel": "web", "external_id": f"P-{n}", "placed_at": "2026-11-20T10:00:00Z",
+        "currency": "EUR", "customer": {"email": f"fan{n}@example.com"},
+        "items": [{"sku": sku, "quantity": quantity, "unit_price": "10.00"}],
+        "shipping": {"option": {"service_level": "standard"},
+                     "address": {"line1": "Unter den Linden 5", "city": "Berlin",
+                                 "postal_code": "10117", "country": "DE"}},
+        "payments": [{"method": "card", "amount": total, "status": "authorized"}],
+        "totals": {"grand_total": total},
+    }
+
+
+def _future(api: Api, sku: str) -> list[dict[str, Any]]:
+    item = api.get("/v1/availability", params={"sku": sku}).json()["items"][0]
+    return [f for loc in item["locations"] for f in loc["future"]]
+
+
+def _preorder_product(api: Api, stocked: Callable[..., None], on: str) -> None:
+    stocked({("berlin", "NEW"): 0})
+    body = product_body("Next season shoe", preorder={"tentative_ship_date": "2099-02-01"})
+    assert api.put("/v1/products/NEW", json=body).status_code == 200
+    r = api.post("/v1/inventory/future", json={"entries": [
+        {"location_id": "berlin", "sku": "NEW", "quantity": 3, "available_on": on}]})
+    assert r.status_code == 200, r.text
+
+
+def test_a_preorder_reserves_future_stock_not_on_hand(api: Api, stocked: Callable[..., None]
+                                                      ) -> None:
+    _preorder_product(api, stocked, "2099-01-15")
+    first = api.post("/v1/orders", json=_order(1, "NEW", 2))
+    assert first.status_code == 201, first.text
+    item = first.json()["items"][0]
+    assert (item["status"], item["location_id"], item["preorder"]) == ("routed", "berlin", True)
+    assert item["tentative_ship_date"] == "2099-02-01"
+    assert _future(api, "NEW") == [{"quantity": 3, "reserved": 2, "available": 1,
+                                    "available_on": "2099-01-15"}]
+    assert api.get("/v1/inventory/berlin/NEW").json()["reserved"] == 0
+
+    refused = api.post("/v1/orders", json=_order(2, "NEW", 2))
+    assert refused.status_code == 422
+    assert "NEW" in refused.json()["detail"]
+    # The delivery cannot be cut below what pre-orders bought of it.
+    cut = api.post("/v1/inventory/future", json={"entries": [
+        {"location_id": "berlin", "sku": "NEW", "quantity": 1, "available_on": "2099-01-15"}]})
+    assert cut.status_code == 422
+    assert cut.json()["errors"][0]["field"] == "entries.0.quantity"
+
+    api.post(f"/v1/orders/{first.json()['id']}/cancel", json={})
+    assert _future(api, "NEW")[0]["available"] == 3
+
+
+def test_due_preorders_are_served_before_anyone_else(api: Api, engine: Engine,
+                                                     stocked: Callable[..., None]) -> None:
+    today = utcnow().date().isoformat()
+    _preorder_product(api, stocked, today)
+    assert api.post("/v1/orders", json=_order(1, "NEW", 2)).status_code == 201
+    assert release_due_preorders(engine, utcnow().date()) == 1
+    assert release_due_preorders(engine, utcnow().date()) == 0
+    level = api.get("/v1/inventory/berlin/NEW").json()
+    # The delivery has not been booked in yet: the pre-order holds it all the same.
+    assert (level["on_hand"], level["reserved"], level["atp"]) == (0, 2, -2)
+    assert _future(api, "NEW") == [{"quantity": 1, "reserved": 0, "available": 1,
+                                    "available_on": today}]
+    api.post("/v1/inventory/adjustments", json={"adjustments": [
+        {"location_id": "berlin", "sku": "NEW", "delta": 3, "reason": "delivery received"}]})
+    assert api.get("/v1/inventory/berlin/NEW").json()["atp"] == 1
+    with UnitOfWork(engine, read_only=True) as uow:
+        assert check_reserved_counters(uow) == []
