@@ -8,11 +8,15 @@ PostgreSQL half is skipped with the reason shown; on CI (CI=true) that is a fail
 from __future__ import annotations
 
 import os
+import socket
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, text
 
@@ -34,7 +38,8 @@ PG_ADMIN_URL = os.environ.get(
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked postgres_only (races that SQLite's single writer cannot have) run only
     with the PostgreSQL database."""
-    keep, drop = [], []
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
     for item in items:
         on_sqlite = "[sqlite" in item.nodeid
         (drop if on_sqlite and item.get_closest_marker("postgres_only") else keep).append(item)
@@ -157,3 +162,22 @@ def stocked(api: Api) -> Callable[..., None]:
             assert r.status_code == 200, r.text
 
     return make
+
+
+@pytest.fixture
+def live_url(engine: Engine, settings: Settings) -> Iterator[str]:
+    """The app served by uvicorn on a free port, for clients that really run in parallel."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, engine), host="127.0.0.1",
+                                           port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "server did not start"
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)

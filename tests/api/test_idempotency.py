@@ -4,22 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import socket
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import Engine, update
 
 from oms.adapters.db import tables as t
 from oms.adapters.db.idempotency import IdempotencyStore
-from oms.api.app import create_app
 from oms.domain.events import utcnow
-from oms.settings import Settings
 from tests.helpers import Api
 
 ADJUST = "/v1/inventory/adjustments"
@@ -122,25 +117,6 @@ def test_an_overlong_key_is_refused(api: Api) -> None:
     r = api.post(ADJUST, json=_batch(1), headers={"Idempotency-Key": "x" * 300})
     assert r.status_code == 400
     assert "Idempotency-Key" in r.json()["detail"]
-
-
-@pytest.fixture
-def live_url(engine: Engine, settings: Settings) -> Iterator[str]:
-    """The app served by uvicorn on a free port, for clients that really run in parallel."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, engine), host="127.0.0.1",
-                                           port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
 
 
 @pytest.mark.postgres_only

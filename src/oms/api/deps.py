@@ -31,12 +31,15 @@ def no_nul_in_query(request: Request) -> None:
         )
 
 
-def get_uow(request: Request) -> Iterator[UnitOfWork]:
+# Both depend on the caller's key so that checking it (on a connection of its own) comes
+# first: a request holding its unit of work's connection while it waits for a second one to
+# check the key could, under load, hold the whole pool with no request able to finish.
+def get_uow(request: Request, _: CurrentKey) -> Iterator[UnitOfWork]:
     with UnitOfWork(request.app.state.engine) as uow:
         yield uow
 
 
-def get_read_uow(request: Request) -> Iterator[UnitOfWork]:
+def get_read_uow(request: Request, _: CurrentKey) -> Iterator[UnitOfWork]:
     with UnitOfWork(request.app.state.engine, read_only=True) as uow:
         yield uow
 

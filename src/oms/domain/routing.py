@@ -107,6 +107,9 @@ def route(
     left = (_clamped(stock), _clamped(future_stock or {}))
 
     remaining = list(items)
+    # Per item: what each location could take in the round that placed it, to say why the
+    # others lost.
+    round_of: dict[str, dict[str, set[str]]] = {}
     while remaining:
         options = [(loc, fits) for loc in eligible if (fits := _what_fits(remaining, loc, left))]
         if not options:
@@ -116,9 +119,11 @@ def route(
             key=lambda o: (-len(o[1]), *_order_key(ranks[o[0]])[:3],
                            -_left_after(o[0], o[1], left), o[0]),
         )
+        could_take = {loc: {i.item_id for i in fits} for loc, fits in options}
         for item in takes:
             _pool(item, left)[(chosen, item.sku)] -= item.quantity
             plan.assignments[item.item_id] = chosen
+            round_of[item.item_id] = could_take
         taken = {item.item_id for item in takes}
         remaining = [item for item in remaining if item.item_id not in taken]
 
@@ -130,11 +135,14 @@ def route(
                 verdict, reason = Verdict.CHOSEN, _why_chosen(ranks[location_id])
             elif had < item.quantity:
                 verdict, reason = Verdict.PASSED_OVER, _not_enough(item, had)
-            elif chosen_at is None:
+            elif chosen_at is None or item.item_id not in round_of[item.item_id].get(
+                    location_id, set()):
                 verdict, reason = Verdict.PASSED_OVER, "its ATP went to other items of the order"
             else:
-                verdict, reason = Verdict.PASSED_OVER, _why_not(ranks[location_id],
-                                                                ranks[chosen_at])
+                could_take = round_of[item.item_id]
+                verdict, reason = Verdict.PASSED_OVER, _why_not(
+                    ranks[location_id], ranks[chosen_at],
+                    takes_fewer=len(could_take[location_id]) < len(could_take[chosen_at]))
             plan.considerations.append(Consideration(item.item_id, location_id, verdict, reason))
         if chosen_at is None:
             plan.on_hold[item.item_id] = (
@@ -242,8 +250,10 @@ def _why_chosen(rank: _Rank) -> str:
     return f"chosen: {group}priority {rank.priority}, {rank.distance_km:.1f} km away"
 
 
-def _why_not(rank: _Rank, chosen: _Rank) -> str:
-    if _order_key(rank) < _order_key(chosen):
+def _why_not(rank: _Rank, chosen: _Rank, *, takes_fewer: bool) -> str:
+    # The location could take the item in the round that placed it: it lost on how much of
+    # the order it could take, or else on the ranking.
+    if takes_fewer:
         return "another location takes more of the order: fewer shipments"
     if rank.group is not None and chosen.group is not None and rank.group != chosen.group:
         return f"later rule group ({rank.group + 1} against {chosen.group + 1})"

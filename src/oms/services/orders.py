@@ -257,6 +257,10 @@ def _route_items(uow: UnitOfWork, order_id: str, trigger: str, now: dt.datetime,
             # Someone else took the stock between our read and our reservation: read again.
             uow.discard_since(mark)
     else:
+        if refuse_unavailable:
+            # Placing must not turn into a backorder: the client retries the whole order.
+            raise Conflict("the stock of these items kept changing while the order was "
+                           "routed; send the order again")
         records = []
         plan = RoutingPlan(on_hold={i["id"]: "stock kept changing while routing; retry later"
                                     for i in waiting})
@@ -292,6 +296,17 @@ def _route_items(uow: UnitOfWork, order_id: str, trigger: str, now: dt.datetime,
 def _refresh_status(uow: UnitOfWork, order_id: str, now: dt.datetime) -> None:
     statuses = [ItemStatus(i["status"]) for i in uow.orders.items([order_id])]
     uow.orders.set_status(order_id, derive_status(statuses).value, now)
+
+
+def order_locations(uow: UnitOfWork, order_id: str) -> set[str]:
+    """Where the order is or will be fulfilled: its items' locations, its pickup store and
+    the location it was pre-routed to. Store staff act only on orders of their stores."""
+    order = uow.orders.get(order_id)
+    if order is None:
+        raise NotFound(f"no order {order_id!r}")
+    named = {order["pickup_location_id"], order["fulfillment_location_id"]}
+    named |= {i["location_id"] for i in uow.orders.items([order["id"]])}
+    return {x for x in named if x is not None}
 
 
 def reroute(uow: UnitOfWork, order_id: str) -> dict[str, Any]:
@@ -347,6 +362,9 @@ def cancel(uow: UnitOfWork, order_id: str, item_ids: Sequence[str] | None, reaso
         uow.orders.update_item(item_id, status=ItemStatus.CANCELLED.value, hold_reason=reason)
         refund_minor += (item["quantity"] * item["unit_price_minor"] - item["discount_minor"]
                          + item["tax_minor"])
+    if all(i["id"] in wanted or i["status"] == ItemStatus.CANCELLED for i in items):
+        # Nothing of the order will ship, so its shipping is not owed either.
+        refund_minor += order["shipping_price_minor"]
     _refresh_status(uow, order["id"], now)
     currency = order["currency"]
     uow.record(Event("order.items_cancelled", order["id"], uow.orders.next_version(

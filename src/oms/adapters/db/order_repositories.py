@@ -22,11 +22,11 @@ class CustomerRepository:
         stmt = insert_for(self.conn, t.customers).on_conflict_do_nothing(
             index_elements=[t.customers.c.email_key]
         )
-        result = self.conn.execute(stmt, {**row, "version": 1, "created_at": now,
-                                          "updated_at": now})
+        self.conn.execute(stmt, {**row, "version": 1, "created_at": now, "updated_at": now})
         found = self.by_email(row["email_key"])
         assert found is not None
-        return found, result.rowcount == 1
+        # Not the INSERT's rowcount: SQLAlchemy keeps none for it on PostgreSQL (-1).
+        return found, found["id"] == row["id"]
 
     def find_or_create_many(self, rows: Sequence[dict[str, Any]], now: dt.datetime
                             ) -> dict[str, tuple[RowMapping, bool]]:

@@ -4,11 +4,12 @@ import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, Field, field_validator
 
 from oms.api.deps import (
     AnyRole,
     CursorParam,
+    Forbidden,
     Integrators,
     Limit,
     ReadUow,
@@ -17,7 +18,7 @@ from oms.api.deps import (
     encode_cursor,
     require,
 )
-from oms.domain.access import Principal, Role
+from oms.domain.access import LOCATION_BOUND, Principal, Role
 from oms.domain.errors import FieldError, NotFound, ValidationFailed
 from oms.domain.orders import Channel, OrderStatus
 from oms.schemas import OrderIn, Strict
@@ -83,7 +84,8 @@ def list_orders(
     status: Annotated[OrderStatus | None, Query()] = None,
     channel: Annotated[Channel | None, Query()] = None,
     placed_from: Annotated[AwareDatetime | None, Query()] = None,
-    placed_to: Annotated[AwareDatetime | None, Query()] = None,
+    placed_to: Annotated[AwareDatetime | None, Query(
+        description="Exclusive: orders placed before this time")] = None,
     q: Annotated[str | None, Query(max_length=320, description=(
         "display id, external id or customer email"))] = None,
     cursor: CursorParam = None,
@@ -105,18 +107,38 @@ def list_orders(
 
 
 class CancelIn(Strict):
-    items: list[str] | None = Field(default=None, max_length=500,
+    # At least one: an empty list must not read as "every item".
+    items: list[str] | None = Field(default=None, min_length=1, max_length=500,
                                     description="Item ids; none: every item not yet shipped")
     reason: str | None = Field(default=None, max_length=300)
 
+    @field_validator("items")
+    @classmethod
+    def _distinct(cls, items: list[str] | None) -> list[str] | None:
+        # An item listed twice would be refunded twice.
+        if items is not None and len(items) != len(set(items)):
+            raise ValueError("an item is listed twice")
+        return items
+
 
 @router.post("/v1/orders/{order_id}/cancel", summary="Cancel all or some items not yet shipped")
-def cancel_order(order_id: str, body: CancelIn, uow: Uow, _: OrderWriters) -> dict[str, Any]:
+def cancel_order(order_id: str, body: CancelIn, uow: Uow, principal: OrderWriters
+                 ) -> dict[str, Any]:
+    _require_order_scope(uow, principal, order_id)
     return orders.cancel(uow, order_id, body.items, body.reason)
 
 
+def _require_order_scope(uow: Uow, principal: Principal, order_id: str) -> None:
+    if principal.role not in LOCATION_BOUND:
+        return
+    where = orders.order_locations(uow, order_id)
+    if not where or not all(principal.may_act_at(loc) for loc in where):
+        raise Forbidden("this key may act only on orders of its own locations")
+
+
 @router.post("/v1/orders/{order_id}/reroute", summary="Route the on-hold items again")
-def reroute_order(order_id: str, uow: Uow, _: Managers) -> dict[str, Any]:
+def reroute_order(order_id: str, uow: Uow, principal: Managers) -> dict[str, Any]:
+    _require_order_scope(uow, principal, order_id)
     return orders.reroute(uow, order_id)
 
 
