@@ -6,16 +6,7 @@ authenticates the key, opens a read-only unit of work and reads levels and futur
 
 from __future__ import annotations
 
-import contextlib
-import os
 import random
-import shutil
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 
@@ -27,6 +18,7 @@ from common import (
     seed_locations,
     seed_products,
     seed_stock,
+    serving,
     sku_names,
 )
 from oms.adapters.db.unit_of_work import UnitOfWork
@@ -35,63 +27,6 @@ from oms.services import apikeys
 
 LOCATIONS = ("bench-dc", "bench-store-1", "bench-store-2")
 UNIT = "req"
-STARTUP_TIMEOUT = 30.0
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _oms_command() -> list[str]:
-    """The `oms` script of the interpreter running the benchmark, so both use one install."""
-    script = Path(sys.executable).parent / "oms"
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("oms")
-    return [found] if found else [sys.executable, "-m", "oms.cli"]
-
-
-def _tail(path: Path, lines: int = 20) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
-
-@contextlib.contextmanager
-def serving(database_url: str, log_path: Path) -> Iterator[str]:
-    """Run `oms serve` on a free port until the block ends; yields its base URL."""
-    port = _free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "OMS_DATABASE_URL": database_url}
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [*_oms_command(), "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"oms serve exited with {process.returncode}:\n"
-                                   f"{_tail(log_path)}")
-            try:
-                if httpx.get(f"{base_url}/healthz", timeout=1.0).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"oms serve did not answer /healthz within "
-                                   f"{STARTUP_TIMEOUT:.0f} s:\n{_tail(log_path)}")
-            time.sleep(0.1)
-        yield base_url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def run(ctx: Context, backend: str) -> list[Result]:

@@ -1,4 +1,5 @@
-"""What every benchmark shares: throw-away databases, seed data, timing and results."""
+"""What every benchmark shares: throw-away databases, a server process, seed data, timing and
+results."""
 
 from __future__ import annotations
 
@@ -9,6 +10,10 @@ import json
 import math
 import os
 import random
+import shutil
+import socket
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -16,6 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 from rich.console import Console
 from sqlalchemy import Engine, create_engine, make_url, text
 
@@ -26,6 +32,8 @@ from oms.settings import Settings
 
 SQLITE = "SQLite"
 POSTGRESQL = "PostgreSQL"
+#: The database column of a benchmark that does not touch a database.
+NO_DATABASE = "in-process"
 PG_ADMIN_URL = os.environ.get(
     "OMS_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
@@ -91,17 +99,23 @@ class Databases:
                 for suffix in ("", "-wal", "-shm"):
                     Path(f"{path}{suffix}").unlink(missing_ok=True)
             return
+        with self.scratch_postgres(label) as url:
+            upgrade(url)
+            yield url
+
+    @contextlib.contextmanager
+    def scratch_postgres(self, label: str) -> Iterator[str]:
+        """An empty PostgreSQL database `oms_bench_<pid>_<label>`, dropped when the block
+        ends."""
         name = f"oms_bench_{os.getpid()}_{label}"
         admin = create_engine(self.pg_admin_url, isolation_level="AUTOCOMMIT")
         try:
             with admin.connect() as conn:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
                 conn.execute(text(f'CREATE DATABASE "{name}"'))
-            url = make_url(self.pg_admin_url).set(database=name).render_as_string(
-                hide_password=False)
             try:
-                upgrade(url)
-                yield url
+                yield make_url(self.pg_admin_url).set(database=name).render_as_string(
+                    hide_password=False)
             finally:
                 # FORCE: a server process that was killed may leave sessions behind briefly.
                 with admin.connect() as conn:
@@ -118,6 +132,67 @@ def engine_for(url: str) -> Iterator[Engine]:
         yield engine
     finally:
         engine.dispose()
+
+
+# -- a real server ----------------------------------------------------------------------------
+
+STARTUP_TIMEOUT = 30.0
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _oms_command() -> list[str]:
+    """The `oms` script of the interpreter running the benchmark, so both use one install."""
+    script = Path(sys.executable).parent / "oms"
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("oms")
+    return [found] if found else [sys.executable, "-m", "oms.cli"]
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+@contextlib.contextmanager
+def serving(database_url: str, log_path: Path) -> Iterator[str]:
+    """Run `oms serve` on a free port until the block ends; yields its base URL."""
+    port = _free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "OMS_DATABASE_URL": database_url}
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [*_oms_command(), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"oms serve exited with {process.returncode}:\n"
+                                   f"{tail(log_path)}")
+            try:
+                if httpx.get(f"{base_url}/healthz", timeout=1.0).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"oms serve did not answer /healthz within "
+                                   f"{STARTUP_TIMEOUT:.0f} s:\n{tail(log_path)}")
+            time.sleep(0.1)
+        yield base_url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 # -- seed data --------------------------------------------------------------------------------
@@ -258,6 +333,10 @@ class Result:
     def p95(self) -> float | None:
         return percentile(self.latencies_ms, 95) if self.latencies_ms else None
 
+    @property
+    def p99(self) -> float | None:
+        return percentile(self.latencies_ms, 99) if self.latencies_ms else None
+
 
 @dataclass(frozen=True)
 class Sizes:
@@ -272,11 +351,19 @@ class Sizes:
     import_products: int = 20_000
     import_locations: int = 5
     import_orders: int = 5_000
+    order_clients: int = 32
+    orders: int = 1_500
+    order_skus: int = 300
+    routing_locations: int = 500
+    routing_iterations: int = 500
+    pgbench_scale: int = 10
+    pgbench_seconds: int = 20
 
     @classmethod
     def quick(cls) -> Sizes:
         return cls(reservations=800, http_requests=600, availability_skus=200,
-                   import_products=2_000, import_orders=1_000)
+                   import_products=2_000, import_orders=1_000, orders=200,
+                   routing_iterations=100, pgbench_seconds=5)
 
     @property
     def import_rows(self) -> int:

@@ -1,6 +1,7 @@
 """Run the oms benchmarks on SQLite and PostgreSQL and print one table.
 
-    python bench/run.py [--only reservations|availability|import ...] [--quick]
+    python bench/run.py [--only reservations|availability|orders|pgbench|routing|import ...]
+                        [--quick]
 
 See bench/README.md for what each figure means.
 """
@@ -17,8 +18,12 @@ from rich.table import Table
 
 import availability
 import importing
+import orders
+import pgbench
 import reservations
+import routing
 from common import (
+    NO_DATABASE,
     PG_ADMIN_URL,
     POSTGRESQL,
     SQLITE,
@@ -35,8 +40,14 @@ Benchmark = Callable[[Context, str], list[Result]]
 BENCHMARKS: dict[str, Benchmark] = {
     "reservations": reservations.run,
     "availability": availability.run,
+    "orders": orders.run,
+    # Right after orders, so its row sits under the orders/s it is compared with.
+    "pgbench": pgbench.run,
+    "routing": routing.run,
     "import": importing.run,
 }
+#: Benchmarks that do not run once on each database.
+ONLY_ON: dict[str, tuple[str, ...]] = {"pgbench": (POSTGRESQL,), "routing": (NO_DATABASE,)}
 
 
 def _ms(value: float | None) -> str:
@@ -53,6 +64,11 @@ def results_table(results: Sequence[Result], sizes: Sizes) -> Table:
         f"res: reservations, {sizes.workers} threads in one process" if "res" in units else "",
         f"req: HTTP requests, {sizes.http_clients} clients against one `oms serve` process"
         if "req" in units else "",
+        f"orders: POST /v1/orders of {orders.LINES} lines, {sizes.order_clients} clients "
+        "against one `oms serve` process" if orders.UNIT in units else "",
+        f"tx: pgbench transactions, {pgbench.CLIENTS} clients, scale {sizes.pgbench_scale}"
+        if pgbench.UNIT in units else "",
+        "routes: route() calls in one thread" if routing.UNIT in units else "",
         f"rows: import latency is per {Settings().import_chunk_size}-row chunk "
         "(one transaction)" if "rows" in units else "",
         "PG/SQLite: ratio of throughputs",
@@ -66,6 +82,7 @@ def results_table(results: Sequence[Result], sizes: Sizes) -> Table:
     table.add_column("throughput", justify="right", no_wrap=True)
     table.add_column("p50 ms", justify="right")
     table.add_column("p95 ms", justify="right")
+    table.add_column("p99 ms", justify="right")
     table.add_column("errors", justify="right")
     table.add_column("PG/SQLite", justify="right")
     for i, r in enumerate(results):
@@ -81,11 +98,24 @@ def results_table(results: Sequence[Result], sizes: Sizes) -> Table:
             f"{r.rate:,.0f} {r.unit}/s",
             _ms(r.p50),
             _ms(r.p95),
+            _ms(r.p99),
             f"[red]{r.errors}[/red]" if r.errors else "0",
             ratio,
             end_section=last_of_benchmark,
         )
     return table
+
+
+def pgbench_comparison(results: Sequence[Result]) -> str | None:
+    """Orders/s on PostgreSQL against pgbench's TPS on the same server, when both ran."""
+    placed = next((r for r in results
+                   if r.benchmark == orders.BENCHMARK and r.database == POSTGRESQL), None)
+    yardstick = next((r for r in results if r.benchmark == pgbench.BENCHMARK), None)
+    if placed is None or yardstick is None or not yardstick.rate:
+        return None
+    return (f"{orders.BENCHMARK} on PostgreSQL ÷ {pgbench.BENCHMARK} on the same server: "
+            f"{placed.rate:,.1f} {placed.unit}/s ÷ {yardstick.rate:,.0f} tps = "
+            f"{placed.rate / yardstick.rate:.4f}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -99,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console()
     if not console.is_terminal:
         # Piped or captured output would otherwise wrap the table at 80 columns.
-        console = Console(width=120)
+        console = Console(width=130)
     sizes = Sizes.quick() if args.quick else Sizes()
     backends = [SQLITE]
     unreachable = postgres_unreachable(PG_ADMIN_URL)
@@ -116,7 +146,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     with Databases(PG_ADMIN_URL) as databases:
         ctx = Context(databases, sizes, console)
         for name in selected:
-            for backend in backends:
+            runs_on = [b for b in ONLY_ON.get(name, (SQLITE, POSTGRESQL))
+                       if b != POSTGRESQL or POSTGRESQL in backends]
+            if not runs_on:
+                console.rule(f"{name} · skipped", align="left")
+                console.print(f"  {name} needs PostgreSQL, which is not reachable.")
+            for backend in runs_on:
                 console.rule(f"{name} · {backend}", align="left")
                 try:
                     results.extend(BENCHMARKS[name](ctx, backend))
@@ -127,6 +162,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     console.print()
     console.print(results_table(results, sizes))
+    yardstick = pgbench_comparison(results)
+    if yardstick:
+        console.print(yardstick)
     console.print(f"{'quick' if args.quick else 'full'} run in "
                   f"{time.perf_counter() - started:.0f} s")
     if ctx.problems:
