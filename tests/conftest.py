@@ -27,7 +27,7 @@ from oms.adapters.db.unit_of_work import UnitOfWork
 from oms.api.app import create_app
 from oms.domain.access import Role
 from oms.services import apikeys
-from oms.settings import Settings
+from oms.settings import Settings, get_settings
 from tests.helpers import Api, location_body, product_body
 
 PG_ADMIN_URL = os.environ.get(
@@ -181,3 +181,12 @@ def live_url(engine: Engine, settings: Settings) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(10)
+
+
+@pytest.fixture
+def cli_env(settings: Settings, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The `oms` command pointed at the test database."""
+    monkeypatch.setenv("OMS_DATABASE_URL", settings.database_url)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()

@@ -8,11 +8,9 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
 from typer.testing import CliRunner
 
 from oms.cli import app as cli
-from oms.settings import Settings, get_settings
 from tests.helpers import Api
 
 PRODUCTS_CSV = """sku,name,price,currency,tax_class,barcodes,preorder_ship_date
@@ -120,12 +118,6 @@ def test_associates_cannot_import(as_role: Callable[..., Api], stocked: Callable
     assert r.status_code == 403
 
 
-@pytest.fixture
-def cli_env(settings: Settings, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OMS_DATABASE_URL", settings.database_url)
-    get_settings.cache_clear()
-
-
 @pytest.mark.usefixtures("cli_env")
 def test_cli_import_prints_a_summary_and_fails_on_bad_rows(tmp_path: Path, api: Api) -> None:
     path = tmp_path / "products.csv"
@@ -138,7 +130,6 @@ def test_cli_import_prints_a_summary_and_fails_on_bad_rows(tmp_path: Path, api: 
     assert "line 6:" in result.output
     as_json = CliRunner().invoke(cli, ["import", "products", str(path), "--json"])
     assert json.loads(as_json.stdout)["imported"] == 2
-    get_settings.cache_clear()
 
 
 @pytest.mark.usefixtures("cli_env")
@@ -157,4 +148,3 @@ def test_cli_makes_lists_and_revokes_keys(app_client: TestClient) -> None:
     assert app_client.get("/v1/locations", headers=headers).status_code == 401
     refused = runner.invoke(cli, ["apikey", "create", "--role", "manager"])
     assert refused.exit_code == 2
-    get_settings.cache_clear()

@@ -11,7 +11,6 @@ from typer.testing import CliRunner
 
 from oms.cli import app as cli
 from oms.services.orders import reroute_waiting
-from oms.settings import Settings, get_settings
 from tests.helpers import Api
 
 
@@ -49,12 +48,6 @@ def test_waiting_orders_are_routed_oldest_first(api: Api, engine: Engine,
     assert [r["trigger"] for r in runs] == ["placement", "worker", "worker"]
 
 
-@pytest.fixture
-def cli_env(settings: Settings, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OMS_DATABASE_URL", settings.database_url)
-    get_settings.cache_clear()
-
-
 @pytest.mark.usefixtures("cli_env")
 def test_worker_command_makes_one_pass(api: Api, stocked: Callable[..., None]) -> None:
     stocked({("berlin", "A"): 0})
@@ -63,4 +56,3 @@ def test_worker_command_makes_one_pass(api: Api, stocked: Callable[..., None]) -
     result = CliRunner().invoke(cli, ["worker", "--once"])
     assert result.exit_code == 0, result.output
     assert api.get(f"/v1/orders/{order['id']}").json()["status"] == "routed"
-    get_settings.cache_clear()
