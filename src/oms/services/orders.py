@@ -198,22 +198,26 @@ def place_in_transaction(uow: UnitOfWork, order: OrderIn, fingerprint: str) -> d
     order_id = rows.order["id"]
     uow.orders.add(rows.order, rows.items, rows.payments)
     created_at_mark = uow.pending_mark()
+    items: Sequence[RowLike] = rows.items
     if not order.historical:
-        _route_items(uow, order_id, "placement", now, refuse_unavailable=True)
-    body = order_out(uow, order_id)
+        items = _route_items(uow, rows.order, rows.items, "placement", now,
+                             refuse_unavailable=True)
+    stored = uow.orders.get(order_id)  # status and version as routing left them
+    assert stored is not None
+    body = render_order(stored, items, customer, rows.payments)
     # order.created carries the order as placed and routed, yet comes before its item events.
     uow.record_at(created_at_mark, Event("order.created", order_id, 1, body, now))
     return body
 
 
-def _route_items(uow: UnitOfWork, order_id: str, trigger: str, now: dt.datetime, *,
-                 refuse_unavailable: bool) -> None:
-    """Route the order's on-hold items, reserving their stock; record the run and events."""
-    order = uow.orders.get(order_id)
-    assert order is not None
-    waiting = [i for i in uow.orders.items([order_id]) if i["status"] == ItemStatus.ON_HOLD]
+def _route_items(uow: UnitOfWork, order: RowLike, items: Sequence[RowLike], trigger: str,
+                 now: dt.datetime, *, refuse_unavailable: bool) -> list[dict[str, Any]]:
+    """Route the order's on-hold items, reserving their stock; record the run and events.
+    Returns the order's items as they are now."""
+    order_id = order["id"]
+    waiting = [i for i in items if i["status"] == ItemStatus.ON_HOLD]
     if not waiting:
-        return
+        return [dict(i) for i in items]
     address = order["shipping_address"] or {}
     service_level = order["service_level"] or ServiceLevel.STANDARD.value
     destination = Destination(address.get("country"), address.get("lat"), address.get("lon"))
@@ -266,23 +270,27 @@ def _route_items(uow: UnitOfWork, order_id: str, trigger: str, now: dt.datetime,
                                     for i in waiting})
 
     reservation_of = {r.reference: r.id for r in records}
-    for item in waiting:
+    # One version bump for all the run's events: their sequences follow on without gaps.
+    last = uow.orders.next_version(order_id, now, count=len(waiting))
+    changes = []
+    for sequence, item in enumerate(waiting, start=last - len(waiting) + 1):
         location_id = plan.assignments.get(item["id"])
         if location_id is not None:
-            uow.orders.update_item(item["id"], status=ItemStatus.ROUTED.value,
-                                   location_id=location_id,
-                                   reservation_id=reservation_of[item["id"]], hold_reason=None)
-            uow.record(Event("order.item_routed", order_id, uow.orders.next_version(
-                order_id, now), {
+            changes.append({"id": item["id"], "status": ItemStatus.ROUTED.value,
+                            "location_id": location_id,
+                            "reservation_id": reservation_of[item["id"]], "hold_reason": None})
+            uow.record(Event("order.item_routed", order_id, sequence, {
                 "order_id": order_id, "item_id": item["id"], "sku": item["sku"],
                 "quantity": item["quantity"], "location_id": location_id}, now))
         else:
             reason = plan.on_hold.get(item["id"], "not routed")
-            uow.orders.update_item(item["id"], hold_reason=reason)
-            uow.record(Event("order.item_on_hold", order_id, uow.orders.next_version(
-                order_id, now), {
+            changes.append({"id": item["id"], "status": ItemStatus.ON_HOLD.value,
+                            "location_id": None, "reservation_id": None,
+                            "hold_reason": reason})
+            uow.record(Event("order.item_on_hold", order_id, sequence, {
                 "order_id": order_id, "item_id": item["id"], "sku": item["sku"],
                 "quantity": item["quantity"], "reason": reason}, now))
+    uow.orders.update_items(changes)
     uow.routing.add_run({
         "id": new_id(), "order_id": order_id, "trigger": trigger, "ran_at": now,
         "assignments": plan.assignments, "on_hold": plan.on_hold,
@@ -290,7 +298,11 @@ def _route_items(uow: UnitOfWork, order_id: str, trigger: str, now: dt.datetime,
             {"item_id": c.item_id, "location_id": c.location_id, "verdict": c.verdict.value,
              "reason": c.reason} for c in plan.considerations],
     })
-    _refresh_status(uow, order_id, now)
+    changed = {c["id"]: c for c in changes}
+    now_items = [{**i, **changed.get(i["id"], {})} for i in items]
+    uow.orders.set_status(
+        order_id, derive_status(ItemStatus(i["status"]) for i in now_items).value, now)
+    return now_items
 
 
 def _refresh_status(uow: UnitOfWork, order_id: str, now: dt.datetime) -> None:
@@ -313,7 +325,8 @@ def reroute(uow: UnitOfWork, order_id: str) -> dict[str, Any]:
     order = uow.orders.get(order_id, for_update=True)
     if order is None:
         raise NotFound(f"no order {order_id!r}")
-    _route_items(uow, order["id"], "reroute", utcnow(), refuse_unavailable=False)
+    _route_items(uow, order, uow.orders.items([order["id"]]), "reroute", utcnow(),
+                 refuse_unavailable=False)
     body = order_out(uow, order["id"])
     uow.commit()
     return body
@@ -327,9 +340,11 @@ def reroute_waiting(engine: Engine, limit: int = 100) -> int:
         waiting = uow.orders.waiting(limit)
     for order_id in waiting:
         with UnitOfWork(engine) as uow:
-            if uow.orders.lock_if_free(order_id) is None:
+            order = uow.orders.lock_if_free(order_id)
+            if order is None:
                 continue
-            _route_items(uow, order_id, "worker", utcnow(), refuse_unavailable=False)
+            _route_items(uow, order, uow.orders.items([order_id]), "worker", utcnow(),
+                         refuse_unavailable=False)
             uow.commit()
     return len(waiting)
 

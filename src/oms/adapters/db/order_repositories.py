@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, or_, select, tuple_, update
+from sqlalchemy import and_, bindparam, or_, select, tuple_, update
 from sqlalchemy.engine import Connection, RowMapping
 
 from oms.adapters.db import tables as t
@@ -120,6 +120,21 @@ class OrderRepository:
             select(t.payments).where(t.payments.c.order_id == order_id)
         ).mappings())
 
+    def update_items(self, changes: Sequence[dict[str, Any]]) -> None:
+        """Status, location, reservation and hold reason of several items at once."""
+        if not changes:
+            return
+        c = t.order_items.c
+        self.conn.execute(
+            update(t.order_items).where(c.id == bindparam("item_id")).values(
+                status=bindparam("new_status"), location_id=bindparam("new_location_id"),
+                reservation_id=bindparam("new_reservation_id"),
+                hold_reason=bindparam("new_hold_reason")),
+            [{"item_id": x["id"], "new_status": x["status"],
+              "new_location_id": x["location_id"], "new_reservation_id": x["reservation_id"],
+              "new_hold_reason": x["hold_reason"]} for x in changes],
+        )
+
     def update_item(self, item_id: str, **values: Any) -> None:
         self.conn.execute(update(t.order_items).where(t.order_items.c.id == item_id)
                           .values(**values))
@@ -128,11 +143,12 @@ class OrderRepository:
         self.conn.execute(update(t.orders).where(t.orders.c.id == order_id)
                           .values(status=status, updated_at=now))
 
-    def next_version(self, order_id: str, now: dt.datetime) -> int:
-        """One more version per event of the order: its events' sequence has no gaps."""
+    def next_version(self, order_id: str, now: dt.datetime, count: int = 1) -> int:
+        """One more version per event of the order, so its events' sequence has no gaps;
+        returns the last of the `count` versions taken."""
         row = self.conn.execute(
             update(t.orders).where(t.orders.c.id == order_id)
-            .values(version=t.orders.c.version + 1, updated_at=now)
+            .values(version=t.orders.c.version + count, updated_at=now)
             .returning(t.orders.c.version)
         ).one()
         return int(row.version)
