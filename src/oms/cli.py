@@ -48,13 +48,15 @@ def worker(
     interval: Annotated[float, typer.Option(help="Seconds between passes")] = 30.0,
     once: Annotated[bool, typer.Option("--once", help="One pass, then exit")] = False,
 ) -> None:
-    """Run the background work: route orders on hold again."""
+    """Run the background work: pre-orders onto stock, orders on hold routed again, DCs and
+    3PLs told of their requests, uncollected pickups expired."""
     import logging
 
     from oms.worker import run
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    run(make_engine(get_settings()), interval, once)
+    settings = get_settings()
+    run(make_engine(settings), settings, interval, once)
 
 
 @app.command()

@@ -12,11 +12,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
+    AnyHttpUrl,
     AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
     StringConstraints,
+    UrlConstraints,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -165,6 +167,9 @@ class LocationIn(Strict):
     priority: int = Field(default=100, ge=0, le=1_000_000)
     active: bool = True
     timezone: Annotated[str, AfterValidator(validate_timezone)] = "UTC"
+    fulfillment_callback_url: Annotated[AnyHttpUrl, UrlConstraints(max_length=2000)] | None = (
+        Field(default=None, description="DC and 3PL: where its fulfilment requests are POSTed, "
+                                        "signed with the location's callback secret"))
 
     @field_validator("capabilities")
     @classmethod
@@ -187,6 +192,8 @@ class LocationIn(Strict):
             priority=self.priority,
             active=self.active,
             timezone=self.timezone,
+            fulfillment_callback_url=str(self.fulfillment_callback_url)
+            if self.fulfillment_callback_url else None,
         )
 
 
@@ -208,6 +215,7 @@ def location_out(location: Location, version: int, updated_at: dt.datetime) -> d
         "priority": location.priority,
         "active": location.active,
         "timezone": location.timezone,
+        "fulfillment_callback_url": location.fulfillment_callback_url,
         "version": version,
         "updated_at": updated_at.isoformat(),
     }

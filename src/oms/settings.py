@@ -22,6 +22,19 @@ class Settings(BaseSettings):
     db_max_overflow: int = 20
     #: Rows per transaction in bulk imports.
     import_chunk_size: int = 1000
+    #: Adapters per carrier code, e.g. {"dhl": "mycompany.carriers:Dhl", "*": "..."}; codes
+    #: not named use the simulated carrier.
+    carrier_adapters: dict[str, str] = {}
+    #: Adapters per PSP code, as for carriers; the simulated PSP by default.
+    psp_adapters: dict[str, str] = {}
+    #: The carrier booked when an order names none.
+    default_carrier: str = "standard"
+    #: A parcel packed without a weight is booked with this one.
+    default_parcel_weight_grams: int = 1000
+    #: A pickup not collected within this many days of being ready is cancelled.
+    pickup_expiry_days: int = 7
+    #: How long a DC's or 3PL's endpoint may take to answer a notification.
+    provider_timeout_seconds: float = 10.0
 
 
 @lru_cache(maxsize=1)

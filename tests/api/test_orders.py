@@ -656,8 +656,12 @@ def test_placing_an_order_streams_its_events(api: Api, shop: Shop) -> None:
     new = events(api)[start:]
 
     assert [e["type"] for e in new] == [
-        "customer.created", "order.created", "inventory.changed", "order.item_routed"]
-    created, reserved, routed = new[1:]
+        "customer.created", "order.created", "inventory.changed", "order.item_routed",
+        "fulfillment_request.issued"]
+    created, reserved, routed, issued = new[1:]
+    assert issued["payload"]["location_id"] == "mitte"
+    assert issued["payload"]["order_id"] == order["id"]
+    assert [i["item_id"] for i in issued["payload"]["items"]] == [order["items"][0]["id"]]
     assert created["entity_id"] == order["id"]
     assert created["payload"]["id"] == order["id"]
     assert created["payload"]["items"][0]["location_id"] == "mitte"

@@ -11,10 +11,20 @@ from sqlalchemy import Engine
 from oms import __version__
 from oms.adapters.db.engine import make_engine
 from oms.adapters.db.idempotency import IdempotencyStore
+from oms.adapters.registry import providers_from
 from oms.api import problems
 from oms.api.deps import no_nul_in_query
 from oms.api.idempotency import IdempotencyMiddleware
-from oms.api.routers import events, imports, inventory, locations, orders, products, routing
+from oms.api.routers import (
+    events,
+    fulfillment,
+    imports,
+    inventory,
+    locations,
+    orders,
+    products,
+    routing,
+)
 from oms.settings import Settings, get_settings
 
 DESCRIPTION = """
@@ -31,8 +41,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
                   dependencies=[Depends(no_nul_in_query)])
     app.state.settings = settings
     app.state.engine = engine
+    app.state.providers = providers_from(settings)
     problems.install(app)
-    for module in (products, locations, inventory, orders, routing, events, imports):
+    for module in (products, locations, inventory, orders, fulfillment, routing, events,
+                   imports):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness and database reachability")

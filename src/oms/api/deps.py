@@ -13,7 +13,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from oms.adapters.db.unit_of_work import UnitOfWork
 from oms.domain.access import Principal, Role
-from oms.domain.errors import DomainError, FieldError, ValidationFailed
+from oms.domain.errors import DomainError, FieldError, Forbidden, ValidationFailed
 from oms.domain.ids import is_valid_code
 from oms.services.apikeys import authenticate
 
@@ -53,11 +53,6 @@ class Unauthorized(DomainError):
         super().__init__(detail, [], "unauthorized")
 
 
-class Forbidden(DomainError):
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail, [], "forbidden")
-
-
 def current_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
@@ -93,6 +88,7 @@ def require_location(principal: Principal, location_id: str) -> None:
 
 
 AnyRole = CurrentKey
+Admins = Annotated[Principal, Depends(require(Role.ADMIN))]
 Integrators = Annotated[Principal, Depends(require(Role.ADMIN, Role.INTEGRATOR))]
 Staff = Annotated[
     Principal, Depends(require(Role.ADMIN, Role.INTEGRATOR, Role.MANAGER, Role.ASSOCIATE))

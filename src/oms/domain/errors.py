@@ -38,6 +38,25 @@ class Conflict(DomainError):
         super().__init__(detail, errors or [], "conflict")
 
 
+class Forbidden(DomainError):
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, [], "forbidden")
+
+
+class UpstreamFailed(DomainError):
+    """A carrier or PSP refused or could not be reached; nothing was written."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, [], "upstream-failed")
+
+
+class InvalidState(DomainError):
+    """The step does not apply to the resource as it is now (it is in another state)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, [], "invalid-state")
+
+
 class InsufficientStock(DomainError):
     """A reservation asked for more than the available-to-promise quantity."""
 

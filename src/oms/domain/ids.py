@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import re
+import secrets
 
 import uuid6
 
@@ -17,3 +19,9 @@ def new_id() -> str:
 
 def is_valid_code(value: str) -> bool:
     return bool(_CODE_RE.match(value))
+
+
+def new_webhook_secret() -> str:
+    """A signing secret as Standard Webhooks writes them: `whsec_` and base64 of 32 random
+    bytes."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()

@@ -63,6 +63,8 @@ class Location:
     priority: int
     active: bool
     timezone: str
+    #: Where a DC or 3PL is told of its fulfilment requests.
+    fulfillment_callback_url: str | None = None
 
     def can(self, capability: Capability) -> bool:
         return self.active and capability in self.capabilities

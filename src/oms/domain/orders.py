@@ -27,25 +27,51 @@ class ServiceLevel(StrEnum):
 class ItemStatus(StrEnum):
     ROUTED = "routed"
     ON_HOLD = "on_hold"
-    CANCELLED = "cancelled"
+    #: Its location accepted (a store) or acknowledged (a DC or 3PL) the request.
+    IN_FULFILLMENT = "in_fulfillment"
+    READY_FOR_PICKUP = "ready_for_pickup"
+    SHIPPED = "shipped"
+    DELIVERED = "delivered"
+    #: Handed over to the customer (or, for historical orders, fulfilled elsewhere).
     FULFILLED = "fulfilled"
+    CANCELLED = "cancelled"
 
 
 class OrderStatus(StrEnum):
     ROUTED = "routed"
     ON_HOLD = "on_hold"
     IN_PROGRESS = "in_progress"
+    #: Every item not cancelled has left its location; some are still on their way.
+    SHIPPED = "shipped"
     FULFILLED = "fulfilled"
     CANCELLED = "cancelled"
 
 
 class PaymentStatus(StrEnum):
+    """What an order brings: a payment authorised, or already captured, by the system that
+    took it."""
+
     AUTHORIZED = "authorized"
     CAPTURED = "captured"
 
 
+class PaymentState(StrEnum):
+    """A payment as the OMS keeps it, as goods leave and captures are asked of the PSP."""
+
+    AUTHORIZED = "authorized"
+    PARTIALLY_CAPTURED = "partially_captured"
+    CAPTURED = "captured"
+    #: The PSP refused the last capture; what is owed stays owed and is asked again.
+    CAPTURE_FAILED = "capture_failed"
+
+
 #: Items that still hold a reservation and may be cancelled.
-OPEN_STATUSES = frozenset({ItemStatus.ROUTED, ItemStatus.ON_HOLD})
+OPEN_STATUSES = frozenset({ItemStatus.ROUTED, ItemStatus.ON_HOLD, ItemStatus.IN_FULFILLMENT,
+                           ItemStatus.READY_FOR_PICKUP})
+#: Items that have left their location: their goods are owed payment.
+DEPARTED_STATUSES = frozenset({ItemStatus.SHIPPED, ItemStatus.DELIVERED, ItemStatus.FULFILLED})
+#: Items at the end of their way.
+DONE_STATUSES = frozenset({ItemStatus.DELIVERED, ItemStatus.FULFILLED})
 
 
 def derive_status(statuses: Iterable[ItemStatus]) -> OrderStatus:
@@ -53,8 +79,10 @@ def derive_status(statuses: Iterable[ItemStatus]) -> OrderStatus:
     live = set(statuses) - {ItemStatus.CANCELLED}
     if not live:
         return OrderStatus.CANCELLED
-    if live == {ItemStatus.FULFILLED}:
+    if live <= DONE_STATUSES:
         return OrderStatus.FULFILLED
+    if live <= DEPARTED_STATUSES:
+        return OrderStatus.SHIPPED
     if ItemStatus.ON_HOLD in live:
         return OrderStatus.ON_HOLD
     if live == {ItemStatus.ROUTED}:

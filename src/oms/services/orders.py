@@ -18,8 +18,9 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
 from oms.adapters.db.unit_of_work import UnitOfWork
-from oms.domain.errors import Conflict, FieldError, InsufficientStock, NotFound, ValidationFailed
+from oms.domain.errors import Conflict, FieldError, NotFound, ValidationFailed
 from oms.domain.events import Event, utcnow
+from oms.domain.fulfillment import LinkStatus, RequestStatus
 from oms.domain.ids import new_id
 from oms.domain.money import Money
 from oms.domain.orders import (
@@ -27,19 +28,14 @@ from oms.domain.orders import (
     ItemStatus,
     LineAmounts,
     PaymentAmount,
-    ServiceLevel,
+    PaymentStatus,
     check_money,
     derive_status,
 )
-from oms.domain.routing import Destination, RoutingItem, RoutingPlan, RoutingRule, route
 from oms.schemas import OrderIn
-from oms.services import inventory
-from oms.services.inventory import ReserveLine
+from oms.services import fulfillment, inventory
+from oms.services.routing import RowLike, line_total, refresh_order_status, route_items
 
-#: A reservation that loses a race re-plans with fresh stock; after this many, the order waits.
-MAX_ROUTING_ATTEMPTS = 5
-#: A stored row or the dict it was written from.
-RowLike = Mapping[str, Any] | RowMapping
 _DISPLAY_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
 
 
@@ -144,7 +140,7 @@ def order_rows(order: OrderIn, fingerprint: str, preorder_dates: Mapping[str, dt
             else ItemStatus.ON_HOLD.value,
             "location_id": None, "reservation_id": None,
             "preorder": ship_date is not None, "tentative_ship_date": ship_date,
-            "hold_reason": None,
+            "hold_reason": None, "fulfillment_request_id": None,
         })
     shipping = order.shipping
     return OrderRows(
@@ -168,7 +164,11 @@ def order_rows(order: OrderIn, fingerprint: str, preorder_dates: Mapping[str, dt
         items,
         [{"id": new_id(), "order_id": order_id, "method": p.method, "psp": p.psp,
           "reference": p.reference, "amount_minor": Money.parse(p.amount, currency).minor,
-          "status": p.status.value} for p in order.payments],
+          "status": p.status.value,
+          # Captured by the system that took the order: the OMS never captures it again.
+          "captured_minor": Money.parse(p.amount, currency).minor
+          if p.status is PaymentStatus.CAPTURED else 0,
+          "failure_reason": None, "version": 1} for p in order.payments],
     )
 
 
@@ -200,7 +200,7 @@ def place_in_transaction(uow: UnitOfWork, order: OrderIn, fingerprint: str) -> d
     created_at_mark = uow.pending_mark()
     items: Sequence[RowLike] = rows.items
     if not order.historical:
-        items = _route_items(uow, rows.order, rows.items, "placement", now,
+        items = route_items(uow, rows.order, rows.items, "placement", now,
                              refuse_unavailable=True)
     stored = uow.orders.get(order_id)  # status and version as routing left them
     assert stored is not None
@@ -208,106 +208,6 @@ def place_in_transaction(uow: UnitOfWork, order: OrderIn, fingerprint: str) -> d
     # order.created carries the order as placed and routed, yet comes before its item events.
     uow.record_at(created_at_mark, Event("order.created", order_id, 1, body, now))
     return body
-
-
-def _route_items(uow: UnitOfWork, order: RowLike, items: Sequence[RowLike], trigger: str,
-                 now: dt.datetime, *, refuse_unavailable: bool) -> list[dict[str, Any]]:
-    """Route the order's on-hold items, reserving their stock; record the run and events.
-    Returns the order's items as they are now."""
-    order_id = order["id"]
-    waiting = [i for i in items if i["status"] == ItemStatus.ON_HOLD]
-    if not waiting:
-        return [dict(i) for i in items]
-    address = order["shipping_address"] or {}
-    service_level = order["service_level"] or ServiceLevel.STANDARD.value
-    destination = Destination(address.get("country"), address.get("lat"), address.get("lon"))
-    rule_row = uow.routing.rule(service_level, destination.country) if (
-        destination.country) else None
-    rule = RoutingRule(rule_row["service_level"], rule_row["country"],
-                       tuple(tuple(g) for g in rule_row["groups"])) if rule_row else None
-    locations = [s.value for s in uow.locations.page(after=None, limit=10_000)]
-    routing_items = [RoutingItem(i["id"], i["sku"], i["quantity"], i["preorder"])
-                     for i in waiting]
-    skus = sorted({i["sku"] for i in waiting})
-
-    plan = RoutingPlan()
-    for _ in range(MAX_ROUTING_ATTEMPTS):
-        stock = {(lvl.location_id, lvl.sku): lvl.atp for lvl in uow.stock.levels(skus)}
-        future = uow.stock.future_atp(skus, now.date())
-        plan = route(
-            routing_items, service_level=service_level, destination=destination, stock=stock,
-            future_stock=future,
-            locations=locations, rule=rule, pickup_location_id=order["pickup_location_id"],
-            required_location_id=order["fulfillment_location_id"],
-        )
-        if refuse_unavailable and order["fulfillment_location_id"] is None and plan.on_hold:
-            item = next(i for i in waiting if i["id"] in plan.on_hold)
-            raise ValidationFailed(
-                f"{item['sku']} is not available in the quantity ordered ({item['quantity']}) "
-                "at any location that can fulfil this order; backorders are not accepted",
-                [FieldError(f"items.{item['line'] - 1}.sku", plan.on_hold[item["id"]])],
-            )
-        by_id = {i["id"]: i for i in waiting}
-        reserve_lines = [ReserveLine(location_id, by_id[item_id]["sku"],
-                                     by_id[item_id]["quantity"], item_id,
-                                     by_id[item_id]["preorder"])
-                         for item_id, location_id in plan.assignments.items()]
-        mark = uow.pending_mark()
-        try:
-            with uow.savepoint():
-                records = inventory.reserve(uow, reserve_lines) if reserve_lines else []
-            break
-        except InsufficientStock:
-            # Someone else took the stock between our read and our reservation: read again.
-            uow.discard_since(mark)
-    else:
-        if refuse_unavailable:
-            # Placing must not turn into a backorder: the client retries the whole order.
-            raise Conflict("the stock of these items kept changing while the order was "
-                           "routed; send the order again")
-        records = []
-        plan = RoutingPlan(on_hold={i["id"]: "stock kept changing while routing; retry later"
-                                    for i in waiting})
-
-    reservation_of = {r.reference: r.id for r in records}
-    # One version bump for all the run's events: their sequences follow on without gaps.
-    last = uow.orders.next_version(order_id, now, count=len(waiting))
-    changes = []
-    for sequence, item in enumerate(waiting, start=last - len(waiting) + 1):
-        location_id = plan.assignments.get(item["id"])
-        if location_id is not None:
-            changes.append({"id": item["id"], "status": ItemStatus.ROUTED.value,
-                            "location_id": location_id,
-                            "reservation_id": reservation_of[item["id"]], "hold_reason": None})
-            uow.record(Event("order.item_routed", order_id, sequence, {
-                "order_id": order_id, "item_id": item["id"], "sku": item["sku"],
-                "quantity": item["quantity"], "location_id": location_id}, now))
-        else:
-            reason = plan.on_hold.get(item["id"], "not routed")
-            changes.append({"id": item["id"], "status": ItemStatus.ON_HOLD.value,
-                            "location_id": None, "reservation_id": None,
-                            "hold_reason": reason})
-            uow.record(Event("order.item_on_hold", order_id, sequence, {
-                "order_id": order_id, "item_id": item["id"], "sku": item["sku"],
-                "quantity": item["quantity"], "reason": reason}, now))
-    uow.orders.update_items(changes)
-    uow.routing.add_run({
-        "id": new_id(), "order_id": order_id, "trigger": trigger, "ran_at": now,
-        "assignments": plan.assignments, "on_hold": plan.on_hold,
-        "considerations": [
-            {"item_id": c.item_id, "location_id": c.location_id, "verdict": c.verdict.value,
-             "reason": c.reason} for c in plan.considerations],
-    })
-    changed = {c["id"]: c for c in changes}
-    now_items = [{**i, **changed.get(i["id"], {})} for i in items]
-    uow.orders.set_status(
-        order_id, derive_status(ItemStatus(i["status"]) for i in now_items).value, now)
-    return now_items
-
-
-def _refresh_status(uow: UnitOfWork, order_id: str, now: dt.datetime) -> None:
-    statuses = [ItemStatus(i["status"]) for i in uow.orders.items([order_id])]
-    uow.orders.set_status(order_id, derive_status(statuses).value, now)
 
 
 def order_locations(uow: UnitOfWork, order_id: str) -> set[str]:
@@ -325,7 +225,7 @@ def reroute(uow: UnitOfWork, order_id: str) -> dict[str, Any]:
     order = uow.orders.get(order_id, for_update=True)
     if order is None:
         raise NotFound(f"no order {order_id!r}")
-    _route_items(uow, order, uow.orders.items([order["id"]]), "reroute", utcnow(),
+    route_items(uow, order, uow.orders.items([order["id"]]), "reroute", utcnow(),
                  refuse_unavailable=False)
     body = order_out(uow, order["id"])
     uow.commit()
@@ -343,7 +243,7 @@ def reroute_waiting(engine: Engine, limit: int = 100) -> int:
             order = uow.orders.lock_if_free(order_id)
             if order is None:
                 continue
-            _route_items(uow, order, uow.orders.items([order_id]), "worker", utcnow(),
+            route_items(uow, order, uow.orders.items([order_id]), "worker", utcnow(),
                          refuse_unavailable=False)
             uow.commit()
     return len(waiting)
@@ -351,7 +251,8 @@ def reroute_waiting(engine: Engine, limit: int = 100) -> int:
 
 def cancel(uow: UnitOfWork, order_id: str, item_ids: Sequence[str] | None, reason: str | None
            ) -> dict[str, Any]:
-    """Cancel some or all items not yet shipped: their reservations go back to ATP."""
+    """Cancel some or all items not yet shipped: their reservations go back to ATP and they
+    leave their fulfilment requests."""
     order = uow.orders.get(order_id, for_update=True)
     if order is None:
         raise NotFound(f"no order {order_id!r}")
@@ -368,29 +269,63 @@ def cancel(uow: UnitOfWork, order_id: str, item_ids: Sequence[str] | None, reaso
     if errors or not wanted:
         raise ValidationFailed("; ".join(e.message for e in errors) or
                                "nothing left to cancel", errors)
-    now = utcnow()
+    cancel_items(uow, order, items, wanted, reason, utcnow())
+    body = order_out(uow, order["id"])
+    uow.commit()
+    return body
+
+
+def cancel_items(uow: UnitOfWork, order: RowLike, items: Sequence[RowLike],
+                 wanted: Sequence[str], reason: str | None, now: dt.datetime) -> None:
+    """Cancel these open items of the locked order, without committing."""
+    by_id = {i["id"]: i for i in items}
     refund_minor = 0
     for item_id in wanted:
         item = by_id[item_id]
         if item["reservation_id"] is not None:
             inventory.release(uow, item["reservation_id"])
-        uow.orders.update_item(item_id, status=ItemStatus.CANCELLED.value, hold_reason=reason)
-        refund_minor += (item["quantity"] * item["unit_price_minor"] - item["discount_minor"]
-                         + item["tax_minor"])
+        refund_minor += line_total(item)
+    uow.orders.update_items([{
+        "id": item_id, "status": ItemStatus.CANCELLED.value,
+        "location_id": by_id[item_id]["location_id"], "reservation_id": None,
+        "fulfillment_request_id": by_id[item_id]["fulfillment_request_id"],
+        "hold_reason": reason} for item_id in wanted])
+    fulfillment.withdraw_items(uow, order, wanted, "cancelled", reason, now)
     if all(i["id"] in wanted or i["status"] == ItemStatus.CANCELLED for i in items):
         # Nothing of the order will ship, so its shipping is not owed either.
         refund_minor += order["shipping_price_minor"]
-    _refresh_status(uow, order["id"], now)
+    refresh_order_status(uow, order["id"], now)
     currency = order["currency"]
     uow.record(Event("order.items_cancelled", order["id"], uow.orders.next_version(
         order["id"], now), {
-        "order_id": order["id"], "item_ids": wanted, "reason": reason,
+        "order_id": order["id"], "item_ids": list(wanted), "reason": reason,
         # What the payment side must void or refund for these items.
         "amount_to_void_or_refund": Money.from_minor(refund_minor, currency).formatted_amount(),
         "currency": currency}, now))
-    body = order_out(uow, order["id"])
-    uow.commit()
-    return body
+
+
+def expire_uncollected_pickups(engine: Engine, now: dt.datetime, days: int,
+                               limit: int = 100) -> int:
+    """Cancel pickups ready for longer than `days` and not collected: their stock goes back
+    to ATP. Returns how many requests expired."""
+    with UnitOfWork(engine, read_only=True) as uow:
+        due = uow.fulfillment.uncollected(now - dt.timedelta(days=days), limit)
+    expired = 0
+    for request in due:
+        with UnitOfWork(engine) as uow:
+            order = uow.orders.lock_if_free(request["order_id"])
+            if order is None:
+                continue  # another worker, or someone handing it over right now
+            current = uow.fulfillment.get(request["id"], for_update=True)
+            if current is None or current["status"] != RequestStatus.READY_FOR_PICKUP:
+                continue
+            open_ids = [x["item_id"] for x in uow.fulfillment.links([request["id"]])
+                        if x["status"] == LinkStatus.OPEN]
+            cancel_items(uow, order, uow.orders.items([order["id"]]), open_ids,
+                         f"not collected within {days} days", now)
+            uow.commit()
+            expired += 1
+    return expired
 
 
 def _money(minor: int, currency: str) -> str:
@@ -441,6 +376,7 @@ def render_order(o: RowLike, items: Sequence[RowLike],
             "tentative_ship_date": i["tentative_ship_date"].isoformat()
             if i["tentative_ship_date"] else None,
             "hold_reason": i["hold_reason"] if i["status"] == ItemStatus.ON_HOLD else None,
+            "fulfillment_request_id": i["fulfillment_request_id"],
         } for i in items],
         "shipping": {
             "service_level": o["service_level"], "carrier": o["carrier"],
@@ -451,7 +387,8 @@ def render_order(o: RowLike, items: Sequence[RowLike],
         "fulfillment_location_id": o["fulfillment_location_id"],
         "payments": [{"id": p["id"], "method": p["method"], "psp": p["psp"],
                       "reference": p["reference"], "amount": _money(p["amount_minor"], c),
-                      "status": p["status"]} for p in payments],
+                      "captured": _money(p["captured_minor"], c), "status": p["status"],
+                      "failure_reason": p["failure_reason"]} for p in payments],
         "totals": {"grand_total": _money(o["grand_total_minor"], c)},
         "version": o["version"],
         "updated_at": o["updated_at"].isoformat(),

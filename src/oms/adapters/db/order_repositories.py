@@ -121,7 +121,7 @@ class OrderRepository:
         ).mappings())
 
     def update_items(self, changes: Sequence[dict[str, Any]]) -> None:
-        """Status, location, reservation and hold reason of several items at once."""
+        """Status, location, reservation, request and hold reason of several items at once."""
         if not changes:
             return
         c = t.order_items.c
@@ -129,11 +129,21 @@ class OrderRepository:
             update(t.order_items).where(c.id == bindparam("item_id")).values(
                 status=bindparam("new_status"), location_id=bindparam("new_location_id"),
                 reservation_id=bindparam("new_reservation_id"),
+                fulfillment_request_id=bindparam("new_request_id"),
                 hold_reason=bindparam("new_hold_reason")),
             [{"item_id": x["id"], "new_status": x["status"],
               "new_location_id": x["location_id"], "new_reservation_id": x["reservation_id"],
+              "new_request_id": x["fulfillment_request_id"],
               "new_hold_reason": x["hold_reason"]} for x in changes],
         )
+
+    def set_item_statuses(self, changes: Sequence[tuple[str, str]]) -> None:
+        """(item id, status) pairs, in one statement."""
+        if changes:
+            self.conn.execute(
+                update(t.order_items).where(t.order_items.c.id == bindparam("item_id"))
+                .values(status=bindparam("new_status")),
+                [{"item_id": item_id, "new_status": status} for item_id, status in changes])
 
     def update_item(self, item_id: str, **values: Any) -> None:
         self.conn.execute(update(t.order_items).where(t.order_items.c.id == item_id)

@@ -15,6 +15,7 @@ from oms.adapters.db import tables as t
 from oms.adapters.db.upsert import insert_for
 from oms.domain.catalog import Barcode, BarcodeType, Product
 from oms.domain.events import Event
+from oms.domain.ids import new_webhook_secret
 from oms.domain.inventory import MAX_QUANTITY, FutureStock, ReservationStatus, StockLevel
 from oms.domain.locations import Address, Capability, Location, LocationType
 from oms.domain.money import Money
@@ -196,6 +197,7 @@ def location_row(location: Location) -> dict[str, Any]:
         "priority": location.priority,
         "active": location.active,
         "timezone": location.timezone,
+        "fulfillment_callback_url": location.fulfillment_callback_url,
     }
 
 
@@ -207,14 +209,17 @@ class LocationRepository:
         self, locations: Sequence[Location], now: dt.datetime
     ) -> dict[str, tuple[int, bool]]:
         stmt = insert_for(self.conn, t.locations)
-        updatable = [c.name for c in t.locations.c if c.name not in ("id", "created_at", "version")]
+        # The callback secret is made once, with the location, and never overwritten here.
+        updatable = [c.name for c in t.locations.c
+                     if c.name not in ("id", "created_at", "version", "callback_secret")]
         stmt = stmt.on_conflict_do_update(
             index_elements=[t.locations.c.id],
             set_={**{name: stmt.excluded[name] for name in updatable},
                   "version": t.locations.c.version + 1},
         ).returning(t.locations.c.id, t.locations.c.version)
         params = [
-            {**location_row(loc), "version": 1, "created_at": now, "updated_at": now}
+            {**location_row(loc), "callback_secret": new_webhook_secret(), "version": 1,
+             "created_at": now, "updated_at": now}
             for loc in locations
         ]
         return {r.id: (r.version, r.version == 1) for r in self.conn.execute(stmt, params)}
@@ -228,6 +233,19 @@ class LocationRepository:
     def existing(self, ids: Iterable[str]) -> set[str]:
         ids = list(set(ids))
         return set(self.conn.scalars(select(t.locations.c.id).where(t.locations.c.id.in_(ids))))
+
+    def callback(self, location_id: str) -> tuple[str, str] | None:
+        """The URL and signing secret a DC or 3PL is told of its requests with."""
+        row = self.conn.execute(
+            select(t.locations.c.fulfillment_callback_url, t.locations.c.callback_secret)
+            .where(t.locations.c.id == location_id)).first()
+        if row is None or row.fulfillment_callback_url is None or row.callback_secret is None:
+            return None
+        return row.fulfillment_callback_url, row.callback_secret
+
+    def callback_secret(self, location_id: str) -> str | None:
+        return self.conn.scalar(select(t.locations.c.callback_secret)
+                                .where(t.locations.c.id == location_id))
 
     def page(
         self,
@@ -270,6 +288,7 @@ def _location(r: RowMapping) -> Stored[Location]:
             priority=r["priority"],
             active=r["active"],
             timezone=r["timezone"],
+            fulfillment_callback_url=r["fulfillment_callback_url"],
         ),
         r["version"],
         r["created_at"],

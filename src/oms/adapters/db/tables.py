@@ -91,6 +91,9 @@ locations = Table(
     Column("priority", Integer, nullable=False),
     Column("active", Boolean, nullable=False),
     Column("timezone", String(64), nullable=False),
+    # A DC or 3PL is told of its fulfilment requests by a signed POST to this URL.
+    Column("fulfillment_callback_url", String(2000), nullable=True),
+    Column("callback_secret", String(128), nullable=True),
     Column("version", Integer, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
@@ -250,6 +253,8 @@ order_items = Table(
     Column("preorder", Boolean, nullable=False),
     Column("tentative_ship_date", Date, nullable=True),
     Column("hold_reason", String(300), nullable=True),
+    # The fulfilment request the item is in now (a rejection moves it to another).
+    Column("fulfillment_request_id", String(36), nullable=True),
     CheckConstraint("quantity > 0", name="quantity_positive"),
 )
 Index("ix_order_items_order", order_items.c.order_id, order_items.c.line)
@@ -264,7 +269,12 @@ payments = Table(
     Column("psp", String(64), nullable=True),
     Column("reference", String(128), nullable=True),
     Column("amount_minor", BigInteger, nullable=False),
-    Column("status", String(16), nullable=False),
+    Column("status", String(20), nullable=False),
+    # Captured so far (by the OMS, or by the external system before the order came).
+    Column("captured_minor", BigInteger, nullable=False, server_default="0"),
+    Column("failure_reason", String(300), nullable=True),
+    Column("version", Integer, nullable=False, server_default="1"),
+    CheckConstraint("captured_minor <= amount_minor", name="captured_within_amount"),
 )
 Index("ix_payments_order", payments.c.order_id)
 
@@ -289,3 +299,84 @@ routing_runs = Table(
     Column("considerations", JSONDocument, nullable=False),
 )
 Index("ix_routing_runs_order", routing_runs.c.order_id, routing_runs.c.ran_at)
+
+fulfillment_requests = Table(
+    "fulfillment_requests",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("order_id", String(36), ForeignKey("orders.id"), nullable=False),
+    Column("location_id", String(64), ForeignKey("locations.id"), nullable=False),
+    Column("type", String(20), nullable=False),
+    Column("status", String(20), nullable=False),
+    # The order's, copied so that a store's queue sorts without a join.
+    Column("placed_at", UTCDateTime, nullable=False),
+    # For pre-orders: the date their stock is expected; the queue puts those due first.
+    Column("available_on", Date, nullable=True),
+    Column("carrier", String(64), nullable=True),
+    Column("parcels", JSONDocument, nullable=True),
+    Column("collected_by", String(200), nullable=True),
+    Column("reason", String(300), nullable=True),
+    Column("version", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("ready_at", UTCDateTime, nullable=True),
+    # DC and 3PL: telling the provider, retried until it answers 2xx.
+    Column("notify_state", String(12), nullable=True),
+    Column("notify_attempts", Integer, nullable=False, server_default="0"),
+    Column("notify_next_at", UTCDateTime, nullable=True),
+    Column("notify_last_error", String(1000), nullable=True),
+)
+Index("ix_fulfillment_requests_queue", fulfillment_requests.c.location_id,
+      fulfillment_requests.c.status, fulfillment_requests.c.placed_at)
+Index("ix_fulfillment_requests_order", fulfillment_requests.c.order_id)
+Index("ix_fulfillment_requests_notify", fulfillment_requests.c.notify_state,
+      fulfillment_requests.c.notify_next_at)
+Index("ix_fulfillment_requests_status_ready", fulfillment_requests.c.status,
+      fulfillment_requests.c.ready_at)
+
+fulfillment_request_items = Table(
+    "fulfillment_request_items",
+    metadata,
+    Column("request_id", String(36), ForeignKey("fulfillment_requests.id"), primary_key=True),
+    Column("item_id", String(36), ForeignKey("order_items.id"), primary_key=True),
+    Column("status", String(12), nullable=False),
+    Column("reason", String(300), nullable=True),
+    Column("shipment_id", String(36), nullable=True),
+)
+Index("ix_fulfillment_request_items_item", fulfillment_request_items.c.item_id)
+
+shipments = Table(
+    "shipments",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("request_id", String(36), ForeignKey("fulfillment_requests.id"), nullable=False),
+    Column("order_id", String(36), ForeignKey("orders.id"), nullable=False),
+    Column("location_id", String(64), ForeignKey("locations.id"), nullable=False),
+    Column("carrier", String(64), nullable=False),
+    Column("tracking_number", String(100), nullable=False),
+    Column("tracking_url", String(2000), nullable=True),
+    Column("label_format", String(16), nullable=True),
+    Column("label", Text, nullable=True),
+    Column("parcels", JSONDocument, nullable=False),
+    Column("item_ids", JSONDocument, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+Index("ix_shipments_order", shipments.c.order_id)
+Index("ix_shipments_request", shipments.c.request_id)
+
+tracking_events = Table(
+    "tracking_events",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("shipment_id", String(36), ForeignKey("shipments.id"), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("description", String(500), nullable=True),
+    Column("place", String(200), nullable=True),
+    Column("received_at", UTCDateTime, nullable=False),
+    # A carrier that sends the same update twice records it once.
+    UniqueConstraint("shipment_id", "status", "occurred_at", name="uq_tracking_events_update"),
+)

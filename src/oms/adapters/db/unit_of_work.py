@@ -8,6 +8,7 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import NestedTransaction
 
 from oms.adapters.db.engine import READ_ONLY
+from oms.adapters.db.fulfillment_repositories import FulfillmentRepository
 from oms.adapters.db.order_repositories import (
     CustomerRepository,
     OrderRepository,
@@ -49,6 +50,7 @@ class UnitOfWork:
         self.customers = CustomerRepository(conn)
         self.orders = OrderRepository(conn)
         self.routing = RoutingRepository(conn)
+        self.fulfillment = FulfillmentRepository(conn)
         return self
 
     def __exit__(

@@ -6,7 +6,6 @@ from fastapi import APIRouter, Depends, Path, Query
 
 from oms.api.deps import (
     AnyRole,
-    Forbidden,
     Integrators,
     ReadUow,
     Uow,
@@ -14,7 +13,7 @@ from oms.api.deps import (
     require_location,
 )
 from oms.domain.access import Principal, Role
-from oms.domain.errors import NotFound
+from oms.domain.errors import Forbidden, NotFound
 from oms.domain.events import utcnow
 from oms.domain.ids import CODE_PATTERN
 from oms.schemas import AdjustmentBatchIn, FutureBatchIn, StockLevelIn, level_out

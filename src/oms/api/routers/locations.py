@@ -4,7 +4,18 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
 
-from oms.api.deps import AnyRole, CursorParam, Integrators, Limit, ReadUow, Uow, decode_cursor, page
+from oms.api.deps import (
+    Admins,
+    AnyRole,
+    CursorParam,
+    Integrators,
+    Limit,
+    ReadUow,
+    Uow,
+    decode_cursor,
+    page,
+)
+from oms.domain.errors import NotFound
 from oms.domain.ids import CODE_PATTERN
 from oms.domain.locations import Capability, LocationType
 from oms.schemas import LocationIn, location_out
@@ -26,6 +37,16 @@ def put_location(location_id: LocationId, body: LocationIn, uow: Uow, _: Integra
 def get_location(location_id: LocationId, uow: ReadUow, _: AnyRole) -> dict[str, Any]:
     stored = locations.get_location(uow, location_id)
     return location_out(stored.value, stored.version, stored.updated_at)
+
+
+@router.get("/{location_id}/callback-secret",
+            summary="The secret a DC's or 3PL's fulfilment callbacks are signed with")
+def get_callback_secret(location_id: LocationId, uow: ReadUow, _: Admins) -> dict[str, Any]:
+    secret = uow.locations.callback_secret(location_id)
+    if secret is None:
+        raise NotFound(f"no location {location_id!r}")
+    return {"location_id": location_id, "secret": secret,
+            "signing": "Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature"}
 
 
 @router.get("", summary="Locations, by id")

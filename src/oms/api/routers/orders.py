@@ -9,7 +9,6 @@ from pydantic import AwareDatetime, Field, field_validator
 from oms.api.deps import (
     AnyRole,
     CursorParam,
-    Forbidden,
     Integrators,
     Limit,
     ReadUow,
@@ -20,10 +19,11 @@ from oms.api.deps import (
     require,
 )
 from oms.domain.access import LOCATION_BOUND, Principal, Role
-from oms.domain.errors import FieldError, NotFound, ValidationFailed
+from oms.domain.errors import FieldError, Forbidden, NotFound, ValidationFailed
 from oms.domain.orders import Channel, OrderStatus
 from oms.schemas import OrderIn, Strict
 from oms.services import orders
+from oms.services.fulfillment import shipment_out
 from oms.services.orders import customer_out
 
 router = APIRouter(tags=["orders"])
@@ -45,6 +45,14 @@ def get_order(order_id: str, uow: ReadUow, _: AnyRole) -> dict[str, Any]:
     events = uow.events.read(after=None, types=[], limit=1000, entity_id=body["id"])
     body["events"] = [{"id": e.id, "type": e.type, "sequence": e.sequence,
                        "occurred_at": e.occurred_at.isoformat()} for e in events]
+    requests = uow.fulfillment.of_order(body["id"])
+    body["fulfillment_requests"] = [
+        {"id": r["id"], "location_id": r["location_id"], "type": r["type"],
+         "status": r["status"]} for r in requests]
+    shipments = uow.fulfillment.shipments(order_id=body["id"])
+    tracking = uow.fulfillment.tracking([s["id"] for s in shipments])
+    body["shipments"] = [shipment_out(s, [e for e in tracking if e["shipment_id"] == s["id"]])
+                         for s in shipments]
     return body
 
 

@@ -2,11 +2,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from pydantic import AfterValidator, Field, model_validator
 
-from oms.api.deps import AnyRole, ReadUow, Uow, require
-from oms.domain.access import Principal, Role
+from oms.api.deps import Admins, AnyRole, ReadUow, Uow
 from oms.domain.errors import FieldError, NotFound
 from oms.domain.events import utcnow
 from oms.domain.locations import validate_country
@@ -14,7 +13,6 @@ from oms.domain.orders import ServiceLevel
 from oms.schemas import Code, Strict
 
 router = APIRouter(prefix="/v1/routing", tags=["routing"])
-Admins = Annotated[Principal, Depends(require(Role.ADMIN))]
 
 
 class RuleIn(Strict):

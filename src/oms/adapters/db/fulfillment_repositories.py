@@ -1,0 +1,186 @@
+"""Repositories of fulfilment requests, shipments, tracking updates and payments."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import case, literal, select, tuple_, update
+from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.sql.elements import ColumnElement
+
+from oms.adapters.db import tables as t
+from oms.adapters.db.upsert import insert_for
+
+R = t.fulfillment_requests.c
+L = t.fulfillment_request_items.c
+
+
+def queue_rank(today: dt.date) -> ColumnElement[int]:
+    """Pre-orders whose stock is due come first, then everything else; pre-orders still
+    waiting for their stock last (they cannot ship yet)."""
+    return case(
+        (R.available_on.is_(None), literal(1)),
+        (R.available_on <= today, literal(0)),
+        else_=literal(2),
+    )
+
+
+class FulfillmentRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def add(self, requests: Sequence[dict[str, Any]], links: Sequence[dict[str, Any]]) -> None:
+        if requests:
+            self.conn.execute(t.fulfillment_requests.insert(), list(requests))
+        if links:
+            self.conn.execute(t.fulfillment_request_items.insert(), list(links))
+
+    def get(self, request_id: str, *, for_update: bool = False) -> RowMapping | None:
+        stmt = select(t.fulfillment_requests).where(R.id == request_id)
+        if for_update:
+            stmt = stmt.with_for_update()
+        return self.conn.execute(stmt).mappings().first()
+
+    def of_order(self, order_id: str) -> list[RowMapping]:
+        return list(self.conn.execute(
+            select(t.fulfillment_requests).where(R.order_id == order_id)
+            .order_by(R.created_at, R.id)).mappings())
+
+    def links(self, request_ids: Sequence[str]) -> list[RowMapping]:
+        """Each request's items with their part in it, and the order item's details."""
+        i = t.order_items.c
+        return list(self.conn.execute(
+            select(t.fulfillment_request_items, i.sku, i.quantity, i.line, i.reservation_id,
+                   i.status.label("item_status"), i.unit_price_minor, i.discount_minor,
+                   i.tax_minor, i.preorder)
+            .join(t.order_items, i.id == L.item_id)
+            .where(L.request_id.in_(list(request_ids)))
+            .order_by(L.request_id, i.line)).mappings())
+
+    def set_links(self, request_id: str, item_ids: Sequence[str], status: str,
+                  reason: str | None = None, shipment_id: str | None = None) -> None:
+        self.conn.execute(
+            update(t.fulfillment_request_items)
+            .where(L.request_id == request_id, L.item_id.in_(list(item_ids)))
+            .values(status=status, reason=reason, shipment_id=shipment_id))
+
+    def open_links_of_items(self, item_ids: Sequence[str]) -> list[RowMapping]:
+        return list(self.conn.execute(
+            select(t.fulfillment_request_items)
+            .where(L.item_id.in_(list(item_ids)), L.status == "open")).mappings())
+
+    def rejected_locations(self, order_id: str) -> set[str]:
+        """Locations that rejected items of this order: they are not asked again."""
+        return set(self.conn.scalars(
+            select(R.location_id).distinct()
+            .join(t.fulfillment_request_items, L.request_id == R.id)
+            .where(R.order_id == order_id, L.status == "rejected")))
+
+    def update(self, request_id: str, now: dt.datetime, **values: Any) -> int:
+        """Change the request and take its next version; returns that version."""
+        row = self.conn.execute(
+            update(t.fulfillment_requests).where(R.id == request_id)
+            .values(**values, version=R.version + 1, updated_at=now)
+            .returning(R.version)).one()
+        return int(row.version)
+
+    def page(self, *, today: dt.date, after: tuple[int, dt.datetime, str] | None, limit: int,
+             location_ids: Sequence[str] | None = None, status: str | None = None,
+             type: str | None = None, order_id: str | None = None) -> list[RowMapping]:
+        rank = queue_rank(today)
+        stmt = (select(t.fulfillment_requests, rank.label("queue_rank"))
+                .order_by(rank, R.placed_at, R.id).limit(limit))
+        if after is not None:
+            stmt = stmt.where(tuple_(rank, R.placed_at, R.id) > tuple_(*after))
+        if location_ids is not None:
+            stmt = stmt.where(R.location_id.in_(list(location_ids)))
+        if status is not None:
+            stmt = stmt.where(R.status == status)
+        if type is not None:
+            stmt = stmt.where(R.type == type)
+        if order_id is not None:
+            stmt = stmt.where(R.order_id == order_id)
+        return list(self.conn.execute(stmt).mappings())
+
+    # -- telling DCs and 3PLs
+
+    def due_notifications(self, now: dt.datetime, limit: int) -> list[RowMapping]:
+        stmt = (select(t.fulfillment_requests)
+                .where(R.notify_state == "pending", R.notify_next_at <= now)
+                .order_by(R.notify_next_at, R.id).limit(limit))
+        if self.conn.dialect.name == "postgresql":
+            # Another worker's claim is skipped: it is delivering those right now.
+            stmt = stmt.with_for_update(skip_locked=True)
+        return list(self.conn.execute(stmt).mappings())
+
+    def claim_notifications(self, request_ids: Sequence[str], until: dt.datetime) -> None:
+        if request_ids:
+            self.conn.execute(update(t.fulfillment_requests)
+                              .where(R.id.in_(list(request_ids)))
+                              .values(notify_next_at=until))
+
+    def notification_done(self, request_id: str, *, delivered: bool, attempts: int,
+                          next_at: dt.datetime | None, error: str | None) -> None:
+        self.conn.execute(update(t.fulfillment_requests).where(R.id == request_id).values(
+            notify_state="delivered" if delivered else "pending", notify_attempts=attempts,
+            notify_next_at=next_at, notify_last_error=error))
+
+    def uncollected(self, ready_before: dt.datetime, limit: int) -> list[RowMapping]:
+        return list(self.conn.execute(
+            select(R.id, R.order_id).where(R.status == "ready_for_pickup",
+                                           R.ready_at < ready_before)
+            .order_by(R.ready_at).limit(limit)).mappings())
+
+    # -- shipments
+
+    def add_shipment(self, row: dict[str, Any]) -> None:
+        self.conn.execute(t.shipments.insert(), row)
+
+    def shipment(self, shipment_id: str, *, for_update: bool = False) -> RowMapping | None:
+        stmt = select(t.shipments).where(t.shipments.c.id == shipment_id)
+        if for_update:
+            stmt = stmt.with_for_update()
+        return self.conn.execute(stmt).mappings().first()
+
+    def shipments(self, *, order_id: str | None = None, request_ids: Sequence[str] = ()
+                  ) -> list[RowMapping]:
+        s = t.shipments.c
+        stmt = select(t.shipments).order_by(s.created_at, s.id)
+        if order_id is not None:
+            stmt = stmt.where(s.order_id == order_id)
+        else:
+            stmt = stmt.where(s.request_id.in_(list(request_ids)))
+        return list(self.conn.execute(stmt).mappings())
+
+    def add_tracking(self, row: dict[str, Any]) -> bool:
+        """False when the same update (status and time) was recorded before."""
+        stmt = insert_for(self.conn, t.tracking_events).on_conflict_do_nothing(
+            index_elements=[t.tracking_events.c.shipment_id, t.tracking_events.c.status,
+                            t.tracking_events.c.occurred_at])
+        return bool(self.conn.execute(stmt.returning(t.tracking_events.c.id), row).first())
+
+    def tracking(self, shipment_ids: Sequence[str]) -> list[RowMapping]:
+        e = t.tracking_events.c
+        return list(self.conn.execute(
+            select(t.tracking_events).where(e.shipment_id.in_(list(shipment_ids)))
+            .order_by(e.shipment_id, e.occurred_at, e.received_at)).mappings())
+
+    def update_shipment(self, shipment_id: str, status: str, now: dt.datetime) -> int:
+        s = t.shipments.c
+        row = self.conn.execute(
+            update(t.shipments).where(s.id == shipment_id)
+            .values(status=status, version=s.version + 1, updated_at=now)
+            .returning(s.version)).one()
+        return int(row.version)
+
+    # -- payments
+
+    def update_payment(self, payment_id: str, **values: Any) -> int:
+        p = t.payments.c
+        row = self.conn.execute(
+            update(t.payments).where(p.id == payment_id)
+            .values(**values, version=p.version + 1).returning(p.version)).one()
+        return int(row.version)
+

@@ -1,0 +1,62 @@
+"""Which adapter serves which carrier and PSP, from settings: `{"code": "module:Class"}`,
+with `*` for every code not named. The simulated ones are the default."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from oms.adapters.carriers import Carrier
+from oms.adapters.payments import PaymentProvider
+from oms.adapters.providers import Notifier
+from oms.adapters.providers.http_callback import HttpCallbackNotifier
+from oms.settings import Settings
+
+SIMULATED_CARRIER = "oms.adapters.carriers.simulated:SimulatedCarrier"
+SIMULATED_PSP = "oms.adapters.payments.simulated:SimulatedPsp"
+
+
+def load(path: str) -> Any:
+    module_name, _, attribute = path.partition(":")
+    if not attribute:
+        raise ValueError(f"{path!r} is not 'module:Class'")
+    return getattr(importlib.import_module(module_name), attribute)()
+
+
+@dataclass
+class _ByCode:
+    paths: Mapping[str, str]
+    default: str
+    instances: dict[str, Any] = field(default_factory=dict)
+
+    def get(self, code: str) -> Any:
+        path = self.paths.get(code) or self.paths.get("*") or self.default
+        # One instance per adapter class, shared by the codes it serves.
+        if path not in self.instances:
+            self.instances[path] = load(path)
+        return self.instances[path]
+
+
+class Providers:
+    """The outside world the services talk to."""
+
+    def __init__(self, carriers: Mapping[str, str], psps: Mapping[str, str],
+                 notifier: Notifier) -> None:
+        self._carriers = _ByCode(carriers, SIMULATED_CARRIER)
+        self._psps = _ByCode(psps, SIMULATED_PSP)
+        self.notifier = notifier
+
+    def carrier(self, code: str) -> Carrier:
+        carrier: Carrier = self._carriers.get(code)
+        return carrier
+
+    def psp(self, code: str) -> PaymentProvider:
+        psp: PaymentProvider = self._psps.get(code)
+        return psp
+
+
+def providers_from(settings: Settings) -> Providers:
+    return Providers(settings.carrier_adapters, settings.psp_adapters,
+                     HttpCallbackNotifier(settings.provider_timeout_seconds))

@@ -1,0 +1,258 @@
+"""Fulfilment requests (a location's work queue and its steps) and shipments."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import AfterValidator, AwareDatetime, Field
+
+from oms.adapters.carriers import Parcel
+from oms.api.deps import (
+    AnyRole,
+    CursorParam,
+    Integrators,
+    Limit,
+    ReadUow,
+    Uow,
+    decode_any_cursor,
+    encode_cursor,
+    require,
+)
+from oms.domain.access import LOCATION_BOUND, Principal, Role
+from oms.domain.errors import FieldError, Forbidden, NotFound, ValidationFailed
+from oms.domain.events import utcnow
+from oms.domain.fulfillment import RequestStatus, RequestType, ShipmentStatus
+from oms.schemas import Strict
+from oms.services import fulfillment
+from oms.services.fulfillment import Context, shipment_out
+from oms.services.routing import request_out
+
+router = APIRouter(tags=["fulfillment"])
+#: Store steps: the location's own staff, or an admin.
+StoreStaff = Annotated[Principal, Depends(require(Role.ADMIN, Role.MANAGER, Role.ASSOCIATE))]
+#: Anyone who may say a location cannot fulfil: its staff, its provider, an admin.
+Rejecters = Annotated[Principal, Depends(
+    require(Role.ADMIN, Role.INTEGRATOR, Role.MANAGER, Role.ASSOCIATE))]
+ItemId = Annotated[str, Field(min_length=1, max_length=36)]
+Reason = Annotated[str, Field(min_length=1, max_length=300)]
+
+
+def _distinct(items: list[str]) -> list[str]:
+    if len(items) != len(set(items)):
+        raise ValueError("an item is listed twice")
+    return items
+
+
+ItemIds = Annotated[list[ItemId], AfterValidator(_distinct)]
+
+
+def _context(request: Request, actor: Principal) -> Context:
+    settings = request.app.state.settings
+    return Context(actor, request.app.state.providers, settings.default_carrier,
+                   settings.default_parcel_weight_grams)
+
+
+class PickIn(Strict):
+    missing: ItemIds = Field(default_factory=list, max_length=500, description=(
+        "Items that could not be found: they are rejected and routed elsewhere"))
+    reason: Reason | None = None
+
+
+class ParcelIn(Strict):
+    weight_grams: int = Field(ge=1, le=1_000_000)
+    length_mm: int | None = Field(default=None, ge=1, le=10_000)
+    width_mm: int | None = Field(default=None, ge=1, le=10_000)
+    height_mm: int | None = Field(default=None, ge=1, le=10_000)
+
+
+class PackIn(Strict):
+    parcels: list[ParcelIn] | None = Field(default=None, min_length=1, max_length=50,
+                                           description="None: one parcel of the default weight")
+
+
+class ShipIn(Strict):
+    carrier: Annotated[str, Field(min_length=1, max_length=64)] | None = Field(
+        default=None, description="None: the order's carrier, else the default one")
+
+
+class HandOverIn(Strict):
+    collected_by: Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
+        default=None, description="Who collected it; None: the customer")
+
+
+class RejectIn(Strict):
+    items: ItemIds = Field(default_factory=list, max_length=500,
+                                description="None: every item the request still has")
+    reason: Reason
+
+
+class ShipmentIn(Strict):
+    items: ItemIds = Field(default_factory=list, max_length=500,
+                                description="None: every item the request still has")
+    carrier: Annotated[str, Field(min_length=1, max_length=64)]
+    tracking_number: Annotated[str, Field(min_length=1, max_length=100)]
+    tracking_url: Annotated[str, Field(max_length=2000, pattern=r"^https?://")] | None = None
+
+
+class TrackingEventIn(Strict):
+    status: ShipmentStatus
+    occurred_at: AwareDatetime
+    description: Annotated[str, Field(max_length=500)] | None = None
+    place: Annotated[str, Field(max_length=200)] | None = None
+
+
+def _queue_cursor(cursor: str | None) -> tuple[int, dt.datetime, str] | None:
+    if cursor is None:
+        return None
+    try:
+        rank, placed_at, request_id = decode_any_cursor(cursor)
+        when = dt.datetime.fromisoformat(placed_at)
+        if (not isinstance(rank, int) or when.tzinfo is None or not isinstance(request_id, str)
+                or len(request_id) > 36):
+            raise ValueError("not a cursor of this list")
+        return rank, when, request_id
+    except (TypeError, ValueError) as exc:
+        raise ValidationFailed("the cursor is not one this API issued",
+                               [FieldError("cursor", "malformed")]) from exc
+
+
+@router.get("/v1/fulfillment-requests",
+            summary="A work queue: pre-orders whose stock is due first, then oldest orders")
+def list_requests(
+    uow: ReadUow,
+    principal: AnyRole,
+    location_id: Annotated[str | None, Query(max_length=64)] = None,
+    status: Annotated[RequestStatus | None, Query()] = None,
+    type: Annotated[RequestType | None, Query()] = None,
+    order_id: Annotated[str | None, Query(max_length=36)] = None,
+    cursor: CursorParam = None,
+    limit: Limit = 50,
+) -> dict[str, Any]:
+    location_ids: list[str] | None = None
+    if location_id is not None:
+        if not principal.may_act_at(location_id):
+            raise Forbidden(f"this key is not allowed at location {location_id!r}")
+        location_ids = [location_id]
+    elif principal.role in LOCATION_BOUND:
+        location_ids = sorted(principal.location_ids)
+    rows = uow.fulfillment.page(
+        today=utcnow().date(), after=_queue_cursor(cursor), limit=limit + 1,
+        location_ids=location_ids, status=status.value if status else None,
+        type=type.value if type else None, order_id=order_id)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {"items": _requests_out(uow, rows),
+            "next_cursor": encode_cursor([rows[-1]["queue_rank"],
+                                          rows[-1]["placed_at"].isoformat(), rows[-1]["id"]])
+            if more else None}
+
+
+def _requests_out(uow: ReadUow, rows: list[Any]) -> list[dict[str, Any]]:
+    links: dict[str, list[Any]] = {}
+    for link in uow.fulfillment.links([r["id"] for r in rows]):
+        links.setdefault(link["request_id"], []).append(link)
+    currencies = {o["id"]: o["currency"] for o in (
+        uow.orders.get(order_id) for order_id in {r["order_id"] for r in rows}) if o}
+    return [request_out(r, links.get(r["id"], []), currencies[r["order_id"]]) for r in rows]
+
+
+@router.get("/v1/fulfillment-requests/{request_id}",
+            summary="A fulfilment request with its items and shipments")
+def get_request(request_id: str, uow: ReadUow, principal: AnyRole) -> dict[str, Any]:
+    row = uow.fulfillment.get(request_id)
+    if row is None:
+        raise NotFound(f"no fulfillment request {request_id!r}")
+    if not principal.may_act_at(row["location_id"]):
+        raise Forbidden(f"this key is not allowed at location {row['location_id']!r}")
+    body = _requests_out(uow, [row])[0]
+    shipments = uow.fulfillment.shipments(request_ids=[row["id"]])
+    tracking = uow.fulfillment.tracking([s["id"] for s in shipments])
+    body["shipments"] = [shipment_out(s, [e for e in tracking if e["shipment_id"] == s["id"]])
+                         for s in shipments]
+    return body
+
+
+@router.post("/v1/fulfillment-requests/{request_id}/accept",
+             summary="A store takes the request on")
+def accept(request_id: str, request: Request, uow: Uow, actor: StoreStaff) -> dict[str, Any]:
+    return fulfillment.accept(uow, _context(request, actor), request_id)
+
+
+@router.post("/v1/fulfillment-requests/{request_id}/pick",
+             summary="The items are picked; missing ones are rejected and routed elsewhere")
+def pick(request_id: str, body: PickIn, request: Request, uow: Uow, actor: StoreStaff
+         ) -> dict[str, Any]:
+    return fulfillment.pick(uow, _context(request, actor), request_id, body.missing,
+                            body.reason)
+
+
+@router.post("/v1/fulfillment-requests/{request_id}/pack", summary="Packed into parcels")
+def pack(request_id: str, body: PackIn, request: Request, uow: Uow, actor: StoreStaff
+         ) -> dict[str, Any]:
+    parcels = [Parcel(**p.model_dump()) for p in body.parcels] if body.parcels else None
+    return fulfillment.pack(uow, _context(request, actor), request_id, parcels)
+
+
+@router.post("/v1/fulfillment-requests/{request_id}/ship",
+             summary="Book the carrier: returns the shipment, its tracking number and label")
+def ship(request_id: str, body: ShipIn, request: Request, uow: Uow, actor: StoreStaff
+         ) -> dict[str, Any]:
+    return fulfillment.ship(uow, _context(request, actor), request_id, body.carrier)
+
+
+@router.post("/v1/fulfillment-requests/{request_id}/ready-for-pickup",
+             summary="Ready at the store; the customer is told")
+def ready_for_pickup(request_id: str, request: Request, uow: Uow, actor: StoreStaff
+                     ) -> dict[str, Any]:
+    return fulfillment.ready_for_pickup(uow, _context(request, actor), request_id)
+
+
+@router.post("/v1/fulfillment-requests/{request_id}/hand-over",
+             summary="The customer collected the items")
+def hand_over(request_id: str, body: HandOverIn, request: Request, uow: Uow,
+              actor: StoreStaff) -> dict[str, Any]:
+    return fulfillment.hand_over(uow, _context(request, actor), request_id, body.collected_by)
+
+
+@router.post("/v1/fulfillment-requests/{request_id}/acknowledge",
+             summary="A DC or 3PL confirms it has the request")
+def acknowledge(request_id: str, request: Request, uow: Uow, actor: Integrators
+                ) -> dict[str, Any]:
+    return fulfillment.acknowledge(uow, _context(request, actor), request_id)
+
+
+@router.post("/v1/fulfillment-requests/{request_id}/shipments", status_code=201,
+             summary="A DC or 3PL reports a shipment of some or all items")
+def report_shipment(request_id: str, body: ShipmentIn, request: Request, uow: Uow,
+                    actor: Integrators) -> dict[str, Any]:
+    return fulfillment.report_shipment(uow, _context(request, actor), request_id, body.items,
+                                       body.carrier, body.tracking_number, body.tracking_url)
+
+
+@router.post("/v1/fulfillment-requests/{request_id}/reject",
+             summary="The location cannot fulfil these items: they are routed elsewhere")
+def reject(request_id: str, body: RejectIn, request: Request, uow: Uow, actor: Rejecters
+           ) -> dict[str, Any]:
+    return fulfillment.reject(uow, _context(request, actor), request_id, body.items,
+                              body.reason)
+
+
+@router.get("/v1/shipments/{shipment_id}", summary="A shipment with its tracking history")
+def get_shipment(shipment_id: str, uow: ReadUow, principal: AnyRole) -> dict[str, Any]:
+    shipment = uow.fulfillment.shipment(shipment_id)
+    if shipment is None:
+        raise NotFound(f"no shipment {shipment_id!r}")
+    if not principal.may_act_at(shipment["location_id"]):
+        raise Forbidden(f"this key is not allowed at location {shipment['location_id']!r}")
+    return shipment_out(shipment, uow.fulfillment.tracking([shipment_id]), with_label=True)
+
+
+@router.post("/v1/shipments/{shipment_id}/tracking-events",
+             summary="A carrier's status update (for its webhooks)")
+def post_tracking_event(shipment_id: str, body: TrackingEventIn, uow: Uow, _: Integrators
+                        ) -> dict[str, Any]:
+    return fulfillment.record_tracking(uow, shipment_id, body.status,
+                                       body.occurred_at.astimezone(dt.UTC), body.description,
+                                       body.place)

@@ -1,0 +1,539 @@
+"""Working fulfilment requests: a store accepts, picks, packs and ships or hands over; a DC or
+3PL acknowledges and reports shipments; any of them may reject items, which are routed again
+elsewhere. Shipping and handing over consume the stock and capture the payment."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.engine import RowMapping
+
+from oms.adapters.carriers import BookingRequest, CarrierError, Parcel
+from oms.adapters.db.unit_of_work import UnitOfWork
+from oms.adapters.payments import CaptureRequest
+from oms.adapters.providers import Notification, NotifyFailed
+from oms.adapters.registry import Providers
+from oms.domain.access import Principal
+from oms.domain.errors import FieldError, Forbidden, NotFound, UpstreamFailed, ValidationFailed
+from oms.domain.events import Event, utcnow
+from oms.domain.fulfillment import (
+    REJECTABLE,
+    TRACKING_STATUSES,
+    LinkStatus,
+    RequestStatus,
+    RequestType,
+    ShipmentStatus,
+    Step,
+    next_status,
+)
+from oms.domain.ids import new_id
+from oms.domain.money import Money
+from oms.domain.orders import DEPARTED_STATUSES, ItemStatus, PaymentState
+from oms.domain.retries import delay_after
+from oms.services import inventory
+from oms.services.routing import (
+    RowLike,
+    line_total,
+    refresh_order_status,
+    request_out,
+    route_items,
+)
+
+#: A worker that took a notification and died leaves it to others after this long.
+NOTIFY_LEASE = dt.timedelta(minutes=2)
+
+
+@dataclass(frozen=True)
+class Context:
+    """Who is acting, and with which outside world."""
+
+    actor: Principal
+    providers: Providers
+    default_carrier: str = "standard"
+    default_parcel_weight_grams: int = 1000
+
+
+@dataclass
+class _Work:
+    order: RowMapping
+    request: RowMapping
+    links: list[RowMapping]
+
+    @property
+    def open(self) -> list[RowMapping]:
+        return [x for x in self.links if x["status"] == LinkStatus.OPEN]
+
+
+def _begin(uow: UnitOfWork, ctx: Context, request_id: str) -> _Work:
+    """Lock the request's order, then the request (always in this order, as cancelling and
+    rerouting lock the order first), and check the caller may act at its location."""
+    found = uow.fulfillment.get(request_id)
+    if found is None:
+        raise NotFound(f"no fulfillment request {request_id!r}")
+    if not ctx.actor.may_act_at(found["location_id"]):
+        raise Forbidden(f"this key is not allowed at location {found['location_id']!r}")
+    order = uow.orders.get(found["order_id"], for_update=True)
+    request = uow.fulfillment.get(request_id, for_update=True)
+    assert order is not None
+    assert request is not None
+    return _Work(order, request, uow.fulfillment.links([request_id]))
+
+
+def _record_request(uow: UnitOfWork, work: _Work, event_type: str, version: int,
+                    now: dt.datetime, **extra: Any) -> dict[str, Any]:
+    request = uow.fulfillment.get(work.request["id"])
+    assert request is not None
+    body = request_out(request, uow.fulfillment.links([request["id"]]), work.order["currency"])
+    uow.record(Event(event_type, request["id"], version, {**body, **extra}, now))
+    return body
+
+
+def _items_changed(uow: UnitOfWork, order: RowLike, changes: Sequence[tuple[str, str]],
+                   now: dt.datetime) -> None:
+    """Set item statuses and tell the order's consumers."""
+    if not changes:
+        return
+    uow.orders.set_item_statuses(changes)
+    status = refresh_order_status(uow, order["id"], now)
+    uow.record(Event("order.items_updated", order["id"],
+                     uow.orders.next_version(order["id"], now), {
+                         "order_id": order["id"], "status": status,
+                         "items": [{"id": item_id, "status": s} for item_id, s in changes]},
+                     now))
+
+
+def _step(uow: UnitOfWork, ctx: Context, request_id: str, step: Step,
+          item_status: ItemStatus | None, event_type: str, **values: Any) -> dict[str, Any]:
+    """A step that moves the whole request on, and its open items with it."""
+    work = _begin(uow, ctx, request_id)
+    target = next_status(RequestType(work.request["type"]), RequestStatus(work.request["status"]),
+                         step)
+    now = utcnow()
+    version = uow.fulfillment.update(request_id, now, status=target.value, **values)
+    if item_status is not None:
+        _items_changed(uow, work.order, [(x["item_id"], item_status.value) for x in work.open],
+                       now)
+    body = _record_request(uow, work, event_type, version, now)
+    uow.commit()
+    return body
+
+
+def accept(uow: UnitOfWork, ctx: Context, request_id: str) -> dict[str, Any]:
+    return _step(uow, ctx, request_id, Step.ACCEPT, ItemStatus.IN_FULFILLMENT,
+                 "fulfillment_request.accepted")
+
+
+def acknowledge(uow: UnitOfWork, ctx: Context, request_id: str) -> dict[str, Any]:
+    return _step(uow, ctx, request_id, Step.ACKNOWLEDGE, ItemStatus.IN_FULFILLMENT,
+                 "fulfillment_request.acknowledged")
+
+
+def pick(uow: UnitOfWork, ctx: Context, request_id: str, missing: Sequence[str],
+         reason: str | None) -> dict[str, Any]:
+    """Everything open is picked but the items reported missing, which are rejected."""
+    work = _begin(uow, ctx, request_id)
+    target = next_status(RequestType(work.request["type"]), RequestStatus(work.request["status"]),
+                         Step.PICK)
+    now = utcnow()
+    if missing:
+        _check_items(work, missing, "missing")
+        if len(set(missing)) == len(work.open):
+            raise ValidationFailed("every item is missing: reject the request instead",
+                                   [FieldError("missing", "leaves nothing to pick")])
+        _reject(uow, work, missing, reason or "missing at pick", now)
+    version = uow.fulfillment.update(request_id, now, status=target.value)
+    body = _record_request(uow, work, "fulfillment_request.picked", version, now)
+    uow.commit()
+    return body
+
+
+def pack(uow: UnitOfWork, ctx: Context, request_id: str, parcels: Sequence[Parcel] | None
+         ) -> dict[str, Any]:
+    chosen = list(parcels) if parcels else [Parcel(ctx.default_parcel_weight_grams)]
+    return _step(uow, ctx, request_id, Step.PACK, None, "fulfillment_request.packed",
+                 parcels=[_parcel_out(p) for p in chosen])
+
+
+def ready_for_pickup(uow: UnitOfWork, ctx: Context, request_id: str) -> dict[str, Any]:
+    work = _begin(uow, ctx, request_id)
+    target = next_status(RequestType(work.request["type"]), RequestStatus(work.request["status"]),
+                         Step.READY_FOR_PICKUP)
+    now = utcnow()
+    version = uow.fulfillment.update(request_id, now, status=target.value, ready_at=now)
+    _items_changed(uow, work.order,
+                   [(x["item_id"], ItemStatus.READY_FOR_PICKUP.value) for x in work.open], now)
+    customer = uow.customers.get(work.order["customer_id"])
+    assert customer is not None
+    # The event carries what a notification service needs to tell the customer.
+    body = _record_request(uow, work, "fulfillment_request.ready_for_pickup", version, now,
+                           customer={"email": customer["email"], "name": customer["name"],
+                                     "phone": customer["phone"]},
+                           order_display_id=work.order["display_id"])
+    uow.commit()
+    return body
+
+
+def hand_over(uow: UnitOfWork, ctx: Context, request_id: str, collected_by: str | None
+              ) -> dict[str, Any]:
+    work = _begin(uow, ctx, request_id)
+    target = next_status(RequestType(work.request["type"]), RequestStatus(work.request["status"]),
+                         Step.HAND_OVER)
+    now = utcnow()
+    if collected_by is None:
+        customer = uow.customers.get(work.order["customer_id"])
+        assert customer is not None
+        collected_by = customer["name"] or customer["email"]
+    item_ids = [x["item_id"] for x in work.open]
+    _check_shippable(uow, work.open)
+    _consume(uow, work.open)
+    uow.fulfillment.set_links(request_id, item_ids, LinkStatus.PICKED_UP.value)
+    version = uow.fulfillment.update(request_id, now, status=target.value,
+                                     collected_by=collected_by)
+    _items_changed(uow, work.order, [(i, ItemStatus.FULFILLED.value) for i in item_ids], now)
+    body = _record_request(uow, work, "fulfillment_request.picked_up", version, now)
+    capture_owed(uow, ctx.providers, work.order["id"], f"handover-{request_id}", now)
+    uow.commit()
+    return body
+
+
+def ship(uow: UnitOfWork, ctx: Context, request_id: str, carrier: str | None
+         ) -> dict[str, Any]:
+    """Book the delivery of everything packed with the carrier, and send it on its way."""
+    work = _begin(uow, ctx, request_id)
+    target = next_status(RequestType(work.request["type"]), RequestStatus(work.request["status"]),
+                         Step.SHIP)
+    _check_shippable(uow, work.open)
+    now = utcnow()
+    code = carrier or work.request["carrier"] or ctx.default_carrier
+    location = uow.locations.get(work.request["location_id"])
+    assert location is not None
+    address = location.value.address
+    parcels = tuple(Parcel(**p) for p in work.request["parcels"] or [])
+    shipment_id = new_id()
+    customer = uow.customers.get(work.order["customer_id"])
+    assert customer is not None
+    ship_to = {"name": customer["name"], **(work.order["shipping_address"] or {})}
+    try:
+        booking = ctx.providers.carrier(code).book(BookingRequest(
+            shipment_id=shipment_id, carrier=code,
+            service_level=work.order["service_level"] or "standard",
+            ship_from={"name": location.value.name, "line1": address.line1,
+                       "postal_code": address.postal_code, "city": address.city,
+                       "country": address.country},
+            ship_to=ship_to, parcels=parcels, reference=work.order["display_id"]))
+    except CarrierError as exc:
+        raise UpstreamFailed(f"carrier {code!r} did not book the shipment: {exc}") from exc
+    shipment = _add_shipment(uow, work, shipment_id, code, booking.tracking_number,
+                             booking.tracking_url, [x["item_id"] for x in work.open],
+                             work.request["parcels"] or [], now,
+                             label=(booking.label_format, booking.label))
+    version = uow.fulfillment.update(request_id, now, status=target.value, carrier=code)
+    body = _record_request(uow, work, "fulfillment_request.shipped", version, now,
+                           shipment_id=shipment_id)
+    capture_owed(uow, ctx.providers, work.order["id"], f"shipment-{shipment_id}", now)
+    uow.commit()
+    return {**body, "shipment": shipment_out(shipment, [], with_label=True)}
+
+
+def report_shipment(uow: UnitOfWork, ctx: Context, request_id: str, item_ids: Sequence[str],
+                    carrier: str, tracking_number: str, tracking_url: str | None
+                    ) -> dict[str, Any]:
+    """A DC or 3PL reports what it shipped: some or all of the open items."""
+    work = _begin(uow, ctx, request_id)
+    next_status(RequestType(work.request["type"]), RequestStatus(work.request["status"]),
+                Step.SHIPMENTS)
+    wanted = list(item_ids) or [x["item_id"] for x in work.open]
+    _check_items(work, wanted, "items")
+    _check_shippable(uow, [x for x in work.open if x["item_id"] in set(wanted)])
+    now = utcnow()
+    shipment_id = new_id()
+    shipment = _add_shipment(uow, work, shipment_id, carrier, tracking_number, tracking_url,
+                             wanted, [], now, label=None)
+    left = len(work.open) - len(set(wanted))
+    status = RequestStatus.SHIPPED if left == 0 else RequestStatus.PARTIALLY_SHIPPED
+    version = uow.fulfillment.update(request_id, now, status=status.value, carrier=carrier)
+    body = _record_request(uow, work, "fulfillment_request.shipped", version, now,
+                           shipment_id=shipment_id)
+    capture_owed(uow, ctx.providers, work.order["id"], f"shipment-{shipment_id}", now)
+    uow.commit()
+    return {**body, "shipment": shipment_out(shipment, [])}
+
+
+def reject(uow: UnitOfWork, ctx: Context, request_id: str, item_ids: Sequence[str],
+           reason: str) -> dict[str, Any]:
+    """The location cannot fulfil these items (none named: all it still has): they go back
+    to routing, which sends them elsewhere or holds them."""
+    work = _begin(uow, ctx, request_id)
+    status = RequestStatus(work.request["status"])
+    if status not in REJECTABLE:
+        raise ValidationFailed(f"the request is {status.value}; items can be rejected only "
+                               "before they leave the location")
+    wanted = list(item_ids) or [x["item_id"] for x in work.open]
+    _check_items(work, wanted, "items")
+    now = utcnow()
+    _reject(uow, work, wanted, reason, now)
+    request = uow.fulfillment.get(request_id)
+    assert request is not None
+    body = request_out(request, uow.fulfillment.links([request_id]), work.order["currency"])
+    uow.commit()
+    return body
+
+
+def _reject(uow: UnitOfWork, work: _Work, item_ids: Sequence[str], reason: str,
+            now: dt.datetime) -> None:
+    """Release the items' stock here, record the rejection, and route them again."""
+    rejected = set(item_ids)
+    for link in work.open:
+        if link["item_id"] in rejected and link["reservation_id"] is not None:
+            inventory.release(uow, link["reservation_id"])
+    uow.fulfillment.set_links(work.request["id"], list(rejected), LinkStatus.REJECTED.value,
+                              reason=reason)
+    values: dict[str, Any] = {}
+    if len(rejected) == len(work.open):
+        values = {"status": RequestStatus.REJECTED.value, "reason": reason}
+    version = uow.fulfillment.update(work.request["id"], now, **values)
+    _record_request(uow, work, "fulfillment_request.rejected", version, now,
+                    rejected_items=sorted(rejected), rejection_reason=reason)
+    uow.orders.update_items([{
+        "id": item_id, "status": ItemStatus.ON_HOLD.value, "location_id": None,
+        "reservation_id": None, "fulfillment_request_id": None,
+        "hold_reason": f"rejected by {work.request['location_id']}: {reason}"}
+        for item_id in sorted(rejected)])
+    route_items(uow, work.order, uow.orders.items([work.order["id"]]), "rejection", now,
+                refuse_unavailable=False)
+
+
+def withdraw_items(uow: UnitOfWork, order: RowLike, item_ids: Sequence[str], status: str,
+                   reason: str | None, now: dt.datetime) -> None:
+    """Take cancelled items out of their open requests; a request left with nothing to do is
+    cancelled."""
+    by_request: dict[str, list[str]] = {}
+    for link in uow.fulfillment.open_links_of_items(item_ids):
+        by_request.setdefault(link["request_id"], []).append(link["item_id"])
+    for request_id, ids in sorted(by_request.items()):
+        request = uow.fulfillment.get(request_id, for_update=True)
+        assert request is not None
+        uow.fulfillment.set_links(request_id, ids, status, reason=reason)
+        still_open = [x for x in uow.fulfillment.links([request_id])
+                      if x["status"] == LinkStatus.OPEN]
+        values = {} if still_open else {"status": RequestStatus.CANCELLED.value,
+                                        "reason": reason}
+        version = uow.fulfillment.update(request_id, now, **values)
+        body = request_out({**request, **values, "version": version, "updated_at": now},
+                           uow.fulfillment.links([request_id]), order["currency"])
+        uow.record(Event("fulfillment_request.items_cancelled", request_id, version,
+                         {**body, "cancelled_items": ids}, now))
+
+
+def _check_items(work: _Work, item_ids: Sequence[str], field: str) -> None:
+    open_ids = {x["item_id"] for x in work.open}
+    known = {x["item_id"]: x["status"] for x in work.links}
+    errors = []
+    for n, item_id in enumerate(item_ids):
+        if item_id not in known:
+            errors.append(FieldError(f"{field}.{n}", f"item {item_id!r} is not in this request"))
+        elif item_id not in open_ids:
+            errors.append(FieldError(f"{field}.{n}",
+                                     f"item {item_id} is {known[item_id]} in this request"))
+    if len(set(item_ids)) != len(item_ids):
+        errors.append(FieldError(field, "an item is listed twice"))
+    if errors:
+        raise ValidationFailed("; ".join(e.message for e in errors), errors)
+
+
+def _check_shippable(uow: UnitOfWork, links: Sequence[RowMapping]) -> None:
+    if not links:
+        raise ValidationFailed("the request has no items left to ship")
+    # A pre-order still holding future stock: its delivery has not come in yet.
+    waiting = [(x["sku"], r.available_on) for x in links
+               if x["preorder"] and x["reservation_id"] is not None
+               and (r := uow.reservations.get(x["reservation_id"])) is not None
+               and r.available_on is not None]
+    if waiting:
+        raise ValidationFailed(
+            "pre-order items cannot leave before their stock arrives: "
+            + ", ".join(f"{sku} (expected {on.isoformat()})" for sku, on in waiting))
+
+
+def _consume(uow: UnitOfWork, links: Sequence[RowMapping]) -> None:
+    for link in links:
+        if link["reservation_id"] is not None:
+            inventory.consume(uow, link["reservation_id"])
+
+
+def _add_shipment(uow: UnitOfWork, work: _Work, shipment_id: str, carrier: str,
+                  tracking_number: str, tracking_url: str | None, item_ids: Sequence[str],
+                  parcels: list[dict[str, Any]], now: dt.datetime,
+                  label: tuple[str, str] | None) -> dict[str, Any]:
+    shipping = [x for x in work.open if x["item_id"] in set(item_ids)]
+    _consume(uow, shipping)
+    row = {
+        "id": shipment_id, "request_id": work.request["id"], "order_id": work.order["id"],
+        "location_id": work.request["location_id"], "carrier": carrier,
+        "tracking_number": tracking_number, "tracking_url": tracking_url,
+        "label_format": label[0] if label else None, "label": label[1] if label else None,
+        "parcels": parcels, "item_ids": list(item_ids), "status": ShipmentStatus.CREATED.value,
+        "version": 1, "created_at": now, "updated_at": now,
+    }
+    uow.fulfillment.add_shipment(row)
+    uow.fulfillment.set_links(work.request["id"], item_ids, LinkStatus.SHIPPED.value,
+                              shipment_id=shipment_id)
+    _items_changed(uow, work.order, [(i, ItemStatus.SHIPPED.value) for i in item_ids], now)
+    uow.record(Event("shipment.created", shipment_id, 1, shipment_out(row, []), now))
+    return row
+
+
+def shipment_out(s: RowLike, tracking: Sequence[RowLike], *, with_label: bool = False
+                 ) -> dict[str, Any]:
+    body = {
+        "id": s["id"], "request_id": s["request_id"], "order_id": s["order_id"],
+        "location_id": s["location_id"], "carrier": s["carrier"],
+        "tracking_number": s["tracking_number"], "tracking_url": s["tracking_url"],
+        "parcels": s["parcels"], "item_ids": s["item_ids"], "status": s["status"],
+        "tracking_events": [{
+            "status": e["status"], "occurred_at": e["occurred_at"].isoformat(),
+            "description": e["description"], "place": e["place"]} for e in tracking],
+        "version": s["version"], "created_at": s["created_at"].isoformat(),
+        "updated_at": s["updated_at"].isoformat(),
+    }
+    if with_label and s["label"] is not None:
+        body["label"] = {"format": s["label_format"], "content": s["label"]}
+    return body
+
+
+def _parcel_out(p: Parcel) -> dict[str, Any]:
+    return {"weight_grams": p.weight_grams, "length_mm": p.length_mm, "width_mm": p.width_mm,
+            "height_mm": p.height_mm}
+
+
+def record_tracking(uow: UnitOfWork, shipment_id: str, status: ShipmentStatus,
+                    occurred_at: dt.datetime, description: str | None, place: str | None
+                    ) -> dict[str, Any]:
+    """A carrier's update. The shipment's status is that of its latest update by the time it
+    happened, so an update arriving late does not turn a delivered parcel back."""
+    if status not in TRACKING_STATUSES:
+        raise ValidationFailed(f"{status.value} is not a tracking status")
+    found = uow.fulfillment.shipment(shipment_id)
+    if found is None:
+        raise NotFound(f"no shipment {shipment_id!r}")
+    order = uow.orders.get(found["order_id"], for_update=True)
+    shipment = uow.fulfillment.shipment(shipment_id, for_update=True)
+    assert order is not None
+    assert shipment is not None
+    now = utcnow()
+    uow.fulfillment.add_tracking({
+        "id": new_id(), "shipment_id": shipment_id, "status": status.value,
+        "occurred_at": occurred_at, "description": description, "place": place,
+        "received_at": now})
+    tracking = uow.fulfillment.tracking([shipment_id])
+    latest = tracking[-1]["status"]
+    if latest != shipment["status"]:
+        version = uow.fulfillment.update_shipment(shipment_id, latest, now)
+        shipment = uow.fulfillment.shipment(shipment_id)
+        assert shipment is not None
+        uow.record(Event("shipment.updated", shipment_id, version,
+                         shipment_out(shipment, tracking), now))
+        if latest == ShipmentStatus.DELIVERED:
+            items = {i["id"]: i for i in uow.orders.items([order["id"]])}
+            _items_changed(uow, order, [
+                (i, ItemStatus.DELIVERED.value) for i in shipment["item_ids"]
+                if items[i]["status"] == ItemStatus.SHIPPED], now)
+    body = shipment_out(shipment, tracking)
+    uow.commit()
+    return body
+
+
+def capture_owed(uow: UnitOfWork, providers: Providers, order_id: str, key: str,
+                 now: dt.datetime) -> None:
+    """Capture what the goods that left are worth and is not captured yet, from the order's
+    payments in turn. A refusal marks the payment `capture_failed` and keeps the amount owed:
+    the next departure, or a retry, asks for it again."""
+    order = uow.orders.get(order_id)
+    assert order is not None
+    items = uow.orders.items([order_id])
+    departed = [i for i in items if i["status"] in DEPARTED_STATUSES]
+    if not departed:
+        return
+    owed = sum(line_total(i) for i in departed) + order["shipping_price_minor"]
+    payments = uow.orders.payments(order_id)
+    # What the external system captured counts first; the grand total is the ceiling.
+    to_capture = min(owed, order["grand_total_minor"]) - sum(
+        p["captured_minor"] for p in payments)
+    currency = order["currency"]
+    for p in payments:
+        if to_capture <= 0:
+            break
+        room = p["amount_minor"] - p["captured_minor"]
+        if room <= 0:
+            continue
+        amount = min(room, to_capture)
+        psp = p["psp"] or "default"
+        result = providers.psp(psp).capture(CaptureRequest(
+            idempotency_key=f"{p['id']}:{key}", psp=psp, reference=p["reference"],
+            amount_minor=amount, currency=currency, authorized_minor=p["amount_minor"]))
+        payload = {"payment_id": p["id"], "order_id": order_id, "psp": psp,
+                   "reference": p["reference"], "currency": currency,
+                   "amount": Money.from_minor(amount, currency).formatted_amount()}
+        if not result.succeeded:
+            version = uow.fulfillment.update_payment(
+                p["id"], status=PaymentState.CAPTURE_FAILED.value,
+                failure_reason=(result.reason or "refused")[:300])
+            uow.record(Event("payment.capture_failed", p["id"], version,
+                             {**payload, "reason": result.reason}, now))
+            return
+        captured = p["captured_minor"] + amount
+        state = PaymentState.CAPTURED if captured == p["amount_minor"] else (
+            PaymentState.PARTIALLY_CAPTURED)
+        version = uow.fulfillment.update_payment(p["id"], status=state.value,
+                                                 captured_minor=captured, failure_reason=None)
+        uow.record(Event("payment.captured", p["id"], version, {
+            **payload, "captured": Money.from_minor(captured, currency).formatted_amount(),
+            "status": state.value}, now))
+        to_capture -= amount
+
+
+def notify_providers(engine: Engine, providers: Providers, now: dt.datetime,
+                     limit: int = 50) -> int:
+    """Tell DCs and 3PLs of their new requests. Several workers may run this: each claims
+    its batch for a while, so no request is sent by two at once. Returns how many were
+    delivered."""
+    with UnitOfWork(engine) as uow:
+        due = uow.fulfillment.due_notifications(now, limit)
+        uow.fulfillment.claim_notifications([r["id"] for r in due], now + NOTIFY_LEASE)
+        uow.commit()
+    delivered = 0
+    for request in due:
+        with UnitOfWork(engine, read_only=True) as uow:
+            location = uow.locations.get(request["location_id"])
+            endpoint = uow.locations.callback(request["location_id"])
+            order = uow.orders.get(request["order_id"])
+            assert location is not None
+            assert order is not None
+            body = {**request_out(request, uow.fulfillment.links([request["id"]]),
+                                  order["currency"]),
+                    "order_display_id": order["display_id"],
+                    "service_level": order["service_level"],
+                    "ship_to": order["shipping_address"]}
+        error = None
+        if endpoint is None:
+            error = (f"location {request['location_id']} has no fulfillment_callback_url; "
+                     "set one to have its requests delivered")
+        else:
+            url, secret = endpoint
+            try:
+                providers.notifier.notify(Notification(request["id"], url, secret, body))
+            except NotifyFailed as exc:
+                error = str(exc)
+        attempts = request["notify_attempts"] + 1
+        with UnitOfWork(engine) as uow:
+            uow.fulfillment.notification_done(
+                request["id"], delivered=error is None, attempts=attempts,
+                next_at=None if error is None else utcnow() + delay_after(attempts),
+                error=error[:1000] if error else None)
+            uow.commit()
+        delivered += error is None
+    return delivered

@@ -1,0 +1,213 @@
+"""Routing an order's waiting items: reserve their stock where the plan sends them, and issue
+each location a fulfilment request for its items, in the caller's transaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy.engine import RowMapping
+
+from oms.adapters.db.unit_of_work import UnitOfWork
+from oms.domain.errors import Conflict, FieldError, InsufficientStock, ValidationFailed
+from oms.domain.events import Event
+from oms.domain.fulfillment import RequestStatus, RequestType, request_type
+from oms.domain.ids import new_id
+from oms.domain.locations import Location
+from oms.domain.money import Money
+from oms.domain.orders import ItemStatus, ServiceLevel, derive_status
+from oms.domain.routing import Destination, RoutingItem, RoutingPlan, RoutingRule, route
+from oms.services import inventory
+from oms.services.inventory import ReserveLine
+
+#: A reservation that loses a race re-plans with fresh stock; after this many, the order waits.
+MAX_ROUTING_ATTEMPTS = 5
+#: A stored row or the dict it was written from.
+RowLike = Mapping[str, Any] | RowMapping
+
+
+def route_items(uow: UnitOfWork, order: RowLike, items: Sequence[RowLike], trigger: str,
+                now: dt.datetime, *, refuse_unavailable: bool) -> list[dict[str, Any]]:
+    """Route the order's on-hold items, reserving their stock and issuing fulfilment
+    requests; record the run and events. Returns the order's items as they are now.
+    Locations that rejected items of this order are not asked again."""
+    order_id = order["id"]
+    waiting = [i for i in items if i["status"] == ItemStatus.ON_HOLD]
+    if not waiting:
+        return [dict(i) for i in items]
+    address = order["shipping_address"] or {}
+    service_level = order["service_level"] or ServiceLevel.STANDARD.value
+    destination = Destination(address.get("country"), address.get("lat"), address.get("lon"))
+    rule_row = uow.routing.rule(service_level, destination.country) if (
+        destination.country) else None
+    rule = RoutingRule(rule_row["service_level"], rule_row["country"],
+                       tuple(tuple(g) for g in rule_row["groups"])) if rule_row else None
+    locations = [s.value for s in uow.locations.page(after=None, limit=10_000)]
+    excluded = frozenset(uow.fulfillment.rejected_locations(order_id)) if (
+        trigger != "placement") else frozenset()
+    routing_items = [RoutingItem(i["id"], i["sku"], i["quantity"], i["preorder"])
+                     for i in waiting]
+    skus = sorted({i["sku"] for i in waiting})
+
+    plan = RoutingPlan()
+    for _ in range(MAX_ROUTING_ATTEMPTS):
+        stock = {(lvl.location_id, lvl.sku): lvl.atp for lvl in uow.stock.levels(skus)}
+        future = uow.stock.future_atp(skus, now.date())
+        plan = route(
+            routing_items, service_level=service_level, destination=destination, stock=stock,
+            future_stock=future,
+            locations=locations, rule=rule, pickup_location_id=order["pickup_location_id"],
+            required_location_id=order["fulfillment_location_id"], excluded=excluded,
+        )
+        if refuse_unavailable and order["fulfillment_location_id"] is None and plan.on_hold:
+            item = next(i for i in waiting if i["id"] in plan.on_hold)
+            raise ValidationFailed(
+                f"{item['sku']} is not available in the quantity ordered ({item['quantity']}) "
+                "at any location that can fulfil this order; backorders are not accepted",
+                [FieldError(f"items.{item['line'] - 1}.sku", plan.on_hold[item["id"]])],
+            )
+        by_id = {i["id"]: i for i in waiting}
+        reserve_lines = [ReserveLine(location_id, by_id[item_id]["sku"],
+                                     by_id[item_id]["quantity"], item_id,
+                                     by_id[item_id]["preorder"])
+                         for item_id, location_id in plan.assignments.items()]
+        mark = uow.pending_mark()
+        try:
+            with uow.savepoint():
+                records = inventory.reserve(uow, reserve_lines) if reserve_lines else []
+            break
+        except InsufficientStock:
+            # Someone else took the stock between our read and our reservation: read again.
+            uow.discard_since(mark)
+    else:
+        if refuse_unavailable:
+            # Placing must not turn into a backorder: the client retries the whole order.
+            raise Conflict("the stock of these items kept changing while the order was "
+                           "routed; send the order again")
+        records = []
+        plan = RoutingPlan(on_hold={i["id"]: "stock kept changing while routing; retry later"
+                                    for i in waiting})
+
+    reservation_of = {r.reference: r for r in records}
+    # One version bump for all the run's events: their sequences follow on without gaps.
+    last = uow.orders.next_version(order_id, now, count=len(waiting))
+    changes = []
+    for sequence, item in enumerate(waiting, start=last - len(waiting) + 1):
+        location_id = plan.assignments.get(item["id"])
+        if location_id is not None:
+            changes.append({"id": item["id"], "status": ItemStatus.ROUTED.value,
+                            "location_id": location_id,
+                            "reservation_id": reservation_of[item["id"]].id,
+                            "fulfillment_request_id": None, "hold_reason": None})
+            uow.record(Event("order.item_routed", order_id, sequence, {
+                "order_id": order_id, "item_id": item["id"], "sku": item["sku"],
+                "quantity": item["quantity"], "location_id": location_id}, now))
+        else:
+            reason = plan.on_hold.get(item["id"], "not routed")
+            changes.append({"id": item["id"], "status": ItemStatus.ON_HOLD.value,
+                            "location_id": None, "reservation_id": None,
+                            "fulfillment_request_id": None, "hold_reason": reason})
+            uow.record(Event("order.item_on_hold", order_id, sequence, {
+                "order_id": order_id, "item_id": item["id"], "sku": item["sku"],
+                "quantity": item["quantity"], "reason": reason}, now))
+    routed = [c for c in changes if c["location_id"] is not None]
+    if routed:
+        by_id = {i["id"]: i for i in waiting}
+        location_of = {loc.id: loc for loc in locations}
+        available_on = {r.reference: r.available_on for r in records if r.reference}
+        request_of = issue_requests(uow, order, [{**by_id[c["id"]], **c} for c in routed],
+                                    location_of, available_on, now)
+        for change in routed:
+            change["fulfillment_request_id"] = request_of[change["id"]]
+    uow.orders.update_items(changes)
+    uow.routing.add_run({
+        "id": new_id(), "order_id": order_id, "trigger": trigger, "ran_at": now,
+        "assignments": plan.assignments, "on_hold": plan.on_hold,
+        "considerations": [
+            {"item_id": c.item_id, "location_id": c.location_id, "verdict": c.verdict.value,
+             "reason": c.reason} for c in plan.considerations],
+    })
+    changed = {c["id"]: c for c in changes}
+    now_items = [{**i, **changed.get(i["id"], {})} for i in items]
+    uow.orders.set_status(
+        order_id, derive_status(ItemStatus(i["status"]) for i in now_items).value, now)
+    return now_items
+
+
+def issue_requests(uow: UnitOfWork, order: RowLike, routed: Sequence[RowLike],
+                   location_of: Mapping[str, Location],
+                   available_on: Mapping[str, dt.date | None], now: dt.datetime
+                   ) -> dict[str, str]:
+    """One fulfilment request per location the items were routed to; returns the request of
+    each item."""
+    by_location: dict[str, list[RowLike]] = defaultdict(list)
+    for item in routed:
+        by_location[item["location_id"]].append(item)
+    requests, links = [], []
+    request_of: dict[str, str] = {}
+    for location_id, items in sorted(by_location.items()):
+        kind = request_type(location_of[location_id].type, order["service_level"])
+        dates = [d for i in items if (d := available_on.get(i["id"])) is not None]
+        request = {
+            "id": new_id(), "order_id": order["id"], "location_id": location_id,
+            "type": kind.value, "status": RequestStatus.ISSUED.value,
+            "placed_at": order["placed_at"], "available_on": max(dates) if dates else None,
+            "carrier": order["carrier"], "parcels": None, "collected_by": None,
+            "reason": None, "version": 1, "created_at": now, "updated_at": now,
+            "ready_at": None,
+            "notify_state": "pending" if kind is RequestType.THIRD_PARTY else None,
+            "notify_attempts": 0,
+            "notify_next_at": now if kind is RequestType.THIRD_PARTY else None,
+            "notify_last_error": None,
+        }
+        requests.append(request)
+        for item in items:
+            links.append({"request_id": request["id"], "item_id": item["id"],
+                          "status": "open", "reason": None, "shipment_id": None})
+            request_of[item["id"]] = request["id"]
+        uow.record(Event("fulfillment_request.issued", request["id"], 1,
+                         request_out(request, [{**i, **_open_link(request["id"], i)}
+                                               for i in items], order["currency"]), now))
+    uow.fulfillment.add(requests, links)
+    return request_of
+
+
+def _open_link(request_id: str, item: RowLike) -> dict[str, Any]:
+    return {"request_id": request_id, "item_id": item["id"], "status": "open",
+            "reason": None, "shipment_id": None, "item_status": item["status"]}
+
+
+def request_out(r: RowLike, links: Sequence[RowLike], currency: str) -> dict[str, Any]:
+    """A fulfilment request as the API and its events show it."""
+    return {
+        "id": r["id"], "order_id": r["order_id"], "location_id": r["location_id"],
+        "type": r["type"], "status": r["status"],
+        "placed_at": r["placed_at"].isoformat(),
+        "available_on": r["available_on"].isoformat() if r["available_on"] else None,
+        "carrier": r["carrier"], "parcels": r["parcels"], "collected_by": r["collected_by"],
+        "reason": r["reason"],
+        "items": [{
+            "item_id": x["item_id"], "line": x["line"], "sku": x["sku"],
+            "quantity": x["quantity"], "status": x["status"], "reason": x["reason"],
+            "shipment_id": x["shipment_id"], "item_status": x["item_status"],
+            "value": Money.from_minor(line_total(x), currency).formatted_amount(),
+        } for x in links],
+        "version": r["version"], "created_at": r["created_at"].isoformat(),
+        "updated_at": r["updated_at"].isoformat(),
+        "ready_at": r["ready_at"].isoformat() if r["ready_at"] else None,
+    }
+
+
+def line_total(item: RowLike) -> int:
+    """What a line costs the customer, in minor units."""
+    return int(item["quantity"] * item["unit_price_minor"] - item["discount_minor"]
+               + item["tax_minor"])
+
+
+def refresh_order_status(uow: UnitOfWork, order_id: str, now: dt.datetime) -> str:
+    statuses = [ItemStatus(i["status"]) for i in uow.orders.items([order_id])]
+    status = derive_status(statuses).value
+    uow.orders.set_status(order_id, status, now)
+    return status
