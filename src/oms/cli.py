@@ -17,7 +17,7 @@ from oms.adapters.db.unit_of_work import UnitOfWork
 from oms.domain.access import Role
 from oms.domain.errors import DomainError
 from oms.domain.events import utcnow
-from oms.services import apikeys
+from oms.services import apikeys, webhooks
 from oms.services.imports import FileFormat, ImportMode, guess_format, run_import
 from oms.services.order_imports import import_orders
 from oms.settings import get_settings
@@ -25,6 +25,9 @@ from oms.settings import get_settings
 app = typer.Typer(help="oms: omnichannel order management.", no_args_is_help=True)
 apikey_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(apikey_app, name="apikey")
+webhooks_app = typer.Typer(help="Webhook subscriptions and their deliveries.",
+                           no_args_is_help=True)
+app.add_typer(webhooks_app, name="webhooks")
 console = Console()
 err = Console(stderr=True)
 
@@ -34,13 +37,27 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes")] = 1,
+    with_worker: Annotated[bool, typer.Option(
+        "--with-worker", help="Also run the background work (`oms worker`) in this process, "
+                              "for development and demos")] = False,
 ) -> None:
     """Serve the API (OpenAPI at /docs)."""
+    import threading
+
     import uvicorn
 
+    from oms import worker as background
+
+    stop = threading.Event()
+    if with_worker:
+        settings = get_settings()
+        background.start(make_engine(settings), settings, 30.0, stop)
     console.print(f"oms API on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
-    uvicorn.run("oms.api.app:create_app", factory=True, host=host, port=port, workers=workers,
-                log_level="info")
+    try:
+        uvicorn.run("oms.api.app:create_app", factory=True, host=host, port=port,
+                    workers=workers, log_level="info")
+    finally:
+        stop.set()
 
 
 @app.command()
@@ -121,6 +138,79 @@ def apikey_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (see 
         err.print(f"[red]error:[/red] no active key {key_id}")
         raise typer.Exit(2)
     console.print(f"revoked {key_id}")
+
+
+@webhooks_app.command("list")
+def webhooks_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines")] = False,
+) -> None:
+    """List webhook subscriptions (never their secrets)."""
+    engine = make_engine(get_settings())
+    with UnitOfWork(engine, read_only=True) as uow:
+        rows = [webhooks.subscription_out(r) for r in uow.webhooks.page(after=None,
+                                                                          limit=10_000)]
+    if as_json:
+        for row in rows:
+            typer.echo(json.dumps(row))
+        return
+    table = Table("id", "url", "event types", "status", "description")
+    for row in rows:
+        status = row["status"] + (f" ({row['disabled_reason']})" if row["disabled_reason"]
+                                  else "")
+        table.add_row(row["id"], row["url"], ", ".join(row["event_types"]), status,
+                      row["description"] or "")
+    console.print(table)
+
+
+@webhooks_app.command("deliveries")
+def webhooks_deliveries(
+    subscription_id: Annotated[str, typer.Argument(help="The subscription's id")],
+    status: Annotated[str | None, typer.Option(help="pending, delivered or failed")] = None,
+    limit: Annotated[int, typer.Option(help="How many, newest event first")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines")] = False,
+) -> None:
+    """A subscription's deliveries with their attempts."""
+    engine = make_engine(get_settings())
+    try:
+        with UnitOfWork(engine, read_only=True) as uow:
+            webhooks.get(uow, subscription_id)
+            items = webhooks.deliveries_out(uow, uow.webhooks.deliveries(
+                subscription_id, status=status, before=None, limit=limit))
+    except DomainError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    if as_json:
+        for item in items:
+            typer.echo(json.dumps(item))
+        return
+    table = Table("event", "type", "entity", "status", "attempts", "last answer", "next attempt")
+    for d in items:
+        last = d["attempts"][-1] if d["attempts"] else None
+        answer = "" if last is None else str(last["status_code"] or last["error"])
+        table.add_row(d["event_id"], d["event_type"], d["entity_id"], d["status"],
+                      str(d["attempt_count"]), answer, d["next_attempt_at"] or "")
+    console.print(table)
+
+
+@webhooks_app.command("replay")
+def webhooks_replay(
+    subscription_id: Annotated[str, typer.Argument(help="The subscription's id")],
+    after: Annotated[str | None, typer.Option(help="Every subscribed event after this id")]
+    = None,
+    event: Annotated[list[str] | None, typer.Option(help="An event id (repeatable)")] = None,
+) -> None:
+    """Deliver events again."""
+    if (after is None) == (not event):
+        err.print("[red]error:[/red] give either --after or --event")
+        raise typer.Exit(2)
+    engine = make_engine(get_settings())
+    try:
+        with UnitOfWork(engine) as uow:
+            result = webhooks.replay(uow, subscription_id, after, event)
+    except DomainError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    console.print(f"queued {result['queued']} deliveries for {subscription_id}")
 
 
 @app.command("import")

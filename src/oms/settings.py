@@ -35,6 +35,21 @@ class Settings(BaseSettings):
     pickup_expiry_days: int = 7
     #: How long a DC's or 3PL's endpoint may take to answer a notification.
     provider_timeout_seconds: float = 10.0
+    #: Whether webhooks may target loopback and private addresses (true for development).
+    webhook_allow_private: bool = False
+    #: How long a subscriber may take to answer a webhook.
+    webhook_timeout_seconds: float = 10.0
+    #: Webhook requests a worker has in flight at once.
+    webhook_concurrency: int = 8
+    #: How often an idle worker looks for events to deliver.
+    webhook_poll_seconds: float = 0.5
+    #: With a NATS server, e.g. nats://127.0.0.1:4222, the worker publishes every event to
+    #: JetStream.
+    nats_url: str | None = None
+    nats_stream: str = "OMS"
+    #: JetStream drops a message whose id it saw within this window (a worker's restart
+    #: publishes again what it had not recorded as acknowledged).
+    nats_duplicate_window_seconds: int = 3600
 
 
 @lru_cache(maxsize=1)

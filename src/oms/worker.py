@@ -1,18 +1,29 @@
-"""Background work: pre-orders move onto stock when their delivery date comes, orders waiting
-on hold are routed again as stock arrives, DCs and 3PLs are told of their requests, and
-pickups nobody collected are cancelled."""
+"""Background work, in three loops of one process (run any number of processes; they share
+the work through the database):
+
+- housekeeping, every `interval`: pre-orders move onto stock when their delivery date comes,
+  orders on hold are routed again, DCs and 3PLs are told of their requests, pickups nobody
+  collected are cancelled;
+- webhooks: new events become deliveries, and due deliveries are sent;
+- with `OMS_NATS_URL`, every event is published to NATS JetStream, in order.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from types import FrameType
 
 from sqlalchemy import Engine
 
+from oms.adapters.eventstream.http import HttpTransport
+from oms.adapters.eventstream.nats import NatsPublisher
 from oms.adapters.registry import Providers, providers_from
 from oms.domain.events import utcnow
+from oms.services import event_sinks, webhooks
 from oms.services.fulfillment import notify_providers
 from oms.services.inventory import release_due_preorders
 from oms.services.orders import expire_uncollected_pickups, reroute_waiting
@@ -21,7 +32,8 @@ from oms.settings import Settings
 log = logging.getLogger("oms.worker")
 
 
-def one_pass(engine: Engine, settings: Settings, providers: Providers) -> None:
+def housekeeping(engine: Engine, settings: Settings, providers: Providers) -> int:
+    """One pass; returns 0: its loop always waits `interval` before the next."""
     # Pre-orders first: their delivery's stock is theirs before waiting orders look.
     released = release_due_preorders(engine, utcnow().date())
     if released:
@@ -36,6 +48,15 @@ def one_pass(engine: Engine, settings: Settings, providers: Providers) -> None:
     if expired:
         log.info("cancelled %d pickups not collected within %d days", expired,
                  settings.pickup_expiry_days)
+    return 0
+
+
+def webhook_pass(engine: Engine, settings: Settings, transport: HttpTransport) -> int:
+    """Fan out new events and send what is due; returns how much was done."""
+    made = webhooks.fan_out(engine)
+    sent = webhooks.deliver_due(engine, transport, batch=settings.webhook_concurrency * 8,
+                                concurrency=settings.webhook_concurrency)
+    return made + sent
 
 
 def run(engine: Engine, settings: Settings, interval: float, once: bool = False) -> None:
@@ -47,14 +68,88 @@ def run(engine: Engine, settings: Settings, interval: float, once: bool = False)
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    if once:
+        providers = providers_from(settings)
+        transport = _transport(settings)
+        housekeeping(engine, settings, providers)
+        while webhook_pass(engine, settings, transport):
+            pass
+        if settings.nats_url:
+            asyncio.run(_drain_to_nats(engine, _publisher(settings)))
+        transport.close()
+        return
+    for loop in start(engine, settings, interval, stop):
+        loop.join()
+
+
+def start(engine: Engine, settings: Settings, interval: float, stop: threading.Event
+          ) -> list[threading.Thread]:
+    """Start the loops in threads of this process; they end when `stop` is set."""
     providers = providers_from(settings)
-    log.info("worker started; a pass every %.0f s", interval)
+    transport = _transport(settings)
+    loops = [
+        threading.Thread(target=_every, name="housekeeping", daemon=True, args=(
+            stop, interval, lambda: housekeeping(engine, settings, providers))),
+        threading.Thread(target=_every, name="webhooks", daemon=True, args=(
+            stop, settings.webhook_poll_seconds,
+            lambda: webhook_pass(engine, settings, transport))),
+    ]
+    if settings.nats_url:
+        loops.append(threading.Thread(target=_nats_loop, name="nats", daemon=True,
+                                      args=(engine, _publisher(settings), stop,
+                                            settings.webhook_poll_seconds)))
+    log.info("worker started: housekeeping every %.0f s, webhooks%s", interval,
+             f", NATS JetStream at {settings.nats_url}" if settings.nats_url else "")
+    for loop in loops:
+        loop.start()
+    return loops
+
+
+def _transport(settings: Settings) -> HttpTransport:
+    return HttpTransport(settings.webhook_timeout_seconds,
+                         allow_private=settings.webhook_allow_private,
+                         connections=settings.webhook_concurrency)
+
+
+def _publisher(settings: Settings) -> NatsPublisher:
+    assert settings.nats_url is not None
+    return NatsPublisher(settings.nats_url, settings.nats_stream,
+                         settings.nats_duplicate_window_seconds)
+
+
+def _every(stop: threading.Event, pause: float, work: Callable[[], int]) -> None:
+    """Run `work` again at once while it finds something to do, else after `pause`."""
     while not stop.is_set():
         try:
-            one_pass(engine, settings, providers)
+            busy = work()
         except Exception:
             # One bad pass must not stop the worker; the next pass tries again.
-            log.exception("worker pass failed")
-        if once:
-            return
-        stop.wait(interval)
+            log.exception("%s pass failed", threading.current_thread().name)
+            busy = 0
+        if not busy:
+            stop.wait(pause)
+
+
+async def _drain_to_nats(engine: Engine, publisher: NatsPublisher) -> None:
+    while await event_sinks.relay(engine, publisher, "nats"):
+        pass
+    await publisher.close()
+
+
+def _nats_loop(engine: Engine, publisher: NatsPublisher, stop: threading.Event,
+               pause: float) -> None:
+    async def loop() -> None:
+        while not stop.is_set():
+            try:
+                published = await event_sinks.relay(engine, publisher, "nats")
+                if published:
+                    log.info("published %d events to NATS JetStream", published)
+            except Exception:
+                log.exception("publishing to NATS failed; retrying")
+                published = 0
+                await asyncio.sleep(min(5.0, pause * 10))
+            if not published:
+                await asyncio.sleep(pause)
+        await publisher.close()
+
+    asyncio.run(loop())

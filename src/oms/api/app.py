@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 from oms import __version__
 from oms.adapters.db.engine import make_engine
 from oms.adapters.db.idempotency import IdempotencyStore
+from oms.adapters.eventstream.http import HttpTransport
 from oms.adapters.registry import providers_from
 from oms.api import problems
 from oms.api.deps import no_nul_in_query
@@ -24,6 +25,7 @@ from oms.api.routers import (
     orders,
     products,
     routing,
+    webhooks,
 )
 from oms.settings import Settings, get_settings
 
@@ -42,9 +44,11 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.settings = settings
     app.state.engine = engine
     app.state.providers = providers_from(settings)
+    app.state.webhook_transport = HttpTransport(settings.webhook_timeout_seconds,
+                                                allow_private=settings.webhook_allow_private)
     problems.install(app)
     for module in (products, locations, inventory, orders, fulfillment, routing, events,
-                   imports):
+                   webhooks, imports):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness and database reachability")

@@ -148,7 +148,10 @@ def route(
             plan.on_hold[item.item_id] = (
                 "no eligible location" if not eligible
                 else f"no eligible location has {item.quantity} of {item.sku} "
-                     + ("in future stock" if item.preorder else "available"))
+                     + ("in future stock" if item.preorder else "available")) + (
+                # Say why a store that has the stock is not used: it rejected the items.
+                f"; rejected before, not asked again: {', '.join(sorted(excluded))}"
+                if excluded else "")
     return plan
 
 

@@ -301,7 +301,7 @@ def _reject(uow: UnitOfWork, work: _Work, item_ids: Sequence[str], reason: str,
     uow.orders.update_items([{
         "id": item_id, "status": ItemStatus.ON_HOLD.value, "location_id": None,
         "reservation_id": None, "fulfillment_request_id": None,
-        "hold_reason": f"rejected by {work.request['location_id']}: {reason}"}
+        "hold_reason": f"rejected by {work.request['location_id']}: {reason}"[:300]}
         for item_id in sorted(rejected)])
     route_items(uow, work.order, uow.orders.items([work.order["id"]]), "rejection", now,
                 refuse_unavailable=False)

@@ -18,6 +18,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
 from oms.adapters.db.unit_of_work import UnitOfWork
+from oms.adapters.registry import Providers
 from oms.domain.errors import Conflict, FieldError, NotFound, ValidationFailed
 from oms.domain.events import Event, utcnow
 from oms.domain.fulfillment import LinkStatus, RequestStatus
@@ -302,6 +303,17 @@ def cancel_items(uow: UnitOfWork, order: RowLike, items: Sequence[RowLike],
         # What the payment side must void or refund for these items.
         "amount_to_void_or_refund": Money.from_minor(refund_minor, currency).formatted_amount(),
         "currency": currency}, now))
+
+
+def capture(uow: UnitOfWork, providers: Providers, order_id: str) -> dict[str, Any]:
+    """Ask the PSP again for what departed goods are owed (after a failed capture)."""
+    order = uow.orders.get(order_id, for_update=True)
+    if order is None:
+        raise NotFound(f"no order {order_id!r}")
+    fulfillment.capture_owed(uow, providers, order["id"], f"retry-{new_id()}", utcnow())
+    body = order_out(uow, order["id"])
+    uow.commit()
+    return body
 
 
 def expire_uncollected_pickups(engine: Engine, now: dt.datetime, days: int,

@@ -108,7 +108,7 @@ def route_items(uow: UnitOfWork, order: RowLike, items: Sequence[RowLike], trigg
             reason = plan.on_hold.get(item["id"], "not routed")
             changes.append({"id": item["id"], "status": ItemStatus.ON_HOLD.value,
                             "location_id": None, "reservation_id": None,
-                            "fulfillment_request_id": None, "hold_reason": reason})
+                            "fulfillment_request_id": None, "hold_reason": reason[:300]})
             uow.record(Event("order.item_on_hold", order_id, sequence, {
                 "order_id": order_id, "item_id": item["id"], "sku": item["sku"],
                 "quantity": item["quantity"], "reason": reason}, now))

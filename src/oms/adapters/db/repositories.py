@@ -739,13 +739,35 @@ class EventRepository:
             stmt = stmt.where(or_(e.type.in_(exact), *(e.type.startswith(p) for p in prefixes)))
         if entity_id is not None:
             stmt = stmt.where(e.entity_id == entity_id)
-        return [
-            StoredEvent(
-                event_id(r.txid, r.position), r.type, r.entity_id, r.sequence, r.occurred_at,
-                r.payload,
+        return [_stored_event(r) for r in self.conn.execute(stmt)]
+
+    def latest(self) -> tuple[int, int]:
+        """The last event a reader can see now ((0, 0) if none): whatever commits later
+        comes after it."""
+        e = t.events.c
+        stmt = select(e.txid, e.position).order_by(e.txid.desc(), e.position.desc()).limit(1)
+        if self.conn.dialect.name == "postgresql":
+            stmt = stmt.where(
+                e.txid < text("pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
             )
-            for r in self.conn.execute(stmt)
-        ]
+        row = self.conn.execute(stmt).first()
+        return (0, 0) if row is None else (int(row.txid), int(row.position))
+
+    def by_keys(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], StoredEvent]:
+        if not keys:
+            return {}
+        e = t.events.c
+        # position alone is the primary key; txid only confirms it is the same event.
+        rows = self.conn.execute(
+            select(t.events).where(e.position.in_([p for _, p in keys])))
+        wanted = set(keys)
+        return {(r.txid, r.position): _stored_event(r) for r in rows
+                if (r.txid, r.position) in wanted}
+
+
+def _stored_event(r: Any) -> StoredEvent:
+    return StoredEvent(event_id(r.txid, r.position), r.type, r.entity_id, r.sequence,
+                       r.occurred_at, r.payload)
 
 
 @dataclass(frozen=True)

@@ -380,3 +380,81 @@ tracking_events = Table(
     # A carrier that sends the same update twice records it once.
     UniqueConstraint("shipment_id", "status", "occurred_at", name="uq_tracking_events_update"),
 )
+
+webhook_subscriptions = Table(
+    "webhook_subscriptions",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("url", String(2000), nullable=False),
+    Column("event_types", JSONDocument, nullable=False),
+    Column("description", String(500), nullable=True),
+    Column("secret", String(128), nullable=False),
+    # After a rotation the old secret signs too, until it expires.
+    Column("previous_secret", String(128), nullable=True),
+    Column("previous_secret_expires_at", UTCDateTime, nullable=True),
+    Column("status", String(10), nullable=False),
+    Column("disabled_reason", String(300), nullable=True),
+    # Set at the first failure after a success; three days of it disable the subscription.
+    Column("failing_since", UTCDateTime, nullable=True),
+    # The last event (txid, position) turned into deliveries for this subscription.
+    Column("fanout_txid", BigInteger, nullable=False),
+    Column("fanout_position", BigInteger, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("subscription_id", String(36), ForeignKey("webhook_subscriptions.id",
+                                                     ondelete="CASCADE"), nullable=False),
+    Column("event_txid", BigInteger, nullable=False),
+    Column("event_position", BigInteger, nullable=False),
+    Column("event_type", String(64), nullable=False),
+    Column("entity_id", String(200), nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    # When the first attempt was due: three days after it, the delivery is given up.
+    Column("due_at", UTCDateTime, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=True),
+    # A worker delivering it holds it until then; if the worker dies, another takes over.
+    Column("claimed_until", UTCDateTime, nullable=True),
+    Column("last_attempt_at", UTCDateTime, nullable=True),
+    Column("last_status_code", Integer, nullable=True),
+    Column("delivered_at", UTCDateTime, nullable=True),
+    UniqueConstraint("subscription_id", "event_txid", "event_position",
+                     name="uq_webhook_deliveries_event"),
+)
+Index("ix_webhook_deliveries_due", webhook_deliveries.c.status,
+      webhook_deliveries.c.next_attempt_at)
+# A later event of an entity waits for the earlier one: found through this index.
+Index("ix_webhook_deliveries_entity", webhook_deliveries.c.subscription_id,
+      webhook_deliveries.c.entity_id, webhook_deliveries.c.status,
+      webhook_deliveries.c.event_txid, webhook_deliveries.c.event_position)
+
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("delivery_id", String(36), ForeignKey("webhook_deliveries.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("attempted_at", UTCDateTime, nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("duration_ms", Integer, nullable=False),
+    Column("response_body", String(1024), nullable=True),
+    Column("error", String(500), nullable=True),
+)
+Index("ix_webhook_attempts_delivery", webhook_attempts.c.delivery_id,
+      webhook_attempts.c.attempted_at)
+
+event_sinks = Table(
+    "event_sinks",
+    metadata,
+    # E.g. "nats": the last event the sink acknowledged, to resume after a restart.
+    Column("name", String(32), primary_key=True),
+    Column("after_txid", BigInteger, nullable=False),
+    Column("after_position", BigInteger, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)

@@ -22,6 +22,7 @@ from oms.adapters.db.repositories import (
     ReservationRepository,
     StockRepository,
 )
+from oms.adapters.db.webhook_repositories import WebhookRepository
 from oms.domain.events import Event
 
 
@@ -51,6 +52,7 @@ class UnitOfWork:
         self.orders = OrderRepository(conn)
         self.routing = RoutingRepository(conn)
         self.fulfillment = FulfillmentRepository(conn)
+        self.webhooks = WebhookRepository(conn)
         return self
 
     def __exit__(

@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import AwareDatetime, Field, field_validator
 
 from oms.api.deps import (
@@ -147,6 +147,12 @@ def _require_order_scope(uow: Uow, principal: Principal, order_id: str) -> None:
 def reroute_order(order_id: str, uow: Uow, principal: Managers) -> dict[str, Any]:
     _require_order_scope(uow, principal, order_id)
     return orders.reroute(uow, order_id)
+
+
+@router.post("/v1/orders/{order_id}/capture",
+             summary="Capture again what shipped goods are owed, after a failed capture")
+def capture_order(order_id: str, request: Request, uow: Uow, _: Integrators) -> dict[str, Any]:
+    return orders.capture(uow, request.app.state.providers, order_id)
 
 
 @router.get("/v1/customers/{customer_id}", summary="A customer (id or display id)")

@@ -1,0 +1,149 @@
+"""Webhook subscriptions, their delivery log, and replay."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import Field, model_validator
+
+from oms.adapters.db.repositories import parse_event_id
+from oms.api.deps import (
+    CursorParam,
+    Integrators,
+    Limit,
+    ReadUow,
+    Uow,
+    decode_any_cursor,
+    encode_cursor,
+)
+from oms.domain.errors import FieldError, ValidationFailed
+from oms.domain.webhooks import DeliveryStatus, SubscriptionStatus
+from oms.schemas import Strict
+from oms.services import webhooks
+from oms.services.webhooks import deliveries_out, subscription_out
+
+router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+Url = Annotated[str, Field(min_length=1, max_length=2000, examples=["https://erp.example/oms"])]
+EventTypes = Annotated[list[Annotated[str, Field(max_length=64)]], Field(
+    min_length=1, max_length=100, description="Exact names, prefixes like `order.*`, or `*`")]
+
+
+class SubscriptionIn(Strict):
+    url: Url
+    event_types: EventTypes
+    description: Annotated[str, Field(max_length=500)] | None = None
+
+
+class SubscriptionPatch(Strict):
+    url: Url | None = None
+    event_types: EventTypes | None = None
+    description: Annotated[str, Field(max_length=500)] | None = None
+    paused: bool | None = None
+
+
+class ReplayIn(Strict):
+    after: Annotated[str, Field(max_length=32)] | None = Field(
+        default=None, description="Every subscribed event after this event id")
+    event_ids: list[Annotated[str, Field(max_length=32)]] | None = Field(
+        default=None, min_length=1, max_length=1000)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> ReplayIn:
+        if (self.after is None) == (self.event_ids is None):
+            raise ValueError("give either after or event_ids")
+        return self
+
+
+def _transport(request: Request) -> Any:
+    return request.app.state.webhook_transport
+
+
+def _allow_private(request: Request) -> bool:
+    return bool(request.app.state.settings.webhook_allow_private)
+
+
+@router.post("", status_code=201, summary="Subscribe; the answer shows the secret, once")
+def create(body: SubscriptionIn, request: Request, uow: Uow, _: Integrators,
+           response: Response) -> dict[str, Any]:
+    result = webhooks.create(uow, _transport(request), _allow_private(request), body.url,
+                             body.event_types, body.description)
+    response.headers["Location"] = f"/v1/webhooks/{result['id']}"
+    return result
+
+
+@router.get("", summary="Subscriptions")
+def list_subscriptions(uow: ReadUow, _: Integrators,
+                       status: Annotated[SubscriptionStatus | None, Query()] = None,
+                       cursor: CursorParam = None, limit: Limit = 50) -> dict[str, Any]:
+    after = None
+    if cursor is not None:
+        after = decode_any_cursor(cursor)
+        if not isinstance(after, str) or len(after) > 36:
+            raise ValidationFailed("the cursor is not one this API issued",
+                                   [FieldError("cursor", "malformed")])
+    rows = uow.webhooks.page(after=after, limit=limit + 1,
+                             status=status.value if status else None)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {"items": [subscription_out(r) for r in rows],
+            "next_cursor": encode_cursor(rows[-1]["id"]) if more else None}
+
+
+@router.get("/{subscription_id}", summary="A subscription")
+def get(subscription_id: str, uow: ReadUow, _: Integrators) -> dict[str, Any]:
+    return webhooks.get(uow, subscription_id)
+
+
+@router.patch("/{subscription_id}", summary="Change url or types; pause or resume")
+def patch(subscription_id: str, body: SubscriptionPatch, request: Request, uow: Uow,
+          _: Integrators) -> dict[str, Any]:
+    changes = body.model_dump(exclude_unset=True)
+    for name in ("url", "event_types", "paused"):
+        if name in changes and changes[name] is None:
+            raise ValidationFailed(f"{name} cannot be null", [FieldError(name, "null")])
+    return webhooks.change(uow, _transport(request), _allow_private(request),
+                           subscription_id, changes)
+
+
+@router.delete("/{subscription_id}", status_code=204, summary="Unsubscribe")
+def delete(subscription_id: str, uow: Uow, _: Integrators) -> Response:
+    webhooks.delete(uow, subscription_id)
+    return Response(status_code=204)
+
+
+@router.post("/{subscription_id}/rotate-secret",
+             summary="A new secret; the old one signs alongside it for 24 h")
+def rotate_secret(subscription_id: str, uow: Uow, _: Integrators) -> dict[str, Any]:
+    return webhooks.rotate_secret(uow, subscription_id)
+
+
+@router.get("/{subscription_id}/deliveries",
+            summary="Each event's delivery with its attempts, newest event first")
+def deliveries(subscription_id: str, uow: ReadUow, _: Integrators,
+               status: Annotated[DeliveryStatus | None, Query()] = None,
+               cursor: CursorParam = None, limit: Limit = 50) -> dict[str, Any]:
+    webhooks.get(uow, subscription_id)
+    before = None
+    if cursor is not None:
+        value = decode_any_cursor(cursor)
+        try:
+            before = parse_event_id(value) if isinstance(value, str) else None
+        except ValueError:
+            before = None
+        if before is None:
+            raise ValidationFailed("the cursor is not one this API issued",
+                                   [FieldError("cursor", "malformed")])
+    rows = uow.webhooks.deliveries(subscription_id, status=status.value if status else None,
+                                   before=before, limit=limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    items = deliveries_out(uow, rows)
+    return {"items": items, "next_cursor": encode_cursor(items[-1]["event_id"])
+            if more else None}
+
+
+@router.post("/{subscription_id}/replay", status_code=202,
+             summary="Deliver events again: those after an event id, or those named")
+def replay(subscription_id: str, body: ReplayIn, uow: Uow, _: Integrators) -> dict[str, Any]:
+    return webhooks.replay(uow, subscription_id, body.after, body.event_ids)
