@@ -320,6 +320,10 @@ class Result:
     seconds: float
     latencies_ms: list[float] = field(default_factory=list, repr=False)
     errors: int = 0
+    #: For an operation made of steps (a fulfilment cycle): each step's latencies and failed
+    #: attempts, by step name, in the order the steps run.
+    steps: dict[str, list[float]] = field(default_factory=dict, repr=False)
+    step_errors: dict[str, int] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:
@@ -354,6 +358,9 @@ class Sizes:
     order_clients: int = 32
     orders: int = 1_500
     order_skus: int = 300
+    fulfillment_clients: int = 32
+    fulfillment_cycles: int = 600
+    webhook_events: int = 5_000
     routing_locations: int = 500
     routing_iterations: int = 500
     pgbench_scale: int = 10
@@ -363,6 +370,7 @@ class Sizes:
     def quick(cls) -> Sizes:
         return cls(reservations=800, http_requests=600, availability_skus=200,
                    import_products=2_000, import_orders=1_000, orders=200,
+                   fulfillment_cycles=100, webhook_events=1_000,
                    routing_iterations=100, pgbench_seconds=5)
 
     @property

@@ -1,6 +1,7 @@
-"""Run the oms benchmarks on SQLite and PostgreSQL and print one table.
+"""Run the oms benchmarks on SQLite and PostgreSQL and print the results.
 
-    python bench/run.py [--only reservations|availability|orders|pgbench|routing|import ...]
+    python bench/run.py [--only reservations|availability|orders|pgbench|fulfillment
+                               |webhooks|routing|import ...]
                         [--quick]
 
 See bench/README.md for what each figure means.
@@ -17,11 +18,13 @@ from rich.console import Console
 from rich.table import Table
 
 import availability
+import fulfillment
 import importing
 import orders
 import pgbench
 import reservations
 import routing
+import webhooks
 from common import (
     NO_DATABASE,
     PG_ADMIN_URL,
@@ -31,6 +34,7 @@ from common import (
     Databases,
     Result,
     Sizes,
+    percentile,
     postgres_unreachable,
     safe_url,
 )
@@ -43,6 +47,8 @@ BENCHMARKS: dict[str, Benchmark] = {
     "orders": orders.run,
     # Right after orders, so its row sits under the orders/s it is compared with.
     "pgbench": pgbench.run,
+    "fulfillment": fulfillment.run,
+    "webhooks": webhooks.run,
     "routing": routing.run,
     "import": importing.run,
 }
@@ -66,8 +72,14 @@ def results_table(results: Sequence[Result], sizes: Sizes) -> Table:
         if "req" in units else "",
         f"orders: POST /v1/orders of {orders.LINES} lines, {sizes.order_clients} clients "
         "against one `oms serve` process" if orders.UNIT in units else "",
+        f"cycles: an order placed, accepted, picked, packed and shipped over HTTP, "
+        f"{sizes.fulfillment_clients} clients against one `oms serve` process"
+        if fulfillment.UNIT in units else "",
         f"tx: pgbench transactions, {pgbench.CLIENTS} clients, scale {sizes.pgbench_scale}"
         if pgbench.UNIT in units else "",
+        "deliveries: webhook requests sent, signed, by the worker's webhook loop to a local "
+        "receiver answering 204; latency is the HTTP round trip" if webhooks.UNIT in units
+        else "",
         "routes: route() calls in one thread" if routing.UNIT in units else "",
         f"rows: import latency is per {Settings().import_chunk_size}-row chunk "
         "(one transaction)" if "rows" in units else "",
@@ -103,6 +115,47 @@ def results_table(results: Sequence[Result], sizes: Sizes) -> Table:
             ratio,
             end_section=last_of_benchmark,
         )
+    return table
+
+
+def _p50_ratio(sqlite: Sequence[float], postgres: Sequence[float]) -> str:
+    if not sqlite or not postgres:
+        return ""
+    return f"{percentile(postgres, 50) / percentile(sqlite, 50):.2f}x"
+
+
+def steps_table(rows: Sequence[Result]) -> Table:
+    """One benchmark whose operation is made of steps: each step's p50 and p99 per database,
+    its failures, and how much longer PostgreSQL takes it."""
+    by_database = {r.database: r for r in rows}
+    compare = SQLITE in by_database and POSTGRESQL in by_database
+    table = Table(
+        title=f"{rows[0].benchmark}: steps", title_justify="left", caption_justify="left",
+        caption="latency of each step's 2xx answers; errors: answers other than 2xx (or none), "
+        "where the cycle stopped"
+        + ("; PG/SQLite p50: ratio of latencies, above 1 where PostgreSQL is slower."
+           if compare else "."))
+    table.add_column("step", no_wrap=True)
+    for r in rows:
+        table.add_column(f"{r.database} p50 ms", justify="right")
+        table.add_column(f"{r.database} p99 ms", justify="right")
+        table.add_column("errors", justify="right")
+    if compare:
+        table.add_column("PG/SQLite p50", justify="right")
+
+    steps = list(dict.fromkeys(step for r in rows for step in r.steps))
+    lines = [(step, {r.database: (r.steps.get(step, []), r.step_errors.get(step, 0))
+                     for r in rows}) for step in steps]
+    lines.append(("whole cycle", {r.database: (r.latencies_ms, r.errors) for r in rows}))
+    for i, (name, per_database) in enumerate(lines):
+        cells = [name]
+        for latencies, errors in per_database.values():
+            cells += [_ms(percentile(latencies, 50) if latencies else None),
+                      _ms(percentile(latencies, 99) if latencies else None),
+                      f"[red]{errors}[/red]" if errors else "0"]
+        if compare:
+            cells.append(_p50_ratio(per_database[SQLITE][0], per_database[POSTGRESQL][0]))
+        table.add_row(*cells, end_section=i + 2 == len(lines))
     return table
 
 
@@ -162,6 +215,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     console.print()
     console.print(results_table(results, sizes))
+    for benchmark in dict.fromkeys(r.benchmark for r in results if r.steps):
+        console.print(steps_table([r for r in results if r.benchmark == benchmark]))
     yardstick = pgbench_comparison(results)
     if yardstick:
         console.print(yardstick)
