@@ -18,7 +18,14 @@ from oms.adapters.payments import CaptureRequest
 from oms.adapters.providers import Notification, NotifyFailed
 from oms.adapters.registry import Providers
 from oms.domain.access import Principal
-from oms.domain.errors import FieldError, Forbidden, NotFound, UpstreamFailed, ValidationFailed
+from oms.domain.errors import (
+    FieldError,
+    Forbidden,
+    InvalidState,
+    NotFound,
+    UpstreamFailed,
+    ValidationFailed,
+)
 from oms.domain.events import Event, utcnow
 from oms.domain.fulfillment import (
     REJECTABLE,
@@ -270,8 +277,8 @@ def reject(uow: UnitOfWork, ctx: Context, request_id: str, item_ids: Sequence[st
     work = _begin(uow, ctx, request_id)
     status = RequestStatus(work.request["status"])
     if status not in REJECTABLE:
-        raise ValidationFailed(f"the request is {status.value}; items can be rejected only "
-                               "before they leave the location")
+        raise InvalidState(f"the request is {status.value}; items can be rejected only "
+                           "before they leave the location")
     wanted = list(item_ids) or [x["item_id"] for x in work.open]
     _check_items(work, wanted, "items")
     now = utcnow()
