@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     #: JetStream.
     nats_url: str | None = None
     nats_stream: str = "OMS"
+    #: Events go to subjects `<prefix>.<event type>`; the stream holds `<prefix>.>`. Two
+    #: JetStream streams cannot share subjects, so each stream needs its own prefix.
+    nats_subject_prefix: str = "oms"
     #: JetStream drops a message whose id it saw within this window (a worker's restart
     #: publishes again what it had not recorded as acknowledged).
     nats_duplicate_window_seconds: int = 3600

@@ -55,7 +55,8 @@ def webhook_pass(engine: Engine, settings: Settings, transport: HttpTransport) -
     """Fan out new events and send what is due; returns how much was done."""
     made = webhooks.fan_out(engine)
     sent = webhooks.deliver_due(engine, transport, batch=settings.webhook_concurrency * 8,
-                                concurrency=settings.webhook_concurrency)
+                                concurrency=settings.webhook_concurrency,
+                                timeout_seconds=settings.webhook_timeout_seconds)
     return made + sent
 
 
@@ -98,7 +99,7 @@ def start(engine: Engine, settings: Settings, interval: float, stop: threading.E
         loops.append(threading.Thread(target=_nats_loop, name="nats", daemon=True,
                                       args=(engine, _publisher(settings), stop,
                                             settings.webhook_poll_seconds)))
-    log.info("worker started: housekeeping every %.0f s, webhooks%s", interval,
+    log.info("worker started: housekeeping every %g s, webhooks%s", interval,
              f", NATS JetStream at {settings.nats_url}" if settings.nats_url else "")
     for loop in loops:
         loop.start()
@@ -114,7 +115,7 @@ def _transport(settings: Settings) -> HttpTransport:
 def _publisher(settings: Settings) -> NatsPublisher:
     assert settings.nats_url is not None
     return NatsPublisher(settings.nats_url, settings.nats_stream,
-                         settings.nats_duplicate_window_seconds)
+                         settings.nats_duplicate_window_seconds, settings.nats_subject_prefix)
 
 
 def _every(stop: threading.Event, pause: float, work: Callable[[], int]) -> None:

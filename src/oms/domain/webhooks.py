@@ -63,6 +63,12 @@ def check_url(url: str) -> str:
         raise ValueError("must be an http or https URL with a host")
     if parts.username or parts.password:
         raise ValueError("must not carry credentials; the signature authenticates the OMS")
+    try:
+        parts.port  # noqa: B018 (raises on a port that is not a number from 0 to 65535)
+    except ValueError as exc:
+        raise ValueError("has an invalid port") from exc
+    if any(c.isascii() and not c.isprintable() for c in url):
+        raise ValueError("must not contain control characters")
     return url
 
 

@@ -520,9 +520,11 @@ def notify_providers(engine: Engine, providers: Providers, now: dt.datetime,
             order = uow.orders.get(request["order_id"])
             assert location is not None
             assert order is not None
-            body = {**request_out(request, uow.fulfillment.links([request["id"]]),
-                                  order["currency"]),
-                    "order_display_id": order["display_id"],
+            out = request_out(request, uow.fulfillment.links([request["id"]]),
+                              order["currency"])
+            # Its delivery state is ours, not the provider's.
+            out.pop("notification", None)
+            body = {**out, "order_display_id": order["display_id"],
                     "service_level": order["service_level"],
                     "ship_to": order["shipping_address"]}
         error = None

@@ -180,8 +180,9 @@ def _open_link(request_id: str, item: RowLike) -> dict[str, Any]:
 
 
 def request_out(r: RowLike, links: Sequence[RowLike], currency: str) -> dict[str, Any]:
-    """A fulfilment request as the API and its events show it."""
-    return {
+    """A fulfilment request as the API and its events show it; a DC's or 3PL's also says
+    whether it was told of the request."""
+    body: dict[str, Any] = {
         "id": r["id"], "order_id": r["order_id"], "location_id": r["location_id"],
         "type": r["type"], "status": r["status"],
         "placed_at": r["placed_at"].isoformat(),
@@ -198,6 +199,13 @@ def request_out(r: RowLike, links: Sequence[RowLike], currency: str) -> dict[str
         "updated_at": r["updated_at"].isoformat(),
         "ready_at": r["ready_at"].isoformat() if r["ready_at"] else None,
     }
+    if r["type"] == RequestType.THIRD_PARTY:
+        body["notification"] = {
+            "state": r["notify_state"], "attempts": r["notify_attempts"],
+            "last_error": r["notify_last_error"],
+            "next_attempt_at": r["notify_next_at"].isoformat() if r["notify_next_at"] else None,
+        }
+    return body
 
 
 def line_total(item: RowLike) -> int:

@@ -37,8 +37,9 @@ from oms.domain.webhooks import (
 
 log = logging.getLogger("oms.webhooks")
 
-#: A worker holds the deliveries it took this long; if it dies, others take them after.
-CLAIM_LEASE = dt.timedelta(seconds=60)
+#: A worker holds the deliveries it took for as long as sending them all may take, plus this;
+#: if it dies, others take them after.
+CLAIM_MARGIN = dt.timedelta(seconds=30)
 #: Events turned into deliveries per subscription and pass.
 FAN_OUT_BATCH = 1000
 #: Events a replay may name or reach at once.
@@ -259,7 +260,8 @@ def fan_out(engine: Engine) -> int:
 @dataclass(frozen=True)
 class Sent:
     delivery: RowMapping
-    answer: Answer
+    #: None: not sent (its hold was running out, or its subscription is gone).
+    answer: Answer | None
 
 
 def signature(secrets: Sequence[str], message_id: str, when: dt.datetime, body: str) -> str:
@@ -275,11 +277,18 @@ def event_body(event: StoredEvent) -> str:
 
 
 def deliver_due(engine: Engine, transport: WebhookTransport, *, batch: int = 64,
-                concurrency: int = 8) -> int:
-    """Send what is due, several at once; returns how many attempts were made."""
+                concurrency: int = 8, timeout_seconds: float = 10.0) -> int:
+    """Send what is due, several at once; returns how many attempts were made.
+
+    The deliveries taken are held long enough for every round of `concurrency` requests to
+    time out twice over; a request is not started unless that much of the hold is left, so no
+    other worker can take a delivery over while it is being sent."""
     now = utcnow()
+    per_request = dt.timedelta(seconds=2 * timeout_seconds)
+    rounds = -(-batch // max(1, concurrency))
+    until = now + rounds * per_request + CLAIM_MARGIN
     with UnitOfWork(engine) as uow:
-        claimed = uow.webhooks.claim(now, now + CLAIM_LEASE, batch)
+        claimed = uow.webhooks.claim(now, until, batch)
         uow.commit()
     if not claimed:
         return 0
@@ -289,11 +298,12 @@ def deliver_due(engine: Engine, transport: WebhookTransport, *, batch: int = 64,
                                                            for d in claimed}}
 
     def send(delivery: RowMapping) -> Sent:
-        event = events[(delivery["event_txid"], delivery["event_position"])]
+        event = events.get((delivery["event_txid"], delivery["event_position"]))
         sub = subscriptions[delivery["subscription_id"]]
-        assert sub is not None
-        body = event_body(event)
         when = utcnow()
+        if event is None or sub is None or when + per_request > until:
+            return Sent(delivery, None)  # left for the next pass
+        body = event_body(event)
         secrets = [sub["secret"]]
         if sub["previous_secret"] and sub["previous_secret_expires_at"] and (
                 sub["previous_secret_expires_at"] > when):
@@ -305,11 +315,12 @@ def deliver_due(engine: Engine, transport: WebhookTransport, *, batch: int = 64,
 
     with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(claimed)))) as pool:
         results = list(pool.map(send, claimed))
-    _record(engine, results)
-    return len(results)
+    _record(engine, [r for r in results if r.answer is not None],
+            [r.delivery["id"] for r in results if r.answer is None])
+    return sum(r.answer is not None for r in results)
 
 
-def _record(engine: Engine, results: Sequence[Sent]) -> None:
+def _record(engine: Engine, results: Sequence[Sent], unsent: Sequence[str]) -> None:
     now = utcnow()
     attempts, outcomes = [], []
     succeeded: set[str] = set()
@@ -317,6 +328,7 @@ def _record(engine: Engine, results: Sequence[Sent]) -> None:
     gone: set[str] = set()
     for sent in results:
         d, answer = sent.delivery, sent.answer
+        assert answer is not None
         count = d["attempts"] + 1
         outcome = judge(answer.status_code, answer.retry_after, count, d["due_at"], now)
         attempts.append({"id": new_id(), "delivery_id": d["id"], "attempted_at": now,
@@ -336,6 +348,7 @@ def _record(engine: Engine, results: Sequence[Sent]) -> None:
                  d["subscription_id"], answer.status_code or answer.error, answer.duration_ms)
     with UnitOfWork(engine) as uow:
         uow.webhooks.record_attempts(attempts, outcomes)
+        uow.webhooks.release(unsent)
         for subscription_id in sorted(succeeded | failed):
             sub = uow.webhooks.get(subscription_id, for_update=True)
             if sub is None or sub["status"] == SubscriptionStatus.DISABLED:

@@ -122,6 +122,13 @@ class WebhookRepository:
                     delivered_at=bindparam("new_delivered_at")),
                 list(outcomes))
 
+    def release(self, delivery_ids: Sequence[str]) -> None:
+        """Give back deliveries taken but not sent: any worker may send them now."""
+        if delivery_ids:
+            self.conn.execute(update(t.webhook_deliveries)
+                              .where(D.id.in_(list(delivery_ids)))
+                              .values(claimed_until=None))
+
     def deliveries(self, subscription_id: str, *, status: str | None,
                    before: tuple[int, int] | None, limit: int) -> list[RowMapping]:
         """Newest event first."""

@@ -59,7 +59,7 @@ class HttpTransport:
                               answer.headers.get("retry-after"))
         except httpx.TimeoutException:
             return Answer(None, took(), error="timed out")
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:  # InvalidURL is no HTTPError
             return Answer(None, took(), error=f"{type(exc).__name__}: {exc}"[:500])
 
     def close(self) -> None:

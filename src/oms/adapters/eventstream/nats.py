@@ -14,18 +14,20 @@ from nats.js.errors import NotFoundError
 from oms.adapters.db.repositories import StoredEvent
 
 
-def subject(event_type: str) -> str:
-    return f"oms.{event_type}"
+def subject(event_type: str, prefix: str = "oms") -> str:
+    return f"{prefix}.{event_type}"
 
 
 class NatsPublisher:
-    """Publishes to stream `stream` on subjects `oms.<event type>`, each message with
-    `Nats-Msg-Id` = event id so that JetStream drops one it has seen."""
+    """Publishes to stream `stream` on subjects `<prefix>.<event type>` (`oms.` by default),
+    each message with `Nats-Msg-Id` = event id so that JetStream drops one it has seen."""
 
-    def __init__(self, url: str, stream: str, duplicate_window_seconds: int) -> None:
+    def __init__(self, url: str, stream: str, duplicate_window_seconds: int,
+                 subject_prefix: str = "oms") -> None:
         self.url = url
         self.stream = stream
         self.duplicate_window = duplicate_window_seconds
+        self.subject_prefix = subject_prefix
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
 
@@ -38,7 +40,7 @@ class NatsPublisher:
             await js.stream_info(self.stream)
         except NotFoundError:
             await js.add_stream(StreamConfig(
-                name=self.stream, subjects=["oms.>"],
+                name=self.stream, subjects=[f"{self.subject_prefix}.>"],
                 duplicate_window=float(self.duplicate_window)))
         self._js = js
         return js
@@ -52,7 +54,7 @@ class NatsPublisher:
                 "id": e.id, "type": e.type, "occurred_at": e.occurred_at.isoformat(),
                 "entity_id": e.entity_id, "sequence": e.sequence, "data": e.payload,
             }, separators=(",", ":")).encode()
-            await js.publish(subject(e.type), body, stream=self.stream,
+            await js.publish(subject(e.type, self.subject_prefix), body, stream=self.stream,
                              headers={"Nats-Msg-Id": e.id})
 
     async def close(self) -> None:
