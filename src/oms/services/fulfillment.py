@@ -541,7 +541,7 @@ def notify_providers(engine: Engine, providers: Providers, now: dt.datetime,
         with UnitOfWork(engine) as uow:
             uow.fulfillment.notification_done(
                 request["id"], delivered=error is None, attempts=attempts,
-                next_at=None if error is None else utcnow() + delay_after(attempts),
+                next_at=None if error is None else now + delay_after(attempts),
                 error=error[:1000] if error else None)
             uow.commit()
         delivered += error is None
