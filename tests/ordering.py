@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -77,15 +78,20 @@ def atp(api: Api, sku: str) -> dict[str, int]:
 
 
 def events(api: Api, **params: Any) -> list[dict[str, Any]]:
-    """The whole event feed (or the part `params` select), oldest first."""
+    """The whole event feed (or the part `params` select), oldest first, once it holds back
+    nothing: on PostgreSQL events wait while any older transaction of the server runs."""
     seen: list[dict[str, Any]] = []
     after: str | None = None
+    deadline = time.monotonic() + 30
     while True:
         query = {"limit": 1000, **params, **({"after": after} if after else {})}
         r = api.get("/v1/events", params=query)
         assert r.status_code == 200, r.text
         page = r.json()
-        if not page["items"]:
-            return seen
         seen += page["items"]
         after = page["next_after"]
+        if not page["items"]:
+            if not page["held_back"]:
+                return seen
+            assert time.monotonic() < deadline, "events held back for 30 s"
+            time.sleep(0.01)

@@ -741,6 +741,15 @@ class EventRepository:
             stmt = stmt.where(e.entity_id == entity_id)
         return [_stored_event(r) for r in self.conn.execute(stmt)]
 
+    def held_back(self) -> int:
+        """Committed events no reader is shown yet, because a transaction older than theirs
+        is still running (PostgreSQL only; a reader asks again shortly)."""
+        if self.conn.dialect.name != "postgresql":
+            return 0
+        e = t.events.c
+        return int(self.conn.scalar(select(func.count()).select_from(t.events).where(
+            e.txid >= text("pg_snapshot_xmin(pg_current_snapshot())::text::bigint"))) or 0)
+
     def latest(self) -> tuple[int, int]:
         """The last event a reader can see now ((0, 0) if none): whatever commits later
         comes after it."""

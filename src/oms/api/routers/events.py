@@ -35,4 +35,6 @@ def list_events(
         ],
         # Where to continue from: the last id read, or the same `after` when nothing was new.
         "next_after": events[-1].id if events else after,
+        # Committed events that follow once an older transaction ends: ask again shortly.
+        "held_back": uow.events.held_back() if len(events) < limit else 0,
     }
