@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -61,19 +60,6 @@ def ready_pickup(api: Api, external_id: str) -> tuple[dict[str, Any], dict[str, 
     ready = step(api, request["id"], "ready-for-pickup")
     assert ready["status"] == "ready_for_pickup"
     return order, ready
-
-
-def settled_events(api: Api, count: int, **params: Any) -> list[dict[str, Any]]:
-    """The events `params` select, once the `count` this test committed are in the feed.
-    On PostgreSQL the feed shows an event only when every transaction older than its own has
-    ended (a reader never skips one committed late), so a transaction elsewhere on the server,
-    another test run's, may hold it back for a moment."""
-    deadline = time.monotonic() + 10
-    while True:
-        found = events(api, **params)
-        if len(found) >= count or time.monotonic() > deadline:
-            return found
-        time.sleep(0.05)
 
 
 def at(stamp: str) -> dt.datetime:
@@ -156,7 +142,7 @@ def test_pickup_ready_and_handed_over(api: Api, shop: Shop, app_client: TestClie
     problem(api.post(f"/v1/fulfillment-requests/{rid}/reject", json={"reason": "x"}), 409)
     assert len(psp.calls) == 1
 
-    request_events = settled_events(api, 5, entity_id=rid)
+    request_events = events(api, entity_id=rid)
     assert [(e["type"], e["sequence"]) for e in request_events] == [
         ("fulfillment_request.issued", 1), ("fulfillment_request.accepted", 2),
         ("fulfillment_request.picked", 3), ("fulfillment_request.ready_for_pickup", 4),
@@ -213,12 +199,12 @@ def test_uncollected_pickup_expires(api: Api, shop: Shop, engine: Engine,
     assert level(api) == (10, 2, 8)
     assert atp(api, "SKU-1") == {"mitte": 8}
 
-    [cancelled] = settled_events(api, 1, type="order.items_cancelled", entity_id=order["id"])
+    [cancelled] = events(api, type="order.items_cancelled", entity_id=order["id"])
     assert cancelled["payload"] == {
         "order_id": order["id"], "item_ids": [order["items"][0]["id"]],
         "reason": "not collected within 7 days",
         "amount_to_void_or_refund": "47.36", "currency": "EUR"}
-    request_events = settled_events(api, 5, entity_id=ready["id"])
+    request_events = events(api, entity_id=ready["id"])
     assert [(e["type"], e["sequence"]) for e in request_events] == [
         ("fulfillment_request.issued", 1), ("fulfillment_request.accepted", 2),
         ("fulfillment_request.picked", 3), ("fulfillment_request.ready_for_pickup", 4),
@@ -266,7 +252,7 @@ def test_the_worker_process_expires_pickups(api: Api, shop: Shop) -> None:
     assert request_of(api, ready["id"])["status"] == "cancelled"
     assert item_statuses(api, order["id"]) == ["cancelled"]
     assert level(api) == (5, 0, 5)
-    assert [e["type"] for e in settled_events(api, 5, entity_id=ready["id"])][-1] == (
+    assert [e["type"] for e in events(api, entity_id=ready["id"])][-1] == (
         "fulfillment_request.items_cancelled")
     assert len(events(api, type="order.items_cancelled", entity_id=order["id"])) == 1
 

@@ -3,45 +3,19 @@ already working on, through the API: what the store, the order and the event fee
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, text
 
 from oms.adapters.payments.simulated import SimulatedPsp
 from tests.api.test_fulfillment_ship import item_statuses, requests_of, step
 from tests.helpers import Api, error_fields, problem
 from tests.ordering import Shop, atp, events, order_body, place
 
-Feed = Callable[..., list[dict[str, Any]]]
-
 #: One unit of a line with tax, in cents, and the shipping price (see tests/ordering.py).
 LINE = 1990 + 378
 SHIPPING = 490
-
-
-@pytest.fixture
-def feed(api: Api, engine: Engine) -> Feed:
-    """The event feed (see tests.ordering.events) once it shows every event committed so far.
-    On PostgreSQL the feed holds back events until every older transaction of the server has
-    ended, in any of its databases: tests or benchmarks running beside these delay it."""
-
-    def read(**params: Any) -> list[dict[str, Any]]:
-        if engine.dialect.name == "postgresql":
-            hidden = text("SELECT count(*) FROM events WHERE txid >= "
-                          "pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
-            deadline = time.monotonic() + 30
-            with engine.connect() as conn:
-                while conn.execute(hidden).scalar_one():
-                    conn.rollback()
-                    assert time.monotonic() < deadline, "events stayed hidden for 30 s"
-                    time.sleep(0.01)
-        return events(api, **params)
-
-    return read
 
 
 def order_of(api: Api, order_id: str) -> dict[str, Any]:
@@ -86,7 +60,7 @@ def ship_all(api: Api, request_id: str) -> dict[str, Any]:
     return step(api, request_id, "ship")
 
 
-def test_rejected_item_is_routed_to_the_next_store(api: Api, shop: Shop, feed: Feed,
+def test_rejected_item_is_routed_to_the_next_store(api: Api, shop: Shop,
                                                    as_role: Callable[..., Api]) -> None:
     shop({("mitte", "SKU-1"): 5, ("mitte", "SKU-2"): 5, ("potsdam", "SKU-2"): 5})
     order = place(api, order_body(("SKU-1", 1), ("SKU-2", 1)))
@@ -125,7 +99,7 @@ def test_rejected_item_is_routed_to_the_next_store(api: Api, shop: Shop, feed: F
     assert verdicts["mitte"] == ("ineligible", "location rejected these items before")
     assert verdicts["potsdam"][0] == "chosen"
 
-    seen = feed()
+    seen = events(api)
     rejection = [e for e in seen if e["type"] == "fulfillment_request.rejected"]
     assert [e["entity_id"] for e in rejection] == [mitte["id"]]
     assert rejection[0]["payload"]["rejected_items"] == [socks]
@@ -139,12 +113,12 @@ def test_rejected_item_is_routed_to_the_next_store(api: Api, shop: Shop, feed: F
     assert issued["entity_id"] == potsdam["id"]
     assert [x["item_id"] for x in issued["payload"]["items"]] == [socks]
     assert after.index(routed) < after.index(issued)
-    assert [e["type"] for e in feed(entity_id=potsdam["id"])] == [
+    assert [e["type"] for e in events(api, entity_id=potsdam["id"])] == [
         "fulfillment_request.issued"]
-    assert [e["type"] for e in feed(entity_id=mitte["id"])] == [
+    assert [e["type"] for e in events(api, entity_id=mitte["id"])] == [
         "fulfillment_request.issued", "fulfillment_request.accepted",
         "fulfillment_request.rejected"]
-    sequences = [e["sequence"] for e in feed(entity_id=order["id"])]
+    sequences = [e["sequence"] for e in events(api, entity_id=order["id"])]
     assert sequences == list(range(1, len(sequences) + 1))
 
     # Both stores carry on: each ships what it has.
@@ -156,7 +130,7 @@ def test_rejected_item_is_routed_to_the_next_store(api: Api, shop: Shop, feed: F
 
 
 def test_rejection_without_alternative_holds_the_item_until_rerouted(
-        api: Api, shop: Shop, feed: Feed) -> None:
+        api: Api, shop: Shop) -> None:
     shop({("mitte", "SKU-1"): 5, ("potsdam", "SKU-1"): 0})
     order = place(api, order_body(("SKU-1", 1)))
     [item] = order["items"]
@@ -175,7 +149,7 @@ def test_rejection_without_alternative_holds_the_item_until_rerouted(
     assert held["hold_reason"] == ("no eligible location has 1 of SKU-1 available; "
                                    "rejected before, not asked again: mitte")
     assert atp(api, "SKU-1") == {"mitte": 5, "potsdam": 0}
-    [on_hold] = [e for e in feed(entity_id=order["id"])
+    [on_hold] = [e for e in events(api, entity_id=order["id"])
                  if e["type"] == "order.item_on_hold"]
     assert on_hold["payload"]["item_id"] == item["id"]
     assert "mitte" in on_hold["payload"]["reason"]
@@ -224,8 +198,7 @@ def test_the_longest_reason_accepted_is_kept(api: Api, shop: Shop) -> None:
     assert error_fields(body) == ["reason"]
 
 
-def test_pick_with_missing_items_rejects_them_and_picks_the_rest(api: Api, shop: Shop,
-                                                                 feed: Feed) -> None:
+def test_pick_with_missing_items_rejects_them_and_picks_the_rest(api: Api, shop: Shop) -> None:
     shop({("mitte", "SKU-1"): 5, ("mitte", "SKU-2"): 5, ("potsdam", "SKU-2"): 5})
     order = place(api, order_body(("SKU-1", 1), ("SKU-2", 1)))
     shirt, socks = item_of(order, "SKU-1")["id"], item_of(order, "SKU-2")["id"]
@@ -251,10 +224,10 @@ def test_pick_with_missing_items_rejects_them_and_picks_the_rest(api: Api, shop:
     assert [(i["status"], i["location_id"]) for i in got["items"]] == [
         ("in_fulfillment", "mitte"), ("routed", "potsdam")]
     assert atp(api, "SKU-2") == {"mitte": 5, "potsdam": 4}
-    assert [e["type"] for e in feed(entity_id=mitte["id"])] == [
+    assert [e["type"] for e in events(api, entity_id=mitte["id"])] == [
         "fulfillment_request.issued", "fulfillment_request.accepted",
         "fulfillment_request.rejected", "fulfillment_request.picked"]
-    [rejection] = feed(entity_id=mitte["id"], type="fulfillment_request.rejected")
+    [rejection] = events(api, entity_id=mitte["id"], type="fulfillment_request.rejected")
     assert rejection["payload"]["rejected_items"] == [socks]
     assert rejection["payload"]["rejection_reason"] == "not found"
 
@@ -267,7 +240,7 @@ def test_pick_with_missing_items_rejects_them_and_picks_the_rest(api: Api, shop:
 
 
 def test_failed_capture_keeps_the_shipment_and_the_amount_owed(
-        api: Api, shop: Shop, feed: Feed, app_client: TestClient) -> None:
+        api: Api, shop: Shop, app_client: TestClient) -> None:
     # The shirt ships from mitte, the socks from potsdam: two requests.
     shop({("mitte", "SKU-1"): 5, ("potsdam", "SKU-2"): 5})
     order = place(api, order_body(("SKU-1", 1), ("SKU-2", 1), external_id="W-DECLINE"))
@@ -286,7 +259,7 @@ def test_failed_capture_keeps_the_shipment_and_the_amount_owed(
     assert (payment["status"], payment["captured"]) == ("capture_failed", "0.00")
     assert payment["failure_reason"] == "declined by the issuer"
     assert item_statuses(api, order["id"]) == ["shipped", "routed"]
-    [failed] = feed(entity_id=payment["id"])
+    [failed] = events(api, entity_id=payment["id"])
     assert failed["type"] == "payment.capture_failed"
     assert failed["payload"]["reason"] == "declined by the issuer"
     assert failed["payload"]["amount"] == f"{(LINE + SHIPPING) / 100:.2f}"
@@ -301,11 +274,11 @@ def test_failed_capture_keeps_the_shipment_and_the_amount_owed(
         "captured", payment["amount"], None)
     assert psp.captured("PSP-W-DECLINE") == 2 * LINE + SHIPPING
     assert [c.amount_minor for c in psp.calls] == [LINE + SHIPPING, 2 * LINE + SHIPPING]
-    assert [e["type"] for e in feed(entity_id=payment["id"])] == [
+    assert [e["type"] for e in events(api, entity_id=payment["id"])] == [
         "payment.capture_failed", "payment.captured"]
 
 
-def test_failed_capture_is_retried_through_the_order(api: Api, shop: Shop, feed: Feed,
+def test_failed_capture_is_retried_through_the_order(api: Api, shop: Shop,
                                                      app_client: TestClient) -> None:
     shop({("mitte", "SKU-1"): 5})
     order = place(api, order_body(("SKU-1", 2), external_id="W-RETRY"))
@@ -333,12 +306,12 @@ def test_failed_capture_is_retried_through_the_order(api: Api, shop: Shop, feed:
     r = api.post(f"/v1/orders/{order['id']}/capture", json={})
     assert r.status_code == 200, r.text
     assert len(psp.calls) == calls
-    assert [e["type"] for e in feed(entity_id=payment["id"])] == [
+    assert [e["type"] for e in events(api, entity_id=payment["id"])] == [
         "payment.capture_failed", "payment.capture_failed", "payment.captured"]
 
 
 def test_cancelling_items_in_fulfillment_takes_them_out_of_the_request(
-        api: Api, shop: Shop, feed: Feed) -> None:
+        api: Api, shop: Shop) -> None:
     shop({("mitte", "SKU-1"): 5, ("mitte", "SKU-2"): 5})
     order = place(api, order_body(("SKU-1", 1), ("SKU-2", 2)))
     shirt, socks = item_of(order, "SKU-1")["id"], item_of(order, "SKU-2")["id"]
@@ -357,7 +330,7 @@ def test_cancelling_items_in_fulfillment_takes_them_out_of_the_request(
     assert still["status"] == "accepted"
     assert links(still) == {"SKU-1": ("open", None),
                             "SKU-2": ("cancelled", "customer changed their mind")}
-    [withdrawn] = feed(entity_id=request["id"], type="fulfillment_request.items_cancelled")
+    [withdrawn] = events(api, entity_id=request["id"], type="fulfillment_request.items_cancelled")
     assert withdrawn["payload"]["cancelled_items"] == [socks]
     assert withdrawn["payload"]["status"] == "accepted"
 
@@ -368,10 +341,10 @@ def test_cancelling_items_in_fulfillment_takes_them_out_of_the_request(
     gone = request_at(api, order["id"], "mitte")
     assert gone["status"] == "cancelled"
     assert {s for s, _ in links(gone).values()} == {"cancelled"}
-    assert [e["type"] for e in feed(entity_id=request["id"])] == [
+    assert [e["type"] for e in events(api, entity_id=request["id"])] == [
         "fulfillment_request.issued", "fulfillment_request.accepted",
         "fulfillment_request.items_cancelled", "fulfillment_request.items_cancelled"]
-    last = feed(entity_id=request["id"])[-1]["payload"]
+    last = events(api, entity_id=request["id"])[-1]["payload"]
     assert (last["status"], last["cancelled_items"]) == ("cancelled", [shirt])
 
     # The store can do nothing more with it.
@@ -386,8 +359,7 @@ def test_cancelling_items_in_fulfillment_takes_them_out_of_the_request(
         (5, 0, 5), (5, 0, 5))
 
 
-def test_rejection_is_refused_after_shipping_and_for_foreign_items(api: Api, shop: Shop,
-                                                                   feed: Feed) -> None:
+def test_rejection_is_refused_after_shipping_and_for_foreign_items(api: Api, shop: Shop) -> None:
     shop({("mitte", "SKU-1"): 5, ("potsdam", "SKU-2"): 5})
     order = place(api, order_body(("SKU-1", 1), ("SKU-2", 1)))
     shirt, socks = item_of(order, "SKU-1")["id"], item_of(order, "SKU-2")["id"]
@@ -402,7 +374,7 @@ def test_rejection_is_refused_after_shipping_and_for_foreign_items(api: Api, sho
     assert socks in body["errors"][0]["message"]
     assert request_at(api, order["id"], "mitte")["status"] == "issued"
     assert item_statuses(api, order["id"]) == ["routed", "routed"]
-    assert feed(type="fulfillment_request.rejected") == []
+    assert events(api, type="fulfillment_request.rejected") == []
 
     ship_all(api, mitte["id"])
     body = problem(api.post(url, json={"reason": "damaged"}), 409)
