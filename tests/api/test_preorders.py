@@ -83,3 +83,45 @@ def test_due_preorders_are_served_before_anyone_else(api: Api, engine: Engine,
     assert api.get("/v1/inventory/berlin/NEW").json()["atp"] == 1
     with UnitOfWork(engine, read_only=True) as uow:
         assert check_reserved_counters(uow) == []
+
+
+def test_the_store_queue_puts_due_preorders_first_and_future_ones_last(
+        api: Api, engine: Engine, stocked: Callable[..., None]) -> None:
+    today = utcnow().date().isoformat()
+    stocked({("berlin", "NEW"): 0, ("berlin", "LATER"): 0, ("berlin", "OLD"): 5})
+    assert api.put("/v1/products/NEW", json=product_body(
+        "Next season shoe", preorder={"tentative_ship_date": "2099-02-01"})).status_code == 200
+    assert api.put("/v1/products/LATER", json=product_body(
+        "Far season shoe", preorder={"tentative_ship_date": "2099-06-01"})).status_code == 200
+    r = api.post("/v1/inventory/future", json={"entries": [
+        {"location_id": "berlin", "sku": "NEW", "quantity": 3, "available_on": today},
+        {"location_id": "berlin", "sku": "LATER", "quantity": 3, "available_on": "2099-05-01"}]})
+    assert r.status_code == 200, r.text
+    placed = {}
+    for n, sku, placed_at in ((1, "LATER", "2026-11-18T09:00:00Z"),
+                              (2, "OLD", "2026-11-19T09:00:00Z"),
+                              (3, "NEW", "2026-11-20T09:00:00Z")):
+        r = api.post("/v1/orders", json={**_order(n, sku, 1), "placed_at": placed_at})
+        assert r.status_code == 201, r.text
+        placed[sku] = r.json()["items"][0]["fulfillment_request_id"]
+
+    queue = api.get("/v1/fulfillment-requests", params={"location_id": "berlin"}).json()
+    # The pre-order whose stock is due today comes first though it was placed last; the one
+    # whose stock comes in 2099 cannot ship, so it waits behind everything else.
+    assert [x["id"] for x in queue["items"]] == [placed["NEW"], placed["OLD"], placed["LATER"]]
+    assert [x["available_on"] for x in queue["items"]] == [today, None, "2099-05-01"]
+
+    for step in ("accept", "pick", "pack"):
+        url = f"/v1/fulfillment-requests/{placed['LATER']}/{step}"
+        assert api.post(url, json={}).status_code == 200
+    refused = api.post(f"/v1/fulfillment-requests/{placed['LATER']}/ship", json={})
+    assert refused.status_code == 422
+    assert "LATER (expected 2099-05-01)" in refused.json()["detail"]
+
+    # Once the worker moves the due pre-order onto the store's stock, it ships.
+    assert release_due_preorders(engine, utcnow().date()) == 1
+    for step in ("accept", "pick", "pack", "ship"):
+        r = api.post(f"/v1/fulfillment-requests/{placed['NEW']}/{step}", json={})
+        assert r.status_code == 200, r.text
+    with UnitOfWork(engine, read_only=True) as uow:
+        assert check_reserved_counters(uow) == []
