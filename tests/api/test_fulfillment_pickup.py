@@ -18,9 +18,15 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from oms.adapters.payments.simulated import SimulatedPsp
 from oms.services.orders import expire_uncollected_pickups
-from tests.api.test_fulfillment_ship import item_statuses, requests_of, step
+from tests.fulfilling import (
+    item_statuses,
+    level,
+    request_of,
+    requests_of,
+    simulated_psp,
+    step,
+)
 from tests.helpers import Api, problem
 from tests.ordering import Shop, atp, events, order_body, place
 
@@ -28,27 +34,6 @@ AsRole = Callable[..., Api]
 
 #: Two of SKU-1 at 19.90 + 3.78 tax each; a pickup's shipping is free.
 PICKUP_TOTAL_MINOR = 2 * (1990 + 378)
-
-
-def level(api: Api, location_id: str = "mitte", sku: str = "SKU-1") -> tuple[int, int, int]:
-    """(on_hand, reserved, atp) of a stock level."""
-    r = api.get(f"/v1/inventory/{location_id}/{sku}")
-    assert r.status_code == 200, r.text
-    body = r.json()
-    return body["on_hand"], body["reserved"], body["atp"]
-
-
-def simulated_psp(app_client: TestClient) -> SimulatedPsp:
-    psp = app_client.app.state.providers.psp("adyen")  # type: ignore[attr-defined]
-    assert isinstance(psp, SimulatedPsp)
-    return psp
-
-
-def request_of(api: Api, request_id: str) -> dict[str, Any]:
-    r = api.get(f"/v1/fulfillment-requests/{request_id}")
-    assert r.status_code == 200, r.text
-    body: dict[str, Any] = r.json()
-    return body
 
 
 def ready_pickup(api: Api, external_id: str) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -8,8 +8,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from oms.adapters.payments.simulated import SimulatedPsp
-from tests.api.test_fulfillment_ship import item_statuses, requests_of, step
+from tests.fulfilling import item_statuses, level, requests_of, simulated_psp, step
 from tests.helpers import Api, error_fields, problem
 from tests.ordering import Shop, atp, events, order_body, place
 
@@ -39,19 +38,6 @@ def item_of(order: dict[str, Any], sku: str) -> dict[str, Any]:
     [item] = [i for i in order["items"] if i["sku"] == sku]
     found: dict[str, Any] = item
     return found
-
-
-def level(api: Api, location_id: str, sku: str) -> tuple[int, int, int]:
-    r = api.get(f"/v1/inventory/{location_id}/{sku}")
-    assert r.status_code == 200, r.text
-    body = r.json()
-    return body["on_hand"], body["reserved"], body["atp"]
-
-
-def psp_of(app_client: TestClient) -> SimulatedPsp:
-    psp = app_client.app.state.providers.psp("adyen")  # type: ignore[attr-defined]
-    assert isinstance(psp, SimulatedPsp)
-    return psp
 
 
 def ship_all(api: Api, request_id: str) -> dict[str, Any]:
@@ -244,7 +230,7 @@ def test_failed_capture_keeps_the_shipment_and_the_amount_owed(
     # The shirt ships from mitte, the socks from potsdam: two requests.
     shop({("mitte", "SKU-1"): 5, ("potsdam", "SKU-2"): 5})
     order = place(api, order_body(("SKU-1", 1), ("SKU-2", 1), external_id="W-DECLINE"))
-    psp = psp_of(app_client)
+    psp = simulated_psp(app_client)
     psp.declined.add("PSP-W-DECLINE")
     mitte = request_at(api, order["id"], "mitte")
     potsdam = request_at(api, order["id"], "potsdam")
@@ -282,7 +268,7 @@ def test_failed_capture_is_retried_through_the_order(api: Api, shop: Shop,
                                                      app_client: TestClient) -> None:
     shop({("mitte", "SKU-1"): 5})
     order = place(api, order_body(("SKU-1", 2), external_id="W-RETRY"))
-    psp = psp_of(app_client)
+    psp = simulated_psp(app_client)
     psp.declined.add("PSP-W-RETRY")
     [request] = requests_of(api, order["id"])
     ship_all(api, request["id"])

@@ -4,35 +4,13 @@ the carrier booked, stock consumed, payment captured, tracking updates until del
 from __future__ import annotations
 
 import base64
-from typing import Any
 
 from fastapi.testclient import TestClient
 
 from oms.adapters.carriers.simulated import SimulatedCarrier
-from oms.adapters.payments.simulated import SimulatedPsp
+from tests.fulfilling import item_statuses, requests_of, simulated_psp, step
 from tests.helpers import Api, problem
 from tests.ordering import Shop, atp, events, order_body, place
-
-
-def requests_of(api: Api, order_id: str) -> list[dict[str, Any]]:
-    r = api.get("/v1/fulfillment-requests", params={"order_id": order_id})
-    assert r.status_code == 200, r.text
-    items: list[dict[str, Any]] = r.json()["items"]
-    return items
-
-
-def step(api: Api, request_id: str, name: str, body: dict[str, Any] | None = None,
-         status: int = 200) -> dict[str, Any]:
-    r = api.post(f"/v1/fulfillment-requests/{request_id}/{name}", json=body or {})
-    assert r.status_code == status, r.text
-    result: dict[str, Any] = r.json()
-    return result
-
-
-def item_statuses(api: Api, order_id: str) -> list[str]:
-    r = api.get(f"/v1/orders/{order_id}")
-    assert r.status_code == 200, r.text
-    return [i["status"] for i in r.json()["items"]]
 
 
 def test_ship_from_store_end_to_end(api: Api, shop: Shop, app_client: TestClient) -> None:
@@ -69,9 +47,7 @@ def test_ship_from_store_end_to_end(api: Api, shop: Shop, app_client: TestClient
     level = api.get("/v1/inventory/mitte/SKU-1").json()
     assert (level["on_hand"], level["reserved"], level["atp"]) == (3, 0, 3)
 
-    psp = app_client.app.state.providers.psp("adyen")  # type: ignore[attr-defined]
-    assert isinstance(psp, SimulatedPsp)
-    [capture] = psp.calls
+    [capture] = simulated_psp(app_client).calls
     got = api.get(f"/v1/orders/{order['id']}").json()
     assert capture.amount_minor == 2 * (1990 + 378) + 490
     assert got["payments"][0]["status"] == "captured"
