@@ -50,6 +50,9 @@ def serve(
 
     stop = threading.Event()
     if with_worker:
+        import logging
+
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
         settings = get_settings()
         background.start(make_engine(settings), settings, 30.0, stop)
     console.print(f"oms API on http://{host}:{port}  (docs: http://{host}:{port}/docs)")

@@ -62,6 +62,14 @@ def test_demo_loads_stores_catalog_and_stock_and_reloads_unchanged(engine: Engin
     assert future
     assert preorders <= {entry.sku for entry in future}
 
+    with UnitOfWork(engine, read_only=True) as uow:
+        orders = uow.orders.page(before=None, limit=100)
+        requests = uow.fulfillment.page(today=dt.date.today(), after=None, limit=100)
+    # Every demo order is routed: each has a fulfilment request, some at a store for pickup.
+    assert len(orders) == 8
+    assert {r["order_id"] for r in requests} == {o["id"] for o in orders}
+    assert {r["type"] for r in requests} >= {"pickup", "third_party"}
+
     assert {key: len(value) for key, value in second.items()} == {
         key: len(value) for key, value in first.items()}
     assert second == first

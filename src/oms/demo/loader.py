@@ -9,6 +9,7 @@ back as they were first loaded (orders and reservations are left alone).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import random
@@ -21,9 +22,12 @@ from sqlalchemy import Engine
 
 from oms.adapters.db.unit_of_work import UnitOfWork
 from oms.domain.catalog import ean13_with_check_digit
+from oms.domain.errors import Conflict
 from oms.domain.inventory import FutureStock
+from oms.schemas import OrderIn
 from oms.services.imports import FileFormat, ImportMode, ImportReport, run_import
 from oms.services.inventory import record_future
+from oms.services.orders import place_order
 
 SEED = 42
 #: GS1 Germany country prefix (400) and a company number: 7 digits, leaving 5 for the item.
@@ -237,6 +241,52 @@ def load_demo(engine: Engine) -> str:
     _require_clean(stock)
     with UnitOfWork(engine) as uow:
         record_future(uow, future)
+    orders = build_orders(rng, products, anchor)
+    for order in orders:
+        # Loaded in an earlier week, an order with this external id stands as it was.
+        with UnitOfWork(engine) as uow, contextlib.suppress(Conflict):
+            place_order(uow, order)
 
     return (f"demo: {len(LOCATIONS)} locations, {len(products)} products, "
-            f"{stock.imported} stock levels, {len(future)} future entries")
+            f"{stock.imported} stock levels, {len(future)} future entries, "
+            f"{len(orders)} web orders")
+
+
+CUSTOMERS = [("Mia Schneider", "Berlin", "10117", "Unter den Linden 5", 52.517, 13.389),
+             ("Lukas Becker", "Hamburg", "20095", "Spitalerstraße 10", 53.551, 10.001),
+             ("Emma Wagner", "München", "80331", "Marienplatz 8", 48.137, 11.575),
+             ("Noah Fischer", "Köln", "50667", "Hohe Straße 52", 50.938, 6.956)]
+
+
+def build_orders(rng: random.Random, products: list[dict[str, Any]], anchor: dt.date
+                 ) -> list[OrderIn]:
+    """A morning's web orders: most ship (from the DC, or a store near the customer), some are
+    collected in a store. Each goes to its fulfilment request queue as placed."""
+    regular = [p for p in products if "preorder" not in p]
+    orders = []
+    for n in range(8):
+        name, city, postal, street, lat, lon = CUSTOMERS[n % len(CUSTOMERS)]
+        lines = rng.sample(regular, rng.randint(1, 2))
+        items = [{"sku": p["sku"], "quantity": 1, "unit_price": p["price"]["amount"]}
+                 for p in lines]
+        pickup = n in (2, 6)
+        shipping_price = Decimal("0.00") if pickup else Decimal("4.90")
+        total = sum((Decimal(i["unit_price"]) for i in items), shipping_price)
+        email = name.lower().replace(" ", ".") + "@example.com"
+        shipping: dict[str, Any] = (
+            {"option": {"service_level": "pickup", "pickup_location_id": "store-berlin-mitte"}}
+            if pickup else
+            {"option": {"service_level": "express" if n % 3 == 0 else "standard",
+                        "carrier": "dhl", "price": str(shipping_price)},
+             "address": {"name": name, "line1": street, "city": city, "postal_code": postal,
+                         "country": "DE", "lat": lat, "lon": lon}})
+        orders.append(OrderIn.model_validate({
+            "channel": "web", "external_id": f"DEMO-{n + 1:04d}",
+            "placed_at": dt.datetime.combine(anchor, dt.time(8 + n, 15), dt.UTC).isoformat(),
+            "currency": "EUR", "customer": {"email": email, "name": name},
+            "items": items, "shipping": shipping,
+            "payments": [{"method": "card", "psp": "adyen", "reference": f"DEMO-PSP-{n + 1}",
+                          "amount": str(total), "status": "authorized"}],
+            "totals": {"grand_total": str(total)},
+        }))
+    return orders
