@@ -6,12 +6,8 @@ a store."""
 from __future__ import annotations
 
 import datetime as dt
-import json
-import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -25,6 +21,7 @@ from oms.services.fulfillment import notify_providers
 from tests.api.test_fulfillment_ship import item_statuses, requests_of, step
 from tests.helpers import Api, location_body, problem
 from tests.ordering import Shop, atp, events, order_body, place
+from tests.receiver import Answerer, Receiver, in_turn
 
 #: One unit of a line with tax, in cents, and the shipping price (see tests/ordering.py).
 LINE = 1990 + 378
@@ -36,67 +33,20 @@ DC_COORDINATES = (52.3667, 13.5033)
 # -- the provider's endpoint -----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Received:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-    @property
-    def json(self) -> dict[str, Any]:
-        parsed: dict[str, Any] = json.loads(self.body)
-        return parsed
+PLAIN = {"content-type": "text/plain"}
 
 
-class Receiver:
-    """A DC's HTTP endpoint on 127.0.0.1: records every request and answers with the statuses
-    in `answers`, in turn, then 200."""
-
-    def __init__(self) -> None:
-        self.answers: list[int] = []
-        self.received: list[Received] = []
-        self.lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _record(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length", "0")))
-                with receiver.lock:
-                    receiver.received.append(Received(
-                        self.command, self.path,
-                        {k.lower(): v for k, v in self.headers.items()}, body))
-                    status = receiver.answers.pop(0) if receiver.answers else 200
-                answer = b"busy, try later" if status >= 400 else b"ok"
-                self.send_response(status)
-                self.send_header("content-type", "text/plain")
-                self.send_header("content-length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            do_POST = do_PUT = do_GET = _record  # noqa: N815 (the stdlib's names)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/oms/fulfillment"
-
-    @property
-    def posts(self) -> list[Received]:
-        with self.lock:
-            return [r for r in self.received if r.method == "POST"]
+def failing(*statuses: int) -> Answerer:
+    """The DC answers with `statuses`, in turn, that it is busy; then 200."""
+    return in_turn(*[(status, PLAIN, b"busy, try later") for status in statuses],
+                   then=(200, PLAIN, b"ok"))
 
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    receiver = Receiver()
-    thread = threading.Thread(target=receiver.server.serve_forever, daemon=True)
-    thread.start()
-    yield receiver
-    receiver.server.shutdown()
-    receiver.server.server_close()
-    thread.join(10)
+    """A DC's HTTP endpoint on 127.0.0.1."""
+    with Receiver(failing(), path="/oms/fulfillment") as receiver:
+        yield receiver
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -221,8 +171,8 @@ def test_dc_is_told_acknowledges_and_ships_in_parts(
 
     # The worker's pass POSTs the request to the DC, signed with the location's secret.
     assert notify() == 1
-    [post] = receiver.posts
-    assert len(receiver.received) == 1
+    [post] = receiver.requests("POST")
+    assert len(receiver.requests()) == 1
     assert post.path == "/oms/fulfillment"
     assert post.headers["content-type"] == "application/json"
     assert post.headers["webhook-id"] == request["id"]
@@ -250,7 +200,7 @@ def test_dc_is_told_acknowledges_and_ships_in_parts(
     # Delivered once: later passes send nothing more.
     assert notify() == 0
     assert notify(utcnow() + dt.timedelta(days=1)) == 0
-    assert len(receiver.received) == 1
+    assert len(receiver.requests()) == 1
 
     # The DC's integrator acknowledges, then reports two shipments.
     dc = as_role("integrator")
@@ -331,8 +281,8 @@ def test_dc_is_told_acknowledges_and_ships_in_parts(
     assert sequences == sorted(sequences) == list(range(1, len(sequences) + 1))
     # Told of this request once; the other order's request is news.
     assert notify() == 1
-    assert [p.headers["webhook-id"] for p in receiver.posts] == [request["id"],
-                                                                 other_request["id"]]
+    assert [p.headers["webhook-id"] for p in receiver.requests("POST")] == [
+        request["id"], other_request["id"]]
 
 
 def test_failed_notification_is_retried_when_due(
@@ -340,11 +290,11 @@ def test_failed_notification_is_retried_when_due(
     dc_shop({"SKU-1": 5}, receiver.url)
     order = place(api, order_body(("SKU-1", 1)))
     [request] = requests_of(api, order["id"])
-    receiver.answers = [503]
+    receiver.answer = failing(503)
 
     before = utcnow()
     assert notify() == 0
-    [refused] = receiver.posts
+    [refused] = receiver.requests("POST")
     after = utcnow()
     notification = request_of(api, request["id"])["notification"]
     assert notification["state"] == "pending"
@@ -356,12 +306,12 @@ def test_failed_notification_is_retried_when_due(
 
     # Not due yet: nothing is sent.
     assert notify(next_at - dt.timedelta(seconds=1)) == 0
-    assert len(receiver.posts) == 1
+    assert len(receiver.requests("POST")) == 1
 
     # The receiver is back and the time has come: delivered, with the same message id.
     assert notify(next_at + dt.timedelta(seconds=1)) == 1
-    assert len(receiver.posts) == 2
-    delivered = receiver.posts[1]
+    assert len(receiver.requests("POST")) == 2
+    delivered = receiver.requests("POST")[1]
     assert delivered.headers["webhook-id"] == refused.headers["webhook-id"] == request["id"]
     assert delivered.json == refused.json
     Webhook(secret_of(api, "dc-1")).verify(delivered.body, delivered.headers)
@@ -369,7 +319,7 @@ def test_failed_notification_is_retried_when_due(
         "state": "delivered", "attempts": 2, "last_error": None, "next_attempt_at": None}
 
     assert notify(next_at + dt.timedelta(hours=1)) == 0
-    assert len(receiver.posts) == 2
+    assert len(receiver.requests("POST")) == 2
 
 
 def test_dc_without_callback_url_keeps_its_notification(
@@ -385,12 +335,12 @@ def test_dc_without_callback_url_keeps_its_notification(
         "location dc-1 has no fulfillment_callback_url; set one to have its requests "
         "delivered")
     assert notification["next_attempt_at"] is not None
-    assert receiver.received == []
+    assert receiver.requests() == []
 
     # Once the DC has a URL, the next pass that is due delivers it.
     put_dc(api, receiver.url)
     assert notify(at(notification["next_attempt_at"]) + dt.timedelta(seconds=1)) == 1
-    [post] = receiver.posts
+    [post] = receiver.requests("POST")
     assert post.json["id"] == request["id"]
     Webhook(secret_of(api, "dc-1")).verify(post.body, post.headers)
     got = request_of(api, request["id"])["notification"]
@@ -432,7 +382,7 @@ def test_item_the_dc_rejects_goes_to_a_store(
     assert level(api, "dc-1", "SKU-1") == (5, 1)
     # The store's request is not sent anywhere; the DC was told once.
     assert notify() == 0
-    assert len(receiver.posts) == 1
+    assert len(receiver.requests("POST")) == 1
 
     # The DC ships what it kept: that closes its request.
     shipped = step(dc, dc_request["id"], "shipments",

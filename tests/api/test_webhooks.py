@@ -17,8 +17,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -33,88 +31,15 @@ from oms.api.app import create_app
 from oms.services.webhooks import deliver_due, fan_out
 from oms.settings import Settings
 from tests.helpers import Api, error_fields, location_body, problem, product_body
-
-Answerer = Callable[[dict[str, Any]], tuple[int, dict[str, str], bytes]]
-
+from tests.receiver import Answer, Received, Receiver, Request, ok
 
 # -- a subscriber ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Received:
-    headers: dict[str, str]
-    body: bytes
-    #: What the receiver answered.
-    status: int
-
-    @property
-    def event(self) -> dict[str, Any]:
-        parsed: dict[str, Any] = json.loads(self.body)
-        return parsed
-
-
-class Receiver:
-    """An HTTP server on 127.0.0.1 that records each request and answers as `answer` says."""
-
-    def __init__(self) -> None:
-        self.received: list[Received] = []
-        self.lock = threading.Lock()
-        self.answer: Answerer = lambda event: (200, {}, b"ok")
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length", "0")))
-                try:
-                    event = json.loads(body)
-                except ValueError:
-                    event = {}
-                status, headers, content = receiver.answer(event)
-                with receiver.lock:
-                    receiver.received.append(Received(
-                        {k.lower(): v for k, v in self.headers.items()}, body, status))
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(content)))
-                self.end_headers()
-                self.wfile.write(content)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-
-    def requests(self) -> list[Received]:
-        with self.lock:
-            return list(self.received)
-
-    def events(self, entity_id: str | None = None) -> list[dict[str, Any]]:
-        return [r.event for r in self.requests()
-                if entity_id is None or r.event["entity_id"] == entity_id]
-
-    def delivered(self, event_id: str) -> bool:
-        return any(r.event["id"] == event_id and 200 <= r.status < 300
-                   for r in self.requests())
-
-    def count(self, event_id: str) -> int:
-        return sum(1 for r in self.requests() if r.event["id"] == event_id)
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.close()
+    with Receiver() as r:
+        yield r
 
 
 @pytest.fixture
@@ -494,7 +419,8 @@ def test_an_entitys_events_wait_for_its_failed_one(
     failing = threading.Event()
     failing.set()
 
-    def answer(event: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+    def answer(request: Request) -> Answer:
+        event = request.event
         if failing.is_set() and event["entity_id"] == "A" and event["sequence"] == 1:
             return 500, {}, b"down"
         return 200, {}, b"ok"
@@ -565,7 +491,7 @@ def test_workers_in_parallel_send_each_event_once_and_in_order(
 def test_retry_after_is_honoured(api: Api, engine: Engine, receiver: Receiver,
                                  transport: HttpTransport) -> None:
     sub = subscribe(api, receiver.url)
-    receiver.answer = lambda event: (429, {"Retry-After": "120"}, b"slow down")
+    receiver.answer = lambda _: (429, {"Retry-After": "120"}, b"slow down")
     put_product(api, "SKU-1")
     pump(engine, transport, lambda: len(receiver.requests()) == 1)
     [d] = deliveries(api, sub["id"])["items"]
@@ -585,7 +511,7 @@ def test_gone_disables_the_subscription(api: Api, engine: Engine, receiver: Rece
                                         transport: HttpTransport) -> None:
     sub = subscribe(api, receiver.url)
     path = f"/v1/webhooks/{sub['id']}"
-    receiver.answer = lambda event: (410, {}, b"gone")
+    receiver.answer = lambda _: (410, {}, b"gone")
     put_product(api, "A", "A v1")
     put_product(api, "A", "A v2")
     put_product(api, "B")
@@ -623,7 +549,7 @@ def test_gone_disables_the_subscription(api: Api, engine: Engine, receiver: Rece
     assert resumed.status_code == 200, resumed.text
     assert resumed.json()["status"] == "active"
     assert resumed.json()["disabled_reason"] is None
-    receiver.answer = lambda event: (200, {}, b"ok")
+    receiver.answer = ok
     put_product(api, "C")
     pump(engine, transport, lambda: any(e["entity_id"] == "C" for e in receiver.events()))
     # The failed deliveries stay failed until replayed.
@@ -637,8 +563,8 @@ def test_the_log_keeps_answers(api: Api, engine: Engine, receiver: Receiver,
                                transport: HttpTransport) -> None:
     sub = subscribe(api, receiver.url)
 
-    def answer(event: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
-        if event["entity_id"] == "BIG":
+    def answer(request: Request) -> Answer:
+        if request.event["entity_id"] == "BIG":
             return 200, {"Content-Type": "text/plain"}, b"x" * 5000
         return 500, {}, b'{"error":"oops"}'
 
@@ -754,16 +680,16 @@ def test_replay_named_events_and_after(api: Api, engine: Engine, receiver: Recei
 def test_replay_sends_failed_deliveries_again(api: Api, engine: Engine, receiver: Receiver,
                                               transport: HttpTransport) -> None:
     sub = subscribe(api, receiver.url)
-    receiver.answer = lambda event: (410, {}, b"")
+    receiver.answer = lambda _: (410, {}, b"")
     put_product(api, "A")
     pump(engine, transport, lambda: len(receiver.requests()) == 1)
     [a] = event_ids(api, "A")
     assert api.get(f"/v1/webhooks/{sub['id']}").json()["status"] == "disabled"
     patch(api, f"/v1/webhooks/{sub['id']}", {"paused": False})
-    receiver.answer = lambda event: (200, {}, b"ok")
+    receiver.answer = ok
     r = api.post(f"/v1/webhooks/{sub['id']}/replay", json={"event_ids": [a]})
     assert r.status_code == 202, r.text
-    pump(engine, transport, lambda: receiver.delivered(a))
+    pump(engine, transport, lambda: bool(receiver.delivered(a)))
     [d] = deliveries(api, sub["id"])["items"]
     assert d["status"] == "delivered"
     assert [x["status_code"] for x in d["attempts"]] == [410, 200]

@@ -1,6 +1,6 @@
 """Webhooks delivered end to end: real `oms worker` processes send to a real HTTP receiver.
 
-Each test starts its own receiver (a ThreadingHTTPServer on 127.0.0.1) and worker processes
+Each test starts its own receiver (tests/receiver.py, on 127.0.0.1) and worker processes
 pointed at the test database, makes events through the API, and waits, with a deadline, until
 the receiver has every event the subscription asked for. On PostgreSQL an event becomes
 readable only once every older transaction in the cluster has ended, hence the deadlines.
@@ -8,18 +8,15 @@ readable only once every older transaction in the cluster has ended, hence the d
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -31,6 +28,7 @@ from standardwebhooks.webhooks import Webhook
 from oms.adapters.db import tables as t
 from oms.domain.webhooks import matches
 from tests.helpers import Api, location_body, product_body
+from tests.receiver import Answerer, Received, Receiver, in_turn
 
 OMS = Path(sys.executable).parent / "oms"
 #: How long events may take to reach the receiver (PostgreSQL's event feed waits for every
@@ -41,83 +39,9 @@ DEADLINE = 45.0
 # -- the receiver ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Request:
-    webhook_id: str
-    headers: dict[str, str]
-    body: bytes
-    status: int
-    started: float
-    ended: float
-
-    @property
-    def event(self) -> dict[str, Any]:
-        parsed: dict[str, Any] = json.loads(self.body)
-        return parsed
-
-
-class Receiver:
-    """Records every request with when it started and ended; answers 503 with
-    `Retry-After: 1` to the first `fail_first` requests, then 200, after `delay` seconds."""
-
-    def __init__(self, *, fail_first: int = 0, delay: float = 0.0) -> None:
-        self.fail_first = fail_first
-        self.delay = delay
-        self.lock = threading.Lock()
-        self.requests: list[Request] = []
-        self._seen = 0
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"  # keep-alive, as a real subscriber would
-            disable_nagle_algorithm = True  # else each answer waits ~40 ms for an ACK
-
-            def do_POST(self) -> None:
-                started = time.monotonic()
-                body = self.rfile.read(int(self.headers.get("content-length", "0")))
-                with receiver.lock:
-                    failing = receiver._seen < receiver.fail_first
-                    receiver._seen += 1
-                if receiver.delay:
-                    time.sleep(receiver.delay)
-                status = 503 if failing else 200
-                answer = b"try later" if failing else b"ok"
-                self.send_response(status)
-                if failing:
-                    self.send_header("Retry-After", "1")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-                self.wfile.flush()
-                ended = time.monotonic()
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                with receiver.lock:
-                    receiver.requests.append(Request(headers.get("webhook-id", ""), headers,
-                                                     body, status, started, ended))
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> Receiver:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(10)
-
-    def snapshot(self) -> list[Request]:
-        with self.lock:
-            return list(self.requests)
-
-    def delivered(self) -> list[Request]:
-        return [r for r in self.snapshot() if r.status == 200]
+def failing_first(count: int) -> Answerer:
+    """503 with `Retry-After: 1` to the first `count` requests, then 200."""
+    return in_turn(*[(503, {"Retry-After": "1"}, b"try later")] * count)
 
 
 # -- worker processes ------------------------------------------------------------------------
@@ -247,7 +171,7 @@ def adjust(api: Api, changes: list[tuple[str, str, int]]) -> None:
 # -- what every delivery must satisfy --------------------------------------------------------
 
 
-def check_signed(requests: list[Request], secret: str) -> None:
+def check_signed(requests: list[Received], secret: str) -> None:
     """Each request verifies with the subscription's secret and carries its event."""
     hook = Webhook(secret)
     for r in requests:
@@ -255,7 +179,7 @@ def check_signed(requests: list[Request], secret: str) -> None:
         assert r.event["id"] == r.webhook_id
 
 
-def check_entity_order(requests: list[Request]) -> None:
+def check_entity_order(requests: list[Received]) -> None:
     """Per entity, events are sent in order: no attempt ever goes back to an earlier event,
     and the accepted ones strictly increase."""
     tried: dict[str, list[int]] = defaultdict(list)
@@ -314,7 +238,7 @@ def test_a_worker_delivers_exactly_the_subscribed_events_signed_and_in_order(
             d["status"] == "delivered" for d in deliveries_of(api, sub["id"])), running)
         time.sleep(0.3)
 
-    requests = receiver.snapshot()
+    requests = receiver.requests()
     assert all(r.status == 200 for r in requests)
     types = {r.event["type"] for r in requests}
     assert types == {"product.upserted", "inventory.changed"}, types
@@ -340,7 +264,7 @@ def test_a_worker_delivers_exactly_the_subscribed_events_signed_and_in_order(
 def test_failed_attempts_are_retried_in_order_until_delivered(
         api: Api, database_url: str, tmp_path: Path) -> None:
     failures = 8
-    with Receiver(fail_first=failures) as receiver, workers(database_url, tmp_path) as running:
+    with Receiver(failing_first(failures)) as receiver, workers(database_url, tmp_path) as running:
         sub = subscribe(api, receiver.url, TYPES)
         put_location(api, "berlin", "Berlin")
         for round_ in range(3):
@@ -365,7 +289,7 @@ def test_failed_attempts_are_retried_in_order_until_delivered(
             d["status"] == "delivered" for d in deliveries_of(api, sub["id"])), running)
         deliveries = deliveries_of(api, sub["id"])
 
-    requests = receiver.snapshot()
+    requests = receiver.requests()
     assert sum(r.status == 503 for r in requests) == failures
     delivered = [r for r in requests if r.status == 200]
     # Nothing lost, nothing extra, each accepted once.
@@ -430,8 +354,8 @@ def test_two_workers_never_send_one_delivery_twice_at_once(
                 assert "delivered " in log.read_text(), running.output()
             time.sleep(0.5)  # a re-delivery, were there one, would show now
 
-    requests = receiver.snapshot()
-    per_id: dict[str, list[Request]] = defaultdict(list)
+    requests = receiver.requests()
+    per_id: dict[str, list[Received]] = defaultdict(list)
     for r in requests:
         per_id[r.webhook_id].append(r)
     overlapping = []
