@@ -45,6 +45,19 @@ Delta = Annotated[int, Field(ge=-MAX_QUANTITY, le=MAX_QUANTITY)]
 DECIMAL_PATTERN = r"^-?[0-9]{1,15}(\.[0-9]{1,6})?$"  # ASCII digits only
 
 
+def _in_utc(value: dt.datetime) -> dt.datetime:
+    # Times are kept in UTC: year 1 at +14:00 or 9999-12-31 at -14:00 is no date there.
+    try:
+        value.astimezone(dt.UTC)
+    except OverflowError as exc:
+        raise ValueError("is out of range once converted to UTC") from exc
+    return value
+
+
+#: A time with its zone, that is a date in UTC too.
+UtcTime = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
@@ -364,7 +377,7 @@ class TotalsIn(Strict):
 class OrderIn(Strict):
     channel: Channel
     external_id: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
-    placed_at: AwareDatetime
+    placed_at: UtcTime
     currency: Annotated[str, AfterValidator(validate_currency)]
     customer: CustomerIn
     items: list[OrderItemIn] = Field(min_length=1, max_length=500)

@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import pytest
+from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import Engine
 
+from oms.api.app import create_app
+from oms.api.deps import encode_cursor
+from oms.services.webhooks import fan_out
+from oms.settings import Settings
+from tests.fulfilling import requests_of
+from tests.fulfilling import step as take_step
 from tests.helpers import Api, error_fields, location_body, problem, product_body
+from tests.ordering import Shop, events, order_body, place
 
 # The `api` fixture is created once per test, not per example: the examples share a
 # database, which only makes more of them meet existing rows.
@@ -275,3 +286,359 @@ def test_a_quantity_beyond_the_largest_is_refused(api: Api) -> None:
     r = api.post("/v1/inventory/adjustments", json={"adjustments": [
         {"location_id": "X", "sku": "X", "delta": 2**63, "reason": "typo"}]})
     assert error_fields(problem(r, 422)) == ["adjustments.0.delta"]
+
+
+# -- fulfilment, shipments, capture, webhooks, callback secrets: endpoints that need real ids --
+
+Ids = dict[str, str]
+
+
+@dataclass(frozen=True)
+class World:
+    """Real rows for the deeper endpoints: `ids` fill the `{name}` of paths and bodies,
+    `cursors` hold a real next_cursor of each list (by its path template)."""
+
+    ids: Ids
+    cursors: dict[str, str]
+
+    def url(self, template: str) -> str:
+        return template.format(**self.ids)
+
+
+def _request(api: Api, order: dict[str, Any]) -> str:
+    [found] = requests_of(api, order["id"])
+    request_id: str = found["id"]
+    return request_id
+
+
+@pytest.fixture
+def world(api: Api, shop: Shop, stocked: Callable[..., None], engine: Engine) -> World:
+    """Requests in every state a step starts from: ship-from-store issued, accepted, picked and
+    packed at mitte; one shipped (its shipment, its order); pickups picked and ready; one at a
+    DC; two webhook subscriptions that saw all of this (so they have deliveries)."""
+    for n in (1, 2):
+        r = api.post("/v1/webhooks", json={"url": f"https://erp.example/oms/{n}",
+                                           "event_types": ["*"]})
+        assert r.status_code == 201, r.text
+    shop({("mitte", "SKU-1"): 100, ("mitte", "SKU-2"): 100, ("potsdam", "SKU-2"): 100})
+    stocked({("dc-1", "SKU-3"): 100, ("dc-1", "SKU-4"): 100})
+    assert api.put("/v1/locations/dc-1", json=location_body(
+        "Schoenefeld", type="dc", capabilities=["ship"])).status_code == 200
+
+    ids: Ids = {}
+    steps: dict[str, list[str]] = {
+        "issued": [], "accepted": ["accept"], "picked": ["accept", "pick"],
+        "packed": ["accept", "pick", "pack"], "shipped": ["accept", "pick", "pack", "ship"]}
+    for name, done in steps.items():
+        order = place(api, order_body(("SKU-1", 1), ("SKU-2", 1), external_id=f"W-{name}"))
+        ids[name] = _request(api, order)
+        ids[f"{name}_item"] = order["items"][1]["id"]
+        for step_name in done:
+            last = take_step(api, ids[name], step_name)
+            if step_name == "ship":
+                ids["shipment"] = last["shipment"]["id"]
+                ids["shipped_order"] = order["id"]
+    for name, done in {"pickup_picked": ["accept", "pick"],
+                       "pickup_ready": ["accept", "pick", "ready-for-pickup"]}.items():
+        order = place(api, order_body(("SKU-1", 1), external_id=f"W-{name}",
+                                      pickup_at="mitte"))
+        ids[name] = _request(api, order)
+        for step_name in done:
+            take_step(api, ids[name], step_name)
+    order = place(api, order_body(("SKU-3", 1), ("SKU-4", 1), external_id="W-dc"))
+    ids["dc"] = _request(api, order)
+    ids["dc_item"] = order["items"][0]["id"]
+    ids["dc_location"] = "dc-1"
+
+    fan_out(engine)
+    subscriptions = api.get("/v1/webhooks", params={"limit": 1}).json()
+    ids["subscription"] = subscriptions["items"][0]["id"]
+    ids["event"] = events(api)[0]["id"]
+    cursors = {"/v1/webhooks": subscriptions["next_cursor"]}
+    for path in ("/v1/fulfillment-requests", "/v1/orders",
+                 "/v1/webhooks/{subscription}/deliveries"):
+        r = api.get(path.format(**ids), params={"limit": 1})
+        assert r.status_code == 200, r.text
+        cursors[path] = r.json()["next_cursor"]
+    assert all(cursors.values()), cursors
+    return World(ids, cursors)
+
+
+def call(api: Api, method: str, url: str, **kw: Any) -> Any:
+    return api.client.request(method, url, headers={**api.headers, **kw.pop("headers", {})},
+                              **kw)
+
+
+DeepBody = Callable[[Ids], Any]
+
+#: Each endpoint with a valid body (None: it reads none), made from the world's ids.
+DEEP: dict[str, tuple[str, str, DeepBody]] = {
+    "accept": ("POST", "/v1/fulfillment-requests/{issued}/accept", lambda ids: None),
+    "pick": ("POST", "/v1/fulfillment-requests/{accepted}/pick", lambda ids: {
+        "missing": [ids["accepted_item"]], "reason": "not on the shelf"}),
+    "pack": ("POST", "/v1/fulfillment-requests/{picked}/pack", lambda ids: {"parcels": [
+        {"weight_grams": 800, "length_mm": 300, "width_mm": 200, "height_mm": 100}]}),
+    "ship": ("POST", "/v1/fulfillment-requests/{packed}/ship", lambda ids: {"carrier": "dhl"}),
+    "ready-for-pickup": ("POST", "/v1/fulfillment-requests/{pickup_picked}/ready-for-pickup",
+                         lambda ids: None),
+    "hand-over": ("POST", "/v1/fulfillment-requests/{pickup_ready}/hand-over",
+                  lambda ids: {"collected_by": "Ada Lovelace"}),
+    "acknowledge": ("POST", "/v1/fulfillment-requests/{dc}/acknowledge", lambda ids: None),
+    "shipments": ("POST", "/v1/fulfillment-requests/{dc}/shipments", lambda ids: {
+        "items": [ids["dc_item"]], "carrier": "dhl", "tracking_number": "JD0001",
+        "tracking_url": "https://track.example/JD0001"}),
+    "reject": ("POST", "/v1/fulfillment-requests/{issued}/reject", lambda ids: {
+        "items": [ids["issued_item"]], "reason": "damaged"}),
+    "tracking": ("POST", "/v1/shipments/{shipment}/tracking-events", lambda ids: {
+        "status": "in_transit", "occurred_at": "2026-11-21T08:00:00Z",
+        "description": "left the hub", "place": "Berlin"}),
+    "capture": ("POST", "/v1/orders/{shipped_order}/capture", lambda ids: None),
+    "subscribe": ("POST", "/v1/webhooks", lambda ids: {
+        "url": "https://erp.example/oms", "event_types": ["order.*", "shipment.created"],
+        "description": "ERP"}),
+    "change": ("PATCH", "/v1/webhooks/{subscription}", lambda ids: {
+        "url": "https://erp.example/v2", "event_types": ["*"], "description": "ERP v2",
+        "paused": False}),
+    "rotate-secret": ("POST", "/v1/webhooks/{subscription}/rotate-secret", lambda ids: None),
+    "replay": ("POST", "/v1/webhooks/{subscription}/replay",
+               lambda ids: {"event_ids": [ids["event"]]}),
+    "replay-after": ("POST", "/v1/webhooks/{subscription}/replay",
+                     lambda ids: {"after": ids["event"]}),
+}
+WITH_BODY = sorted(DEEP.keys() - {"accept", "ready-for-pickup", "acknowledge", "capture",
+                                   "rotate-secret"})
+#: Endpoints that only read, for the tests of absurd ids in paths.
+READS: dict[str, tuple[str, str, DeepBody]] = {
+    "request": ("GET", "/v1/fulfillment-requests/{issued}", lambda ids: None),
+    "shipment": ("GET", "/v1/shipments/{shipment}", lambda ids: None),
+    "subscription": ("GET", "/v1/webhooks/{subscription}", lambda ids: None),
+    "deliveries": ("GET", "/v1/webhooks/{subscription}/deliveries", lambda ids: None),
+    "unsubscribe": ("DELETE", "/v1/webhooks/{subscription}", lambda ids: None),
+    "callback-secret": ("GET", "/v1/locations/{dc_location}/callback-secret",
+                        lambda ids: None),
+}
+
+
+def send_deep(api: Api, world: World, name: str, body: Any = ..., **kw: Any) -> Any:
+    method, template, make = DEEP[name]
+    if body is ...:
+        body = make(world.ids)
+    if body is not None:
+        kw["json"] = body
+    return call(api, method, world.url(template), **kw)
+
+
+#: Values beyond what a field or column holds: long text, numbers past 64 bits, times at the
+#: ends of the calendar (with offsets that push them past it in UTC), NUL.
+deep_plausible = plausible | st.sampled_from([
+    "x" * 37, "x" * 65, "x" * 101, "x" * 201, "x" * 301, "x" * 501, "x" * 2001, "ü" * 300,
+    2**63, 2**64, -(2**63) - 1, 10**30, 1e308, -1, 0, True, "dhl", "in_transit", "delivered",
+    "created", "*", "order.*", "a\u0000b", "https://erp.example/\u0000",
+    "0001-01-01T00:00:00Z", "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00",
+    "9999-12-31T23:59:59Z", "1970-01-01T00:00:00Z", "2026-11-21T08:00:00",
+    "f" * 32, "7" + "f" * 31, "0" * 32, "http://[::1", "https://x:99999/", "http://user:pw@x/",
+])
+
+
+@fuzz
+@given(name=st.sampled_from(sorted(DEEP)), body=json_values)
+def test_any_json_body_to_the_deeper_endpoints_is_answered_without_a_server_error(
+    api: Api, world: World, name: str, body: Any
+) -> None:
+    assert_well_behaved(send_deep(api, world, name, body))
+
+
+@settings(fuzz, max_examples=80)
+@given(data=st.data(), name=st.sampled_from(WITH_BODY), value=deep_plausible)
+def test_a_valid_deeper_body_with_one_value_swapped_is_answered_without_a_server_error(
+    api: Api, world: World, data: st.DataObject, name: str, value: Any
+) -> None:
+    body = DEEP[name][2](world.ids)
+    where = data.draw(st.sampled_from(leaf_paths(body)), label="where")
+    assert_well_behaved(send_deep(api, world, name, replaced(body, where, value)))
+
+
+def string_leaves(value: Any) -> list[tuple[Any, ...]]:
+    return [p for p in leaf_paths(value) if isinstance(_at(value, p), str)]
+
+
+def _at(document: Any, path: tuple[Any, ...]) -> Any:
+    for key in path:
+        document = document[key]
+    return document
+
+
+def test_nul_in_any_text_of_the_deeper_bodies_is_refused(api: Api, world: World) -> None:
+    for name in WITH_BODY:
+        body = DEEP[name][2](world.ids)
+        for where in string_leaves(body):
+            bad = replaced(body, where, _at(body, where) + "\u0000")
+            r = send_deep(api, world, name, bad)
+            fields = error_fields(problem(r, 422))
+            label = ".".join(map(str, where))
+            assert any(f in (label, str(where[0])) for f in fields), (name, label, fields)
+
+
+#: A few absurd ids besides random text: past the columns, NUL, unicode, SQL and path syntax.
+ABSURD_IDS = st.sampled_from([
+    "x" * 37, "x" * 65, "7" * 1000, "\u0000", "a\u0000b", "ü" * 37, "\U0001f600" * 20, "%",
+    "%00", "_", "'", "\\", "null", "-1", "0", " ", "a b", "../x", "..", ".", "*",
+    "\u202e\u0041", "\ufeff",
+]) | st.text(max_size=80)
+
+
+@settings(fuzz, max_examples=80)
+@given(data=st.data(), name=st.sampled_from(sorted(DEEP.keys() - {"subscribe"})),
+       absurd=ABSURD_IDS)
+def test_an_absurd_id_in_a_deeper_path_is_answered_without_a_server_error(
+    api: Api, world: World, data: st.DataObject, name: str, absurd: str
+) -> None:
+    # The real id of another kind of row must not be taken for one of these either.
+    absurd = data.draw(st.just(absurd) | st.sampled_from(sorted(world.ids.values())),
+                       label="id")
+    method, template, make = DEEP[name]
+    ids = {key: quote(absurd, safe="") for key in world.ids}
+    body = make(world.ids)
+    r = call(api, method, template.format(**ids), **({"json": body} if body is not None else {}))
+    assert_well_behaved(r)
+
+
+@settings(fuzz, max_examples=60)
+@given(name=st.sampled_from(sorted(READS)), absurd=ABSURD_IDS)
+def test_an_absurd_id_in_a_path_that_reads_is_answered_without_a_server_error(
+    api: Api, world: World, name: str, absurd: str
+) -> None:
+    method, template, _ = READS[name]
+    ids = {key: quote(absurd, safe="") for key in world.ids}
+    assert_well_behaved(call(api, method, template.format(**ids)))
+
+
+DEEP_QUERY_NAMES = {
+    "/v1/fulfillment-requests": ["location_id", "status", "type", "order_id", "cursor",
+                                 "limit"],
+    "/v1/orders": ["customer_id", "status", "channel", "placed_from", "placed_to", "q",
+                   "cursor", "limit"],
+    "/v1/webhooks": ["status", "cursor", "limit"],
+    "/v1/webhooks/{subscription}/deliveries": ["status", "cursor", "limit"],
+}
+ISO_TIMES = st.sampled_from([
+    "2026-11-20T10:15:00+00:00", "0001-01-01T00:00:00+00:00", "0001-01-01T00:00:00+14:00",
+    "9999-12-31T23:59:59-14:00", "9999-12-31T23:59:59+00:00", "2026-11-20T10:15:00",
+    "2026-11-20", "yesterday", "",
+])
+#: Cursors this API never issued: any JSON, and the shapes it issues with odd parts.
+forged_cursors = (
+    json_values.map(encode_cursor)
+    | st.tuples(st.integers() | json_values, ISO_TIMES | json_values,
+                st.text(max_size=40) | json_values).map(lambda t: encode_cursor(list(t)))
+    | st.tuples(st.sampled_from([0, 1, 2]), ISO_TIMES,
+                st.sampled_from(["x", "x" * 36, "x" * 37, "a\u0000b", "\u0000", "ü" * 36, ""]))
+    .map(lambda t: encode_cursor(list(t)))
+    | st.sampled_from(["x" * 36, "a\u0000b", "\u0000", "ü" * 36, "", "f" * 32, "7" + "f" * 31,
+                       "0" * 32, "g" * 32, "-" + "0" * 31]).map(encode_cursor)
+    | st.text(max_size=60)
+)
+
+
+@fuzz
+@given(data=st.data(), path=st.sampled_from(sorted(DEEP_QUERY_NAMES)),
+       value=query_values | forged_cursors)
+def test_any_value_of_one_query_parameter_of_the_deeper_lists_is_answered_without_a_server_error(
+    api: Api, world: World, data: st.DataObject, path: str, value: str
+) -> None:
+    name = data.draw(st.sampled_from(DEEP_QUERY_NAMES[path]), label="name")
+    value = data.draw(st.just(value) | st.sampled_from(sorted(world.ids.values())),
+                      label="value")
+    assert_well_behaved(api.get(world.url(path), params={name: value}))
+
+
+@fuzz
+@given(data=st.data(), path=st.sampled_from(sorted(DEEP_QUERY_NAMES)))
+def test_any_query_string_of_the_deeper_lists_is_answered_without_a_server_error(
+    api: Api, world: World, data: st.DataObject, path: str
+) -> None:
+    names = st.sampled_from(DEEP_QUERY_NAMES[path]) | st.text(max_size=8)
+    values = query_values | forged_cursors | st.sampled_from(sorted(world.ids.values()))
+    params = data.draw(st.lists(st.tuples(names, values), max_size=5), label="params")
+    assert_well_behaved(api.get(world.url(path), params=params))
+
+
+@settings(fuzz, max_examples=60)
+@given(data=st.data(), path=st.sampled_from(sorted(DEEP_QUERY_NAMES)), cursor=forged_cursors)
+def test_a_forged_cursor_of_the_deeper_lists_is_answered_without_a_server_error(
+    api: Api, world: World, data: st.DataObject, path: str, cursor: str
+) -> None:
+    # A real cursor, cut or with a character changed, is as good as forged.
+    real = world.cursors[path]
+    cut = data.draw(st.integers(0, len(real)), label="cut")
+    cursor = data.draw(st.sampled_from([cursor, real[:cut], real[:cut] + "A" + real[cut + 1:]]),
+                       label="cursor")
+    r = api.get(world.url(path), params={"cursor": cursor, "limit": 1})
+    assert_well_behaved(r)
+    if r.status_code >= 400:
+        # NUL is refused for any query parameter, before the cursor is read.
+        assert error_fields(r.json()) in (["cursor"], ["query.cursor"]), r.text
+
+
+def test_nul_in_a_query_parameter_of_the_deeper_lists_is_refused_and_named(
+    api: Api, world: World
+) -> None:
+    for path, names in DEEP_QUERY_NAMES.items():
+        for name in names:
+            body = problem(api.get(world.url(path), params={name: "a\u0000b"}), 422)
+            assert error_fields(body) == [f"query.{name}"], (path, body)
+
+
+# -- what the fuzzing above found, pinned ---------------------------------------------------
+
+
+def test_nul_in_an_id_in_a_path_is_refused_and_named(api: Api, world: World) -> None:
+    # PostgreSQL cannot compare text holding NUL: each id is refused before it is looked up.
+    for name, (method, template, make) in {**DEEP, **READS}.items():
+        if "{" not in template:
+            continue
+        body = make(world.ids)
+        url = template.format(**dict.fromkeys(world.ids, "a%00b"))
+        r = call(api, method, url, **({"json": body} if body is not None else {}))
+        fields = error_fields(problem(r, 422))
+        assert [f.split(".")[0] for f in fields] == ["path"], (name, fields)
+
+
+def test_a_time_that_is_no_date_in_utc_is_refused(api: Api, world: World) -> None:
+    # Year 1 at +14:00 is still year 0 in UTC, which no datetime holds.
+    body = DEEP["tracking"][2](world.ids)
+    for when in ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"):
+        r = send_deep(api, world, "tracking", {**body, "occurred_at": when})
+        assert error_fields(problem(r, 422)) == ["occurred_at"]
+        r = api.post("/v1/orders", json=order_body(("SKU-1", 1), external_id="W-late",
+                                                   placed_at=when))
+        assert error_fields(problem(r, 422)) == ["placed_at"]
+        for name in ("placed_from", "placed_to"):
+            r = api.get("/v1/orders", params={name: when})
+            assert error_fields(problem(r, 422)) == [f"query.{name}"]
+    # The ends of the calendar in UTC itself are times like any other.
+    for edge in ("0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z"):
+        r = send_deep(api, world, "tracking", {**body, "occurred_at": edge})
+        assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize(("path", "cursor"), [
+    ("/v1/fulfillment-requests", encode_cursor([1, "2026-11-20T10:15:00+00:00", "a\u0000b"])),
+    ("/v1/webhooks", encode_cursor("a\u0000b")),
+    ("/v1/orders", encode_cursor(["2026-11-20T10:15:00+00:00", "a\u0000b"])),
+])
+def test_a_cursor_holding_nul_is_refused(api: Api, path: str, cursor: str) -> None:
+    assert error_fields(problem(api.get(path, params={"cursor": cursor}), 422)) == ["cursor"]
+
+
+@pytest.mark.parametrize("url", ["https://" + "a" * 64 + ".example/hook", "https://a..b/hook",
+                                 "https://" + "\u00fc" * 70 + ".example/hook"])
+def test_a_webhook_host_that_is_no_dns_name_is_refused(
+    engine: Engine, settings: Settings, make_key: Callable[..., str], url: str
+) -> None:
+    # Only with private targets refused is the host resolved; these fail before any lookup.
+    strict = settings.model_copy(update={"webhook_allow_private": False})
+    with TestClient(create_app(strict, engine), raise_server_exceptions=False) as client:
+        guarded = Api(client, make_key("admin"))
+        r = guarded.post("/v1/webhooks", json={"url": url, "event_types": ["*"]})
+        assert error_fields(problem(r, 422)) == ["url"]

@@ -14,7 +14,7 @@ from oms.adapters.db.idempotency import IdempotencyStore
 from oms.adapters.eventstream.http import HttpTransport
 from oms.adapters.registry import providers_from
 from oms.api import problems
-from oms.api.deps import no_nul_in_query
+from oms.api.deps import no_nul_in_path, no_nul_in_query
 from oms.api.idempotency import IdempotencyMiddleware
 from oms.api.routers import (
     events,
@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     settings = settings or get_settings()
     engine = engine or make_engine(settings)
     app = FastAPI(title="oms", version=__version__, description=DESCRIPTION,
-                  dependencies=[Depends(no_nul_in_query)])
+                  dependencies=[Depends(no_nul_in_query), Depends(no_nul_in_path)])
     app.state.settings = settings
     app.state.engine = engine
     app.state.providers = providers_from(settings)

@@ -31,6 +31,17 @@ def no_nul_in_query(request: Request) -> None:
         )
 
 
+def no_nul_in_path(request: Request) -> None:
+    """Nor any path parameter: ids in paths are compared with text columns."""
+    names = sorted(name for name, value in request.path_params.items()
+                   if "\x00" in str(value))
+    if names:
+        raise ValidationFailed(
+            "path parameters must not contain NUL characters",
+            [FieldError(f"path.{name}", "must not contain NUL characters") for name in names],
+        )
+
+
 # Both depend on the caller's key so that checking it (on a connection of its own) comes
 # first: a request holding its unit of work's connection while it waits for a second one to
 # check the key could, under load, hold the whole pool with no request able to finish.

@@ -28,7 +28,7 @@ class HttpTransport:
     def resolve(self, host: str) -> list[str]:
         try:
             infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
-        except socket.gaierror:
+        except (socket.gaierror, UnicodeError):  # UnicodeError: no IDNA name (label > 63)
             return []
         return sorted({str(info[4][0]) for info in infos})
 

@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import AfterValidator, AwareDatetime, Field
+from pydantic import AfterValidator, Field
 
 from oms.adapters.carriers import Parcel
 from oms.api.deps import (
@@ -24,7 +24,7 @@ from oms.domain.access import LOCATION_BOUND, Principal, Role
 from oms.domain.errors import FieldError, Forbidden, NotFound, ValidationFailed
 from oms.domain.events import utcnow
 from oms.domain.fulfillment import RequestStatus, RequestType, ShipmentStatus
-from oms.schemas import Strict
+from oms.schemas import Strict, UtcTime
 from oms.services import fulfillment
 from oms.services.fulfillment import Context, shipment_out
 from oms.services.routing import request_out
@@ -98,7 +98,7 @@ class ShipmentIn(Strict):
 
 class TrackingEventIn(Strict):
     status: ShipmentStatus
-    occurred_at: AwareDatetime
+    occurred_at: UtcTime
     description: Annotated[str, Field(max_length=500)] | None = None
     place: Annotated[str, Field(max_length=200)] | None = None
 
@@ -111,7 +111,8 @@ def _queue_cursor(cursor: str | None) -> tuple[int, dt.datetime, str] | None:
         when = dt.datetime.fromisoformat(placed_at)
         # Only the ranks queue_rank gives: a forged one (true, 2**63) must not reach the query.
         if (type(rank) is not int or rank not in (0, 1, 2) or when.tzinfo is None
-                or not isinstance(request_id, str) or len(request_id) > 36):
+                or not isinstance(request_id, str) or len(request_id) > 36
+                or "\x00" in request_id):
             raise ValueError("not a cursor of this list")
         return rank, when, request_id
     except (TypeError, ValueError) as exc:

@@ -4,7 +4,7 @@ import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import AwareDatetime, Field, field_validator
+from pydantic import Field, field_validator
 
 from oms.api.deps import (
     AnyRole,
@@ -21,7 +21,7 @@ from oms.api.deps import (
 from oms.domain.access import LOCATION_BOUND, Principal, Role
 from oms.domain.errors import FieldError, Forbidden, NotFound, ValidationFailed
 from oms.domain.orders import Channel, OrderStatus
-from oms.schemas import OrderIn, Strict
+from oms.schemas import OrderIn, Strict, UtcTime
 from oms.services import orders
 from oms.services.fulfillment import shipment_out
 from oms.services.orders import customer_out
@@ -75,7 +75,8 @@ def _cursor(cursor: str | None) -> tuple[dt.datetime, str] | None:
     try:
         placed_at, order_id = decode_any_cursor(cursor)
         when = dt.datetime.fromisoformat(placed_at)
-        if when.tzinfo is None or not isinstance(order_id, str) or len(order_id) > 36:
+        if (when.tzinfo is None or not isinstance(order_id, str) or len(order_id) > 36
+                or "\x00" in order_id):
             raise ValueError("not a cursor of this list")
         return when, order_id
     except (TypeError, ValueError) as exc:
@@ -90,8 +91,8 @@ def list_orders(
     customer_id: Annotated[str | None, Query(max_length=36)] = None,
     status: Annotated[OrderStatus | None, Query()] = None,
     channel: Annotated[Channel | None, Query()] = None,
-    placed_from: Annotated[AwareDatetime | None, Query()] = None,
-    placed_to: Annotated[AwareDatetime | None, Query(
+    placed_from: Annotated[UtcTime | None, Query()] = None,
+    placed_to: Annotated[UtcTime | None, Query(
         description="Exclusive: orders placed before this time")] = None,
     q: Annotated[str | None, Query(max_length=320, description=(
         "display id, external id or customer email"))] = None,
