@@ -74,6 +74,11 @@ class _Work:
     def open(self) -> list[RowMapping]:
         return [x for x in self.links if x["status"] == LinkStatus.OPEN]
 
+    def next(self, step: Step) -> RequestStatus:
+        """The status `step` leads to from here, or a refusal."""
+        return next_status(RequestType(self.request["type"]),
+                           RequestStatus(self.request["status"]), step)
+
 
 def _begin(uow: UnitOfWork, ctx: Context, request_id: str) -> _Work:
     """Lock the request's order, then the request (always in this order, as cancelling and
@@ -117,8 +122,7 @@ def _step(uow: UnitOfWork, ctx: Context, request_id: str, step: Step,
           item_status: ItemStatus | None, event_type: str, **values: Any) -> dict[str, Any]:
     """A step that moves the whole request on, and its open items with it."""
     work = _begin(uow, ctx, request_id)
-    target = next_status(RequestType(work.request["type"]), RequestStatus(work.request["status"]),
-                         step)
+    target = work.next(step)
     now = utcnow()
     version = uow.fulfillment.update(request_id, now, status=target.value, **values)
     if item_status is not None:
@@ -143,8 +147,7 @@ def pick(uow: UnitOfWork, ctx: Context, request_id: str, missing: Sequence[str],
          reason: str | None) -> dict[str, Any]:
     """Everything open is picked but the items reported missing, which are rejected."""
     work = _begin(uow, ctx, request_id)
-    target = next_status(RequestType(work.request["type"]), RequestStatus(work.request["status"]),
-                         Step.PICK)
+    target = work.next(Step.PICK)
     now = utcnow()
     if missing:
         _check_items(work, missing, "missing")
@@ -167,8 +170,7 @@ def pack(uow: UnitOfWork, ctx: Context, request_id: str, parcels: Sequence[Parce
 
 def ready_for_pickup(uow: UnitOfWork, ctx: Context, request_id: str) -> dict[str, Any]:
     work = _begin(uow, ctx, request_id)
-    target = next_status(RequestType(work.request["type"]), RequestStatus(work.request["status"]),
-                         Step.READY_FOR_PICKUP)
+    target = work.next(Step.READY_FOR_PICKUP)
     now = utcnow()
     version = uow.fulfillment.update(request_id, now, status=target.value, ready_at=now)
     _items_changed(uow, work.order,
@@ -187,8 +189,7 @@ def ready_for_pickup(uow: UnitOfWork, ctx: Context, request_id: str) -> dict[str
 def hand_over(uow: UnitOfWork, ctx: Context, request_id: str, collected_by: str | None
               ) -> dict[str, Any]:
     work = _begin(uow, ctx, request_id)
-    target = next_status(RequestType(work.request["type"]), RequestStatus(work.request["status"]),
-                         Step.HAND_OVER)
+    target = work.next(Step.HAND_OVER)
     now = utcnow()
     if collected_by is None:
         customer = uow.customers.get(work.order["customer_id"])
@@ -211,8 +212,7 @@ def ship(uow: UnitOfWork, ctx: Context, request_id: str, carrier: str | None
          ) -> dict[str, Any]:
     """Book the delivery of everything packed with the carrier, and send it on its way."""
     work = _begin(uow, ctx, request_id)
-    target = next_status(RequestType(work.request["type"]), RequestStatus(work.request["status"]),
-                         Step.SHIP)
+    target = work.next(Step.SHIP)
     _check_shippable(uow, work.open)
     now = utcnow()
     code = carrier or work.request["carrier"] or ctx.default_carrier
@@ -251,8 +251,7 @@ def report_shipment(uow: UnitOfWork, ctx: Context, request_id: str, item_ids: Se
                     ) -> dict[str, Any]:
     """A DC or 3PL reports what it shipped: some or all of the open items."""
     work = _begin(uow, ctx, request_id)
-    next_status(RequestType(work.request["type"]), RequestStatus(work.request["status"]),
-                Step.SHIPMENTS)
+    work.next(Step.SHIPMENTS)
     wanted = list(item_ids) or [x["item_id"] for x in work.open]
     _check_items(work, wanted, "items")
     _check_shippable(uow, [x for x in work.open if x["item_id"] in set(wanted)])
