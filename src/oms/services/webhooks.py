@@ -235,8 +235,9 @@ def fan_out(engine: Engine) -> int:
     """Turn new events into deliveries for each subscription whose types they match;
     returns how many deliveries were made. Workers share subscriptions: one that another
     worker is fanning out is skipped."""
+    # Read-only first: an idle pass takes no write lock (SQLite has one for the database).
     with UnitOfWork(engine, read_only=True) as uow:
-        subscriptions = uow.webhooks.to_fan_out()
+        subscriptions = uow.webhooks.to_fan_out(uow.events.latest())
     made = 0
     for subscription_id in subscriptions:
         with UnitOfWork(engine) as uow:

@@ -55,9 +55,12 @@ class WebhookRepository:
                                    .where(S.id == subscription_id))
         return result.rowcount == 1
 
-    def to_fan_out(self) -> list[str]:
+    def to_fan_out(self, latest: tuple[int, int]) -> list[str]:
+        """Subscriptions not disabled that have not yet seen the event `latest`."""
         return list(self.conn.scalars(
-            select(S.id).where(S.status != "disabled").order_by(S.id)))
+            select(S.id).where(S.status != "disabled",
+                               tuple_(S.fanout_txid, S.fanout_position) < tuple_(*latest))
+            .order_by(S.id)))
 
     def advance(self, subscription_id: str, key: tuple[int, int]) -> None:
         self.conn.execute(update(t.webhook_subscriptions).where(S.id == subscription_id)
