@@ -288,6 +288,9 @@ def deliver_due(engine: Engine, transport: WebhookTransport, *, batch: int = 64,
     per_request = dt.timedelta(seconds=2 * timeout_seconds)
     rounds = -(-batch // max(1, concurrency))
     until = now + rounds * per_request + CLAIM_MARGIN
+    with UnitOfWork(engine, read_only=True) as uow:
+        if not uow.webhooks.any_due(now):
+            return 0
     with UnitOfWork(engine) as uow:
         claimed = uow.webhooks.claim(now, until, batch)
         uow.commit()

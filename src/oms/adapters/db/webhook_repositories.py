@@ -82,6 +82,11 @@ class WebhookRepository:
                 index_elements=[D.subscription_id, D.event_txid, D.event_position])
             self.conn.execute(stmt, list(rows))
 
+    def any_due(self, now: dt.datetime) -> bool:
+        return self.conn.execute(
+            select(D.id).where(D.status == "pending", D.next_attempt_at <= now).limit(1)
+        ).first() is not None
+
     def claim(self, now: dt.datetime, until: dt.datetime, limit: int) -> list[RowMapping]:
         """Deliveries due now, at most one per (subscription, entity): the earliest pending
         event of each entity. They are held until `until` so no other worker sends them."""
