@@ -93,11 +93,6 @@ def require(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
     return check
 
 
-def require_location(principal: Principal, location_id: str) -> None:
-    if not principal.may_act_at(location_id):
-        raise Forbidden(f"this key is not allowed at location {location_id!r}")
-
-
 AnyRole = CurrentKey
 Admins = Annotated[Principal, Depends(require(Role.ADMIN))]
 Integrators = Annotated[Principal, Depends(require(Role.ADMIN, Role.INTEGRATOR))]

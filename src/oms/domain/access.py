@@ -6,6 +6,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from oms.domain.errors import Forbidden
+
 
 class Role(StrEnum):
     ADMIN = "admin"
@@ -30,3 +32,8 @@ class Principal:
 
     def may_act_at(self, location_id: str) -> bool:
         return self.role not in LOCATION_BOUND or location_id in self.location_ids
+
+    def require_at(self, location_id: str) -> None:
+        """Refuse unless this key may act at the location."""
+        if not self.may_act_at(location_id):
+            raise Forbidden(f"this key is not allowed at location {location_id!r}")

@@ -20,7 +20,6 @@ from oms.adapters.registry import Providers
 from oms.domain.access import Principal
 from oms.domain.errors import (
     FieldError,
-    Forbidden,
     InvalidState,
     NotFound,
     UpstreamFailed,
@@ -86,8 +85,7 @@ def _begin(uow: UnitOfWork, ctx: Context, request_id: str) -> _Work:
     found = uow.fulfillment.get(request_id)
     if found is None:
         raise NotFound(f"no fulfillment request {request_id!r}")
-    if not ctx.actor.may_act_at(found["location_id"]):
-        raise Forbidden(f"this key is not allowed at location {found['location_id']!r}")
+    ctx.actor.require_at(found["location_id"])
     order = uow.orders.get(found["order_id"], for_update=True)
     request = uow.fulfillment.get(request_id, for_update=True)
     assert order is not None

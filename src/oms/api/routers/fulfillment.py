@@ -21,7 +21,7 @@ from oms.api.deps import (
     require,
 )
 from oms.domain.access import LOCATION_BOUND, Principal, Role
-from oms.domain.errors import FieldError, Forbidden, NotFound, ValidationFailed
+from oms.domain.errors import FieldError, NotFound, ValidationFailed
 from oms.domain.events import utcnow
 from oms.domain.fulfillment import RequestStatus, RequestType, ShipmentStatus
 from oms.schemas import Strict, UtcTime
@@ -134,8 +134,7 @@ def list_requests(
 ) -> dict[str, Any]:
     location_ids: list[str] | None = None
     if location_id is not None:
-        if not principal.may_act_at(location_id):
-            raise Forbidden(f"this key is not allowed at location {location_id!r}")
+        principal.require_at(location_id)
         location_ids = [location_id]
     elif principal.role in LOCATION_BOUND:
         location_ids = sorted(principal.location_ids)
@@ -166,8 +165,7 @@ def get_request(request_id: str, uow: ReadUow, principal: AnyRole) -> dict[str, 
     row = uow.fulfillment.get(request_id)
     if row is None:
         raise NotFound(f"no fulfillment request {request_id!r}")
-    if not principal.may_act_at(row["location_id"]):
-        raise Forbidden(f"this key is not allowed at location {row['location_id']!r}")
+    principal.require_at(row["location_id"])
     body = _requests_out(uow, [row])[0]
     shipments = uow.fulfillment.shipments(request_ids=[row["id"]])
     tracking = uow.fulfillment.tracking([s["id"] for s in shipments])
@@ -246,8 +244,7 @@ def get_shipment(shipment_id: str, uow: ReadUow, principal: AnyRole) -> dict[str
     shipment = uow.fulfillment.shipment(shipment_id)
     if shipment is None:
         raise NotFound(f"no shipment {shipment_id!r}")
-    if not principal.may_act_at(shipment["location_id"]):
-        raise Forbidden(f"this key is not allowed at location {shipment['location_id']!r}")
+    principal.require_at(shipment["location_id"])
     return shipment_out(shipment, uow.fulfillment.tracking([shipment_id]), with_label=True)
 
 

@@ -10,7 +10,6 @@ from oms.api.deps import (
     ReadUow,
     Uow,
     require,
-    require_location,
 )
 from oms.domain.access import Principal, Role
 from oms.domain.errors import Forbidden, NotFound
@@ -27,7 +26,7 @@ StockKeepers = Annotated[Principal, Depends(require(Role.ADMIN, Role.INTEGRATOR,
 @router.put("/v1/inventory/{location_id}/{sku}", summary="Set a stock level (a count)")
 def put_level(location_id: Code, sku: Code, body: StockLevelIn, uow: Uow,
               principal: StockKeepers) -> dict[str, Any]:
-    require_location(principal, location_id)
+    principal.require_at(location_id)
     return inventory.set_level(uow, location_id, sku, body.on_hand, body.safety_stock)
 
 
