@@ -108,13 +108,27 @@ def encode_cursor(value: Any) -> str:
 
 
 def decode_any_cursor(cursor: str) -> Any:
-    """The JSON value a cursor holds; the caller checks its shape."""
+    """The JSON value a cursor holds; the caller checks its shape. No cursor this API issues
+    holds NUL, which PostgreSQL cannot compare with text."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        return json.loads(base64.urlsafe_b64decode(padded.encode()))
+        value = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        if _holds_nul(value):
+            raise ValueError("NUL in a cursor")
+        return value
     except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
         raise ValidationFailed("the cursor is not one this API issued",
                                [FieldError("cursor", "malformed")]) from exc
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, list):
+        return any(_holds_nul(v) for v in value)
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    return False
 
 
 def decode_cursor(cursor: str | None) -> str | None:

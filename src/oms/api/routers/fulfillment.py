@@ -111,8 +111,7 @@ def _queue_cursor(cursor: str | None) -> tuple[int, dt.datetime, str] | None:
         when = dt.datetime.fromisoformat(placed_at)
         # Only the ranks queue_rank gives: a forged one (true, 2**63) must not reach the query.
         if (type(rank) is not int or rank not in (0, 1, 2) or when.tzinfo is None
-                or not isinstance(request_id, str) or len(request_id) > 36
-                or "\x00" in request_id):
+                or not isinstance(request_id, str) or len(request_id) > 36):
             raise ValueError("not a cursor of this list")
         return rank, when, request_id
     except (TypeError, ValueError) as exc:
