@@ -5,7 +5,6 @@ of workers that share them through the database."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -15,11 +14,11 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import RowMapping
-from standardwebhooks.webhooks import Webhook
 
 from oms.adapters.db.repositories import StoredEvent, event_id, parse_event_id
 from oms.adapters.db.unit_of_work import UnitOfWork
 from oms.adapters.eventstream import Answer, WebhookTransport
+from oms.adapters.signing import signed_headers
 from oms.domain.errors import FieldError, NotFound, ValidationFailed
 from oms.domain.events import Event, utcnow
 from oms.domain.ids import new_id, new_webhook_secret
@@ -265,18 +264,6 @@ class Sent:
     answer: Answer | None
 
 
-def signature(secrets: Sequence[str], message_id: str, when: dt.datetime, body: str) -> str:
-    """`v1,<sig>` per secret, space-separated: during a rotation both verify."""
-    return " ".join(Webhook(s).sign(message_id, when, body) for s in secrets)
-
-
-def event_body(event: StoredEvent) -> str:
-    return json.dumps({
-        "id": event.id, "type": event.type, "occurred_at": event.occurred_at.isoformat(),
-        "entity_id": event.entity_id, "sequence": event.sequence, "data": event.payload,
-    }, separators=(",", ":"))
-
-
 def deliver_due(engine: Engine, transport: WebhookTransport, *, batch: int = 64,
                 concurrency: int = 8, timeout_seconds: float = 10.0) -> int:
     """Send what is due, several at once; returns how many attempts were made.
@@ -307,14 +294,13 @@ def deliver_due(engine: Engine, transport: WebhookTransport, *, batch: int = 64,
         when = utcnow()
         if event is None or sub is None or when + per_request > until:
             return Sent(delivery, None)  # left for the next pass
-        body = event_body(event)
+        body = event.document()
         secrets = [sub["secret"]]
         if sub["previous_secret"] and sub["previous_secret_expires_at"] and (
                 sub["previous_secret_expires_at"] > when):
             secrets.append(sub["previous_secret"])
-        headers = {"content-type": "application/json", "user-agent": "oms-webhooks",
-                   "webhook-id": event.id, "webhook-timestamp": str(int(when.timestamp())),
-                   "webhook-signature": signature(secrets, event.id, when, body)}
+        headers = {**signed_headers(event.id, secrets, body, when),
+                   "user-agent": "oms-webhooks"}
         return Sent(delivery, transport.send(sub["url"], headers, body.encode()))
 
     with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(claimed)))) as pool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -666,6 +667,13 @@ class StoredEvent:
     sequence: int
     occurred_at: dt.datetime
     payload: dict[str, Any]
+
+    def document(self) -> str:
+        """The event as pushed to webhooks and NATS: compact JSON, its state under `data`."""
+        return json.dumps({
+            "id": self.id, "type": self.type, "occurred_at": self.occurred_at.isoformat(),
+            "entity_id": self.entity_id, "sequence": self.sequence, "data": self.payload,
+        }, separators=(",", ":"))
 
 
 _EVENT_ID = re.compile(r"[0-9a-fA-F]{32}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 import nats
@@ -50,11 +49,8 @@ class NatsPublisher:
         order. Raises if the server does not acknowledge."""
         js = await self._connect()
         for e in events:
-            body = json.dumps({
-                "id": e.id, "type": e.type, "occurred_at": e.occurred_at.isoformat(),
-                "entity_id": e.entity_id, "sequence": e.sequence, "data": e.payload,
-            }, separators=(",", ":")).encode()
-            await js.publish(subject(e.type, self.subject_prefix), body, stream=self.stream,
+            await js.publish(subject(e.type, self.subject_prefix), e.document().encode(),
+                             stream=self.stream,
                              headers={"Nats-Msg-Id": e.id})
 
     async def close(self) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import httpx
-from standardwebhooks.webhooks import Webhook
 
 from oms.adapters.providers import Notification, NotifyFailed
+from oms.adapters.signing import signed_headers
 from oms.domain.events import utcnow
 
 
@@ -17,14 +17,8 @@ class HttpCallbackNotifier:
 
     def notify(self, notification: Notification) -> None:
         body = json.dumps(notification.body, separators=(",", ":"))
-        now = utcnow()
-        headers = {
-            "content-type": "application/json",
-            "webhook-id": notification.message_id,
-            "webhook-timestamp": str(int(now.timestamp())),
-            "webhook-signature": Webhook(notification.secret).sign(
-                notification.message_id, now, body),
-        }
+        headers = signed_headers(notification.message_id, [notification.secret], body,
+                                 utcnow())
         try:
             answer = httpx.post(notification.url, content=body, headers=headers,
                                 timeout=self.timeout)
