@@ -322,13 +322,13 @@ def withdraw_items(uow: UnitOfWork, order: RowLike, item_ids: Sequence[str], sta
         request = uow.fulfillment.get(request_id, for_update=True)
         assert request is not None
         uow.fulfillment.set_links(request_id, ids, status, reason=reason)
-        still_open = [x for x in uow.fulfillment.links([request_id])
-                      if x["status"] == LinkStatus.OPEN]
+        links = uow.fulfillment.links([request_id])
+        still_open = [x for x in links if x["status"] == LinkStatus.OPEN]
         values = {} if still_open else {"status": RequestStatus.CANCELLED.value,
                                         "reason": reason}
         version = uow.fulfillment.update(request_id, now, **values)
         body = request_out({**request, **values, "version": version, "updated_at": now},
-                           uow.fulfillment.links([request_id]), order["currency"])
+                           links, order["currency"])
         uow.record(Event("fulfillment_request.items_cancelled", request_id, version,
                          {**body, "cancelled_items": ids}, now))
 

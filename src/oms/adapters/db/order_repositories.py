@@ -115,6 +115,14 @@ class OrderRepository:
             .order_by(t.order_items.c.order_id, t.order_items.c.line)
         ).mappings())
 
+    def currencies(self, order_ids: Sequence[str]) -> dict[str, str]:
+        """Each order's currency, in one query."""
+        if not order_ids:
+            return {}
+        o = t.orders.c
+        return {r.id: r.currency for r in self.conn.execute(
+            select(o.id, o.currency).where(o.id.in_(list(order_ids))))}
+
     def payments(self, order_id: str) -> list[RowMapping]:
         return list(self.conn.execute(
             select(t.payments).where(t.payments.c.order_id == order_id)

@@ -153,8 +153,7 @@ def _requests_out(uow: ReadUow, rows: list[Any]) -> list[dict[str, Any]]:
     links: dict[str, list[Any]] = {}
     for link in uow.fulfillment.links([r["id"] for r in rows]):
         links.setdefault(link["request_id"], []).append(link)
-    currencies = {o["id"]: o["currency"] for o in (
-        uow.orders.get(order_id) for order_id in {r["order_id"] for r in rows}) if o}
+    currencies = uow.orders.currencies(sorted({r["order_id"] for r in rows}))
     return [request_out(r, links.get(r["id"], []), currencies[r["order_id"]]) for r in rows]
 
 
