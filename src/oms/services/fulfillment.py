@@ -194,7 +194,7 @@ def hand_over(uow: UnitOfWork, ctx: Context, request_id: str, collected_by: str 
         assert customer is not None
         collected_by = customer["name"] or customer["email"]
     item_ids = [x["item_id"] for x in work.open]
-    _check_shippable(uow, work.open)
+    _check_shippable(work.open)
     _consume(uow, work.open)
     uow.fulfillment.set_links(request_id, item_ids, LinkStatus.PICKED_UP.value)
     version = uow.fulfillment.update(request_id, now, status=target.value,
@@ -211,7 +211,7 @@ def ship(uow: UnitOfWork, ctx: Context, request_id: str, carrier: str | None
     """Book the delivery of everything packed with the carrier, and send it on its way."""
     work = _begin(uow, ctx, request_id)
     target = work.next(Step.SHIP)
-    _check_shippable(uow, work.open)
+    _check_shippable(work.open)
     now = utcnow()
     code = carrier or work.request["carrier"] or ctx.default_carrier
     location = uow.locations.get(work.request["location_id"])
@@ -252,7 +252,7 @@ def report_shipment(uow: UnitOfWork, ctx: Context, request_id: str, item_ids: Se
     work.next(Step.SHIPMENTS)
     wanted = list(item_ids) or [x["item_id"] for x in work.open]
     _check_items(work, wanted, "items")
-    _check_shippable(uow, [x for x in work.open if x["item_id"] in set(wanted)])
+    _check_shippable([x for x in work.open if x["item_id"] in set(wanted)])
     now = utcnow()
     shipment_id = new_id()
     shipment = _add_shipment(uow, work, shipment_id, carrier, tracking_number, tracking_url,
@@ -349,14 +349,12 @@ def _check_items(work: _Work, item_ids: Sequence[str], field: str) -> None:
         raise ValidationFailed("; ".join(e.message for e in errors), errors)
 
 
-def _check_shippable(uow: UnitOfWork, links: Sequence[RowMapping]) -> None:
+def _check_shippable(links: Sequence[RowMapping]) -> None:
     if not links:
         raise ValidationFailed("the request has no items left to ship")
     # A pre-order still holding future stock: its delivery has not come in yet.
-    waiting = [(x["sku"], r.available_on) for x in links
-               if x["preorder"] and x["reservation_id"] is not None
-               and (r := uow.reservations.get(x["reservation_id"])) is not None
-               and r.available_on is not None]
+    waiting = [(x["sku"], x["stock_expected_on"]) for x in links
+               if x["stock_expected_on"] is not None]
     if waiting:
         raise ValidationFailed(
             "pre-order items cannot leave before their stock arrives: "

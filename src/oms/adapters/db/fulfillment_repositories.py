@@ -49,13 +49,16 @@ class FulfillmentRepository:
             .order_by(R.created_at, R.id)).mappings())
 
     def links(self, request_ids: Sequence[str]) -> list[RowMapping]:
-        """Each request's items with their part in it, and the order item's details."""
+        """Each request's items with their part in it, the order item's details, and, for a
+        pre-order still holding future stock, the date that stock is expected."""
         i = t.order_items.c
+        r = t.reservations.c
         return list(self.conn.execute(
             select(t.fulfillment_request_items, i.sku, i.quantity, i.line, i.reservation_id,
                    i.status.label("item_status"), i.unit_price_minor, i.discount_minor,
-                   i.tax_minor, i.preorder)
+                   i.tax_minor, i.preorder, r.available_on.label("stock_expected_on"))
             .join(t.order_items, i.id == L.item_id)
+            .outerjoin(t.reservations, r.id == i.reservation_id)
             .where(L.request_id.in_(list(request_ids)))
             .order_by(L.request_id, i.line)).mappings())
 
