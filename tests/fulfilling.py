@@ -8,6 +8,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from oms.adapters.payments.simulated import SimulatedPsp
+from oms.adapters.registry import Providers
 from tests.helpers import Api
 
 
@@ -45,6 +46,11 @@ def level(api: Api, location_id: str = "mitte", sku: str = "SKU-1") -> tuple[int
     assert r.status_code == 200, r.text
     body = r.json()
     return body["on_hand"], body["reserved"], body["atp"]
+
+
+def providers_of(app_client: TestClient) -> Providers:
+    providers: Providers = app_client.app.state.providers  # type: ignore[attr-defined]
+    return providers
 
 
 def simulated_psp(app_client: TestClient) -> SimulatedPsp:

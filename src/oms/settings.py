@@ -15,8 +15,11 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///./oms.db"
     #: Idempotency keys are kept at least this long (DESIGN §3.3: at least 24 h).
     idempotency_ttl_hours: int = 24
-    #: A request holding an idempotency key this long without finishing is taken as crashed.
-    idempotency_stale_seconds: int = 300
+    #: A request body larger than this is refused (413) before it is read; imports have
+    #: their own limit.
+    max_body_bytes: int = 1024 * 1024
+    #: The same for an import file.
+    max_import_bytes: int = 200 * 1024 * 1024
     #: Connection pool per process (PostgreSQL).
     db_pool_size: int = 10
     db_max_overflow: int = 20

@@ -3,7 +3,8 @@ the work through the database):
 
 - housekeeping, every `interval`: pre-orders move onto stock when their delivery date comes,
   orders on hold are routed again, DCs and 3PLs are told of their requests, pickups nobody
-  collected are cancelled;
+  collected are cancelled, PSP and carrier calls left over are carried out, and stored
+  answers of Idempotency-Keys older than their lifetime are dropped;
 - webhooks: new events become deliveries, and due deliveries are sent;
 - with `OMS_NATS_URL`, every event is published to NATS JetStream, in order.
 """
@@ -11,6 +12,7 @@ the work through the database):
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import signal
 import threading
@@ -25,8 +27,10 @@ from oms.adapters.registry import Providers, providers_from
 from oms.domain.events import utcnow
 from oms.services import event_sinks, webhooks
 from oms.services.fulfillment import notify_providers
+from oms.services.idempotency import purge_answers
 from oms.services.inventory import release_due_preorders
 from oms.services.orders import expire_uncollected_pickups, reroute_waiting
+from oms.services.provider_calls import carry_out_due
 from oms.settings import Settings
 
 log = logging.getLogger("oms.worker")
@@ -44,10 +48,15 @@ def housekeeping(engine: Engine, settings: Settings, providers: Providers) -> in
     notified = notify_providers(engine, providers, utcnow())
     if notified:
         log.info("delivered %d fulfilment requests to their DCs and 3PLs", notified)
-    expired = expire_uncollected_pickups(engine, utcnow(), settings.pickup_expiry_days)
+    expired = expire_uncollected_pickups(engine, providers, utcnow(),
+                                         settings.pickup_expiry_days)
     if expired:
         log.info("cancelled %d pickups not collected within %d days", expired,
                  settings.pickup_expiry_days)
+    called = carry_out_due(engine, providers, utcnow())
+    if called:
+        log.info("carried out %d PSP and carrier calls left over or to try again", called)
+    purge_answers(engine, utcnow() - dt.timedelta(hours=settings.idempotency_ttl_hours))
     return 0
 
 

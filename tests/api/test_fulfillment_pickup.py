@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 
 from oms.services.orders import expire_uncollected_pickups
 from tests.fulfilling import (
+    providers_of,
     item_statuses,
     level,
     request_of,
@@ -166,13 +167,13 @@ def test_uncollected_pickup_expires(api: Api, shop: Shop, engine: Engine,
     assert first_ready < second_ready
 
     # Exactly seven days ready is not yet more than seven days.
-    assert expire_uncollected_pickups(engine, first_ready + dt.timedelta(days=7), 7) == 0
-    assert expire_uncollected_pickups(engine, first_ready + dt.timedelta(days=3), 7) == 0
+    assert expire_uncollected_pickups(engine, providers_of(app_client), first_ready + dt.timedelta(days=7), 7) == 0
+    assert expire_uncollected_pickups(engine, providers_of(app_client), first_ready + dt.timedelta(days=3), 7) == 0
     assert request_of(api, ready["id"])["status"] == "ready_for_pickup"
 
     # Past the first pickup's expiry, before the second one's.
     now = first_ready + (second_ready - first_ready) / 2 + dt.timedelta(days=7)
-    assert expire_uncollected_pickups(engine, now, 7) == 1
+    assert expire_uncollected_pickups(engine, providers_of(app_client), now, 7) == 1
 
     expired = request_of(api, ready["id"])
     assert expired["status"] == "cancelled"
@@ -204,21 +205,27 @@ def test_uncollected_pickup_expires(api: Api, shop: Shop, engine: Engine,
     assert events(api, type="order.items_cancelled", entity_id=later_order["id"]) == []
 
     # Running it again finds nothing more to do; a late customer is turned away.
-    assert expire_uncollected_pickups(engine, now, 7) == 0
+    assert expire_uncollected_pickups(engine, providers_of(app_client), now, 7) == 0
     problem(api.post(f"/v1/fulfillment-requests/{ready['id']}/hand-over", json={}), 409)
-    assert simulated_psp(app_client).calls == []
+    psp = simulated_psp(app_client)
+    assert psp.calls == []
+    # Nothing of it will be collected: its authorisation is released at the PSP.
+    assert [(c.reference, c.amount_minor) for c in psp.void_calls] == [("PSP-W-1", 4736)]
+    [voided] = events(api, type="payment.voided", entity_id=order["payments"][0]["id"])
+    assert (voided["payload"]["amount"], voided["payload"]["status"]) == ("47.36", "voided")
     assert step(api, later["id"], "hand-over")["status"] == "picked_up"
     assert level(api) == (8, 0, 8)
 
 
-def test_a_pickup_not_yet_ready_does_not_expire(api: Api, shop: Shop, engine: Engine) -> None:
+def test_a_pickup_not_yet_ready_does_not_expire(api: Api, shop: Shop, engine: Engine,
+                                                app_client: TestClient) -> None:
     shop({("mitte", "SKU-1"): 5})
     order = place(api, order_body(("SKU-1", 2), pickup_at="mitte"))
     [request] = requests_of(api, order["id"])
     step(api, request["id"], "accept")
     step(api, request["id"], "pick")
     far = dt.datetime.now(dt.UTC) + dt.timedelta(days=365)
-    assert expire_uncollected_pickups(engine, far, 7) == 0
+    assert expire_uncollected_pickups(engine, providers_of(app_client), far, 7) == 0
     assert request_of(api, request["id"])["status"] == "picked"
     assert level(api) == (5, 2, 3)
 

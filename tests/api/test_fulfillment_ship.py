@@ -33,7 +33,7 @@ def test_ship_from_store_end_to_end(api: Api, shop: Shop, app_client: TestClient
     assert shipped["status"] == "shipped"
     shipment = shipped["shipment"]
     assert shipment["tracking_number"].startswith("SIM")
-    assert shipment["carrier"] == "dhl"
+    assert (shipment["carrier"], shipment["label_status"]) == ("dhl", "booked")
     assert base64.b64decode(shipment["label"]["content"]).startswith(b"^XA")
     assert item_statuses(api, order["id"]) == ["shipped"]
 
@@ -72,8 +72,13 @@ def test_ship_from_store_end_to_end(api: Api, shop: Shop, app_client: TestClient
         ("fulfillment_request.issued", 1), ("fulfillment_request.accepted", 2),
         ("fulfillment_request.picked", 3), ("fulfillment_request.packed", 4),
         ("fulfillment_request.shipped", 5)]
-    assert [e["type"] for e in events(api, entity_id=shipment["id"])] == [
-        "shipment.created", "shipment.updated", "shipment.updated"]
+    # Booked once the step committed: created without a label, then booked.
+    shipment_events = events(api, entity_id=shipment["id"])
+    assert [e["type"] for e in shipment_events] == [
+        "shipment.created", "shipment.booked", "shipment.updated", "shipment.updated"]
+    assert [(e["payload"]["label_status"], e["payload"]["tracking_number"])
+            for e in shipment_events[:2]] == [
+        ("pending", None), ("booked", shipment["tracking_number"])]
     assert [e["type"] for e in events(api, entity_id=got["payments"][0]["id"])] == [
         "payment.captured"]
     sequences = [e["sequence"] for e in events(api, entity_id=order["id"])]

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Request, Response
 from sqlalchemy import Engine
 
 from oms import __version__
 from oms.adapters.db.engine import make_engine
-from oms.adapters.db.idempotency import IdempotencyStore
 from oms.adapters.eventstream.http import HttpTransport
 from oms.adapters.registry import providers_from
 from oms.api import problems
+from oms.api.auth import AuthenticationMiddleware
 from oms.api.deps import no_nul_in_path, no_nul_in_query
-from oms.api.idempotency import IdempotencyMiddleware
+from oms.api.limits import BodyLimitMiddleware
 from oms.api.routers import (
     events,
     fulfillment,
@@ -27,6 +26,7 @@ from oms.api.routers import (
     routing,
     webhooks,
 )
+from oms.api.transactions import Replay
 from oms.settings import Settings, get_settings
 
 DESCRIPTION = """
@@ -47,6 +47,11 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.webhook_transport = HttpTransport(settings.webhook_timeout_seconds,
                                                 allow_private=settings.webhook_allow_private)
     problems.install(app)
+
+    @app.exception_handler(Replay)
+    async def _replay(_: Request, replay: Replay) -> Response:
+        return replay.response()
+
     for module in (products, locations, inventory, orders, fulfillment, routing, events,
                    webhooks, imports):
         app.include_router(module.router)
@@ -57,10 +62,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             conn.exec_driver_sql("SELECT 1")
         return {"status": "ok", "version": __version__}
 
-    app.add_middleware(
-        IdempotencyMiddleware,
-        store=IdempotencyStore(engine),
-        ttl=dt.timedelta(hours=settings.idempotency_ttl_hours),
-        stale_after=dt.timedelta(seconds=settings.idempotency_stale_seconds),
-    )
+    # The last added runs first: the caller is known before the body is looked at.
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes,
+                       max_import_bytes=settings.max_import_bytes)
+    app.add_middleware(AuthenticationMiddleware, engine=engine)
     return app

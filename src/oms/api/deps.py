@@ -12,10 +12,10 @@ from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from oms.adapters.db.unit_of_work import UnitOfWork
+from oms.api.auth import PRINCIPAL
 from oms.domain.access import Principal, Role
 from oms.domain.errors import DomainError, FieldError, Forbidden, ValidationFailed
 from oms.domain.ids import is_valid_code
-from oms.services.apikeys import authenticate
 
 bearer = HTTPBearer(auto_error=False, description="An API key made by `oms apikey create`")
 
@@ -42,42 +42,31 @@ def no_nul_in_path(request: Request) -> None:
         )
 
 
-# Both depend on the caller's key so that checking it (on a connection of its own) comes
-# first: a request holding its unit of work's connection while it waits for a second one to
-# check the key could, under load, hold the whole pool with no request able to finish.
-def get_uow(request: Request, _: CurrentKey) -> Iterator[UnitOfWork]:
-    with UnitOfWork(request.app.state.engine) as uow:
-        yield uow
+async def current_principal(
+    request: Request,
+    _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal:
+    """The caller, as AuthenticationMiddleware found it before the request was read (the
+    bearer dependency only documents the scheme in the OpenAPI)."""
+    principal = request.scope.get("state", {}).get(PRINCIPAL)
+    if not isinstance(principal, Principal):
+        raise DomainError("send an API key as 'Authorization: Bearer <key>'", [],
+                          "unauthorized")
+    return principal
 
 
+CurrentKey = Annotated[Principal, Depends(current_principal)]
+
+
+# The caller's key comes first (it is checked on a connection of its own before the request
+# is read): a request holding its unit of work's connection while it waited for a second
+# one could, under load, hold the whole pool with no request able to finish.
 def get_read_uow(request: Request, _: CurrentKey) -> Iterator[UnitOfWork]:
     with UnitOfWork(request.app.state.engine, read_only=True) as uow:
         yield uow
 
 
-Uow = Annotated[UnitOfWork, Depends(get_uow)]
 ReadUow = Annotated[UnitOfWork, Depends(get_read_uow)]
-
-
-class Unauthorized(DomainError):
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail, [], "unauthorized")
-
-
-def current_principal(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> Principal:
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise Unauthorized("send an API key as 'Authorization: Bearer <key>'")
-    with UnitOfWork(request.app.state.engine, read_only=True) as uow:
-        principal = authenticate(uow, credentials.credentials)
-    if principal is None:
-        raise Unauthorized("the API key is unknown or revoked")
-    return principal
-
-
-CurrentKey = Annotated[Principal, Depends(current_principal)]
 
 
 def require(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:

@@ -9,8 +9,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from oms.adapters.db.errors import is_transient
 from oms.domain.errors import DomainError, FieldError
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,7 @@ _STATUS = {
     "payload-too-large": 413,
     "unsupported-media-type": 415,
     "internal-error": 500,
+    "service-unavailable": 503,
 }
 
 _TITLE = {
@@ -52,6 +55,7 @@ _TITLE = {
     "payload-too-large": "Payload too large",
     "unsupported-media-type": "Unsupported media type",
     "internal-error": "Internal error",
+    "service-unavailable": "Busy: try again shortly",
 }
 
 
@@ -78,6 +82,14 @@ def problem(
     return JSONResponse(body, status_code=code, media_type=PROBLEM_JSON, headers=headers)
 
 
+def domain_problem(exc: DomainError, path: str) -> JSONResponse:
+    """The answer to a refusal of the business rules."""
+    headers = {"WWW-Authenticate": "Bearer"} if exc.kind == "unauthorized" else None
+    if exc.kind == "idempotency-key-in-use":
+        headers = {"Retry-After": "1"}
+    return problem(exc.kind, exc.detail, exc.errors, instance=path, headers=headers)
+
+
 def _field(loc: Sequence[int | str]) -> str:
     parts = [str(p) for p in loc]
     if parts and parts[0] in ("body", "query", "path", "header"):
@@ -93,9 +105,22 @@ def _message(error: dict[str, Any]) -> str:
 def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.kind == "unauthorized" else None
-        return problem(exc.kind, exc.detail, exc.errors, instance=request.url.path,
-                       headers=headers)
+        return domain_problem(exc, request.url.path)
+
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
+        if is_transient(exc):
+            # A deadlock, a lock held past lock_timeout, a connection lost: nothing was
+            # written, and the same request will most likely pass in a moment.
+            log.warning("transient database failure on %s %s: %s", request.method,
+                        request.url.path, exc.orig)
+            return problem("service-unavailable",
+                           "the database was busy and nothing was changed; send the request "
+                           "again (with the same Idempotency-Key, if it had one)",
+                           instance=request.url.path, headers={"Retry-After": "1"})
+        log.exception("database error on %s %s", request.method, request.url.path)
+        return problem("internal-error", "an unexpected error occurred; it has been logged",
+                       instance=request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -63,6 +63,11 @@ class PaymentState(StrEnum):
     CAPTURED = "captured"
     #: The PSP refused the last capture; what is owed stays owed and is asked again.
     CAPTURE_FAILED = "capture_failed"
+    #: Some or all of what was captured was given back (cancelled items, returns).
+    PARTIALLY_REFUNDED = "partially_refunded"
+    REFUNDED = "refunded"
+    #: Nothing was captured and the whole authorisation was released (a cancelled order).
+    VOIDED = "voided"
 
 
 #: Items that still hold a reservation and may be cancelled.

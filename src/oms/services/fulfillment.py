@@ -12,9 +12,8 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.engine import RowMapping
 
-from oms.adapters.carriers import BookingRequest, CarrierError, Parcel
+from oms.adapters.carriers import Parcel
 from oms.adapters.db.unit_of_work import UnitOfWork
-from oms.adapters.payments import CaptureRequest
 from oms.adapters.providers import Notification, NotifyFailed
 from oms.adapters.registry import Providers
 from oms.domain.access import Principal
@@ -22,7 +21,6 @@ from oms.domain.errors import (
     FieldError,
     InvalidState,
     NotFound,
-    UpstreamFailed,
     ValidationFailed,
 )
 from oms.domain.events import Event, utcnow
@@ -37,10 +35,10 @@ from oms.domain.fulfillment import (
     next_status,
 )
 from oms.domain.ids import new_id
-from oms.domain.money import Money
-from oms.domain.orders import DEPARTED_STATUSES, ItemStatus, PaymentState
+from oms.domain.orders import DEPARTED_STATUSES, ItemStatus
+from oms.domain.payments import CallKind, plan_captures
 from oms.domain.retries import delay_after
-from oms.services import inventory
+from oms.services import inventory, provider_calls
 from oms.services.routing import (
     RowLike,
     line_total,
@@ -48,6 +46,7 @@ from oms.services.routing import (
     request_out,
     route_items,
 )
+from oms.services.shipments import shipment_out
 
 #: A worker that took a notification and died leaves it to others after this long.
 NOTIFY_LEASE = dt.timedelta(minutes=2)
@@ -201,47 +200,77 @@ def hand_over(uow: UnitOfWork, ctx: Context, request_id: str, collected_by: str 
                                      collected_by=collected_by)
     _items_changed(uow, work.order, [(i, ItemStatus.FULFILLED.value) for i in item_ids], now)
     body = _record_request(uow, work, "fulfillment_request.picked_up", version, now)
-    capture_owed(uow, ctx.providers, work.order["id"], f"handover-{request_id}", now)
+    provider_calls.after_commit(uow, ctx.providers, capture_owed(uow, work.order["id"], now))
     uow.commit()
     return body
 
 
 def ship(uow: UnitOfWork, ctx: Context, request_id: str, carrier: str | None
          ) -> dict[str, Any]:
-    """Book the delivery of everything packed with the carrier, and send it on its way."""
+    """Send everything packed on its way. The carrier's booking (tracking number and label)
+    and the capture are carried out once this commits: `shipped_view` shows their outcome."""
     work = _begin(uow, ctx, request_id)
     target = work.next(Step.SHIP)
     _check_shippable(work.open)
     now = utcnow()
     code = carrier or work.request["carrier"] or ctx.default_carrier
-    location = uow.locations.get(work.request["location_id"])
-    assert location is not None
-    address = location.value.address
-    parcels = tuple(Parcel(**p) for p in work.request["parcels"] or [])
-    shipment_id = new_id()
-    customer = uow.customers.get(work.order["customer_id"])
-    assert customer is not None
-    ship_to = {"name": customer["name"], **(work.order["shipping_address"] or {})}
-    try:
-        booking = ctx.providers.carrier(code).book(BookingRequest(
-            shipment_id=shipment_id, carrier=code,
-            service_level=work.order["service_level"] or "standard",
-            ship_from={"name": location.value.name, "line1": address.line1,
-                       "postal_code": address.postal_code, "city": address.city,
-                       "country": address.country},
-            ship_to=ship_to, parcels=parcels, reference=work.order["display_id"]))
-    except CarrierError as exc:
-        raise UpstreamFailed(f"carrier {code!r} did not book the shipment: {exc}") from exc
-    shipment = _add_shipment(uow, work, shipment_id, code, booking.tracking_number,
-                             booking.tracking_url, [x["item_id"] for x in work.open],
-                             work.request["parcels"] or [], now,
-                             label=(booking.label_format, booking.label))
+    shipment = _add_shipment(uow, work, new_id(), code, None, None,
+                             [x["item_id"] for x in work.open], work.request["parcels"] or [],
+                             now, label_status="pending")
+    calls = [provider_calls.add_label_call(uow, shipment, now)]
     version = uow.fulfillment.update(request_id, now, status=target.value, carrier=code)
     body = _record_request(uow, work, "fulfillment_request.shipped", version, now,
-                           shipment_id=shipment_id)
-    capture_owed(uow, ctx.providers, work.order["id"], f"shipment-{shipment_id}", now)
+                           shipment_id=shipment["id"])
+    calls += capture_owed(uow, work.order["id"], now)
+    provider_calls.after_commit(uow, ctx.providers, calls)
     uow.commit()
     return {**body, "shipment": shipment_out(shipment, [], with_label=True)}
+
+
+def shipped_view(uow: UnitOfWork, request_id: str, shipment_id: str) -> dict[str, Any]:
+    """A request with one of its shipments, as they stand now (its label once booked)."""
+    request = uow.fulfillment.get(request_id)
+    shipment = uow.fulfillment.shipment(shipment_id)
+    assert request is not None
+    assert shipment is not None
+    [currency] = uow.orders.currencies([request["order_id"]]).values()
+    return {**request_out(request, uow.fulfillment.links([request_id]), currency),
+            "shipment": shipment_out(shipment, uow.fulfillment.tracking([shipment_id]),
+                                     with_label=True)}
+
+
+def shipment_view(uow: UnitOfWork, shipment_id: str) -> dict[str, Any]:
+    shipment = uow.fulfillment.shipment(shipment_id)
+    assert shipment is not None
+    return shipment_out(shipment, uow.fulfillment.tracking([shipment_id]), with_label=True)
+
+
+def book_label_again(uow: UnitOfWork, ctx: Context, shipment_id: str, carrier: str | None
+                     ) -> dict[str, Any]:
+    """After the carrier refused a booking: book it again, with another carrier if named."""
+    found = uow.fulfillment.shipment(shipment_id)
+    if found is None:
+        raise NotFound(f"no shipment {shipment_id!r}")
+    ctx.actor.require_at(found["location_id"])
+    uow.orders.get(found["order_id"], for_update=True)
+    shipment = uow.fulfillment.shipment(shipment_id, for_update=True)
+    assert shipment is not None
+    if shipment["label_status"] != "failed":
+        state = shipment["label_status"] or "booked by its DC or 3PL"
+        raise InvalidState(f"the shipment's label is {state}; only a refused booking is "
+                           "asked again")
+    now = utcnow()
+    code = carrier or shipment["carrier"]
+    version = uow.fulfillment.update_shipment_booking(
+        shipment_id, now, carrier=code, label_status="pending", label_error=None)
+    shipment = uow.fulfillment.shipment(shipment_id)
+    assert shipment is not None
+    body = shipment_out(shipment, uow.fulfillment.tracking([shipment_id]), with_label=True)
+    uow.record(Event("shipment.booking_requested", shipment_id, version, body, now))
+    provider_calls.after_commit(uow, ctx.providers,
+                                [provider_calls.add_label_call(uow, shipment, now)])
+    uow.commit()
+    return body
 
 
 def report_shipment(uow: UnitOfWork, ctx: Context, request_id: str, item_ids: Sequence[str],
@@ -256,13 +285,13 @@ def report_shipment(uow: UnitOfWork, ctx: Context, request_id: str, item_ids: Se
     now = utcnow()
     shipment_id = new_id()
     shipment = _add_shipment(uow, work, shipment_id, carrier, tracking_number, tracking_url,
-                             wanted, [], now, label=None)
+                             wanted, [], now, label_status=None)
     left = len(work.open) - len(set(wanted))
     status = RequestStatus.SHIPPED if left == 0 else RequestStatus.PARTIALLY_SHIPPED
     version = uow.fulfillment.update(request_id, now, status=status.value, carrier=carrier)
     body = _record_request(uow, work, "fulfillment_request.shipped", version, now,
                            shipment_id=shipment_id)
-    capture_owed(uow, ctx.providers, work.order["id"], f"shipment-{shipment_id}", now)
+    provider_calls.after_commit(uow, ctx.providers, capture_owed(uow, work.order["id"], now))
     uow.commit()
     return {**body, "shipment": shipment_out(shipment, [])}
 
@@ -291,9 +320,8 @@ def _reject(uow: UnitOfWork, work: _Work, item_ids: Sequence[str], reason: str,
             now: dt.datetime) -> None:
     """Release the items' stock here, record the rejection, and route them again."""
     rejected = set(item_ids)
-    for link in work.open:
-        if link["item_id"] in rejected and link["reservation_id"] is not None:
-            inventory.release(uow, link["reservation_id"])
+    inventory.release(uow, [x["reservation_id"] for x in work.open
+                            if x["item_id"] in rejected and x["reservation_id"] is not None])
     uow.fulfillment.set_links(work.request["id"], list(rejected), LinkStatus.REJECTED.value,
                               reason=reason)
     values: dict[str, Any] = {}
@@ -362,23 +390,23 @@ def _check_shippable(links: Sequence[RowMapping]) -> None:
 
 
 def _consume(uow: UnitOfWork, links: Sequence[RowMapping]) -> None:
-    for link in links:
-        if link["reservation_id"] is not None:
-            inventory.consume(uow, link["reservation_id"])
+    inventory.consume(uow, [x["reservation_id"] for x in links
+                            if x["reservation_id"] is not None])
 
 
 def _add_shipment(uow: UnitOfWork, work: _Work, shipment_id: str, carrier: str,
-                  tracking_number: str, tracking_url: str | None, item_ids: Sequence[str],
-                  parcels: list[dict[str, Any]], now: dt.datetime,
-                  label: tuple[str, str] | None) -> dict[str, Any]:
+                  tracking_number: str | None, tracking_url: str | None,
+                  item_ids: Sequence[str], parcels: list[dict[str, Any]], now: dt.datetime,
+                  label_status: str | None) -> dict[str, Any]:
     shipping = [x for x in work.open if x["item_id"] in set(item_ids)]
     _consume(uow, shipping)
     row = {
         "id": shipment_id, "request_id": work.request["id"], "order_id": work.order["id"],
         "location_id": work.request["location_id"], "carrier": carrier,
         "tracking_number": tracking_number, "tracking_url": tracking_url,
-        "label_format": label[0] if label else None, "label": label[1] if label else None,
-        "parcels": parcels, "item_ids": list(item_ids), "status": ShipmentStatus.CREATED.value,
+        "label_format": None, "label": None, "label_status": label_status,
+        "label_error": None, "parcels": parcels, "item_ids": list(item_ids),
+        "status": ShipmentStatus.CREATED.value,
         "version": 1, "created_at": now, "updated_at": now,
     }
     uow.fulfillment.add_shipment(row)
@@ -387,24 +415,6 @@ def _add_shipment(uow: UnitOfWork, work: _Work, shipment_id: str, carrier: str,
     _items_changed(uow, work.order, [(i, ItemStatus.SHIPPED.value) for i in item_ids], now)
     uow.record(Event("shipment.created", shipment_id, 1, shipment_out(row, []), now))
     return row
-
-
-def shipment_out(s: RowLike, tracking: Sequence[RowLike], *, with_label: bool = False
-                 ) -> dict[str, Any]:
-    body = {
-        "id": s["id"], "request_id": s["request_id"], "order_id": s["order_id"],
-        "location_id": s["location_id"], "carrier": s["carrier"],
-        "tracking_number": s["tracking_number"], "tracking_url": s["tracking_url"],
-        "parcels": s["parcels"], "item_ids": s["item_ids"], "status": s["status"],
-        "tracking_events": [{
-            "status": e["status"], "occurred_at": e["occurred_at"].isoformat(),
-            "description": e["description"], "place": e["place"]} for e in tracking],
-        "version": s["version"], "created_at": s["created_at"].isoformat(),
-        "updated_at": s["updated_at"].isoformat(),
-    }
-    if with_label and s["label"] is not None:
-        body["label"] = {"format": s["label_format"], "content": s["label"]}
-    return body
 
 
 def _parcel_out(p: Parcel) -> dict[str, Any]:
@@ -449,53 +459,23 @@ def record_tracking(uow: UnitOfWork, shipment_id: str, status: ShipmentStatus,
     return body
 
 
-def capture_owed(uow: UnitOfWork, providers: Providers, order_id: str, key: str,
-                 now: dt.datetime) -> None:
-    """Capture what the goods that left are worth and is not captured yet, from the order's
-    payments in turn. A refusal marks the payment `capture_failed` and keeps the amount owed:
-    the next departure, or a retry, asks for it again."""
+def capture_owed(uow: UnitOfWork, order_id: str, now: dt.datetime) -> list[str]:
+    """Ask for what the goods that left are worth and is not captured or asked for yet, from
+    the order's payments in turn; returns the calls to carry out once this commits. A
+    refused capture leaves the amount owed: the next departure, or a retry, asks again."""
     order = uow.orders.get(order_id)
     assert order is not None
-    items = uow.orders.items([order_id])
-    departed = [i for i in items if i["status"] in DEPARTED_STATUSES]
+    departed = [i for i in uow.orders.items([order_id]) if i["status"] in DEPARTED_STATUSES]
     if not departed:
-        return
+        return []
     owed = sum(line_total(i) for i in departed) + order["shipping_price_minor"]
-    payments = uow.orders.payments(order_id)
     # What the external system captured counts first; the grand total is the ceiling.
-    to_capture = min(owed, order["grand_total_minor"]) - sum(
-        p["captured_minor"] for p in payments)
-    currency = order["currency"]
-    for p in payments:
-        if to_capture <= 0:
-            break
-        room = p["amount_minor"] - p["captured_minor"]
-        if room <= 0:
-            continue
-        amount = min(room, to_capture)
-        psp = p["psp"] or "default"
-        result = providers.psp(psp).capture(CaptureRequest(
-            idempotency_key=f"{p['id']}:{key}", psp=psp, reference=p["reference"],
-            amount_minor=amount, currency=currency, authorized_minor=p["amount_minor"]))
-        payload = {"payment_id": p["id"], "order_id": order_id, "psp": psp,
-                   "reference": p["reference"], "currency": currency,
-                   "amount": Money.from_minor(amount, currency).formatted_amount()}
-        if not result.succeeded:
-            version = uow.fulfillment.update_payment(
-                p["id"], status=PaymentState.CAPTURE_FAILED.value,
-                failure_reason=(result.reason or "refused")[:300])
-            uow.record(Event("payment.capture_failed", p["id"], version,
-                             {**payload, "reason": result.reason}, now))
-            return
-        captured = p["captured_minor"] + amount
-        state = PaymentState.CAPTURED if captured == p["amount_minor"] else (
-            PaymentState.PARTIALLY_CAPTURED)
-        version = uow.fulfillment.update_payment(p["id"], status=state.value,
-                                                 captured_minor=captured, failure_reason=None)
-        uow.record(Event("payment.captured", p["id"], version, {
-            **payload, "captured": Money.from_minor(captured, currency).formatted_amount(),
-            "status": state.value}, now))
-        to_capture -= amount
+    books = provider_calls.payment_books(uow, order_id)
+    payments = {book.id: p for p, book in books}
+    return [provider_calls.add_payment_call(uow, payments[book.id], book, CallKind.CAPTURE,
+                                            amount, now)
+            for book, amount in plan_captures([b for _, b in books],
+                                              min(owed, order["grand_total_minor"]))]
 
 
 def notify_providers(engine: Engine, providers: Providers, now: dt.datetime,

@@ -295,14 +295,32 @@ def release_due_preorders(engine: Engine, today: dt.date, limit: int = 500) -> i
     return moved
 
 
-def release(uow: UnitOfWork, reservation_id: str) -> ReservationRecord:
-    """Give the reserved quantity back to ATP (cancellation, rejection, expiry)."""
-    return _close(uow, reservation_id, ReservationStatus.RELEASED)
+def release(uow: UnitOfWork, reservation_ids: Sequence[str]) -> None:
+    """Give the reserved quantities back to ATP (cancellation, rejection, expiry)."""
+    _close_all(uow, reservation_ids, ReservationStatus.RELEASED)
 
 
-def consume(uow: UnitOfWork, reservation_id: str) -> ReservationRecord:
+def consume(uow: UnitOfWork, reservation_ids: Sequence[str]) -> None:
     """The goods left the location (shipment, hand-over): on_hand and reserved go down."""
-    return _close(uow, reservation_id, ReservationStatus.CONSUMED)
+    _close_all(uow, reservation_ids, ReservationStatus.CONSUMED)
+
+
+def _close_all(uow: UnitOfWork, reservation_ids: Sequence[str],
+               status: ReservationStatus) -> None:
+    """Close reservations with their stock rows taken in the one order every path takes
+    them in (DESIGN §3.8): on-hand stock by (location, sku), then future stock by the same
+    key, as `reserve` does. Two transactions closing or reserving overlapping rows then wait
+    for each other instead of deadlocking."""
+    found = {r.id: r for r in uow.reservations.get_many(reservation_ids)}
+    missing = [x for x in reservation_ids if x not in found]
+    if missing:
+        raise NotFound(f"no reservation {missing[0]!r}")
+    for reservation in sorted(found.values(), key=stock_lock_key):
+        _close(uow, reservation.id, status)
+
+
+def stock_lock_key(r: ReservationRecord) -> tuple[bool, str, str, str]:
+    return (r.available_on is not None, r.location_id, r.sku, r.id)
 
 
 @dataclass(frozen=True)

@@ -33,8 +33,9 @@ from oms.domain.orders import (
     check_money,
     derive_status,
 )
+from oms.domain.payments import plan_release
 from oms.schemas import OrderIn
-from oms.services import fulfillment, inventory
+from oms.services import fulfillment, inventory, provider_calls
 from oms.services.routing import RowLike, line_total, refresh_order_status, route_items
 
 _DISPLAY_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
@@ -169,6 +170,7 @@ def order_rows(order: OrderIn, fingerprint: str, preorder_dates: Mapping[str, dt
           # Captured by the system that took the order: the OMS never captures it again.
           "captured_minor": Money.parse(p.amount, currency).minor
           if p.status is PaymentStatus.CAPTURED else 0,
+          "refunded_minor": 0, "voided_minor": 0,
           "failure_reason": None, "version": 1} for p in order.payments],
     )
 
@@ -250,8 +252,8 @@ def reroute_waiting(engine: Engine, limit: int = 100) -> int:
     return len(waiting)
 
 
-def cancel(uow: UnitOfWork, order_id: str, item_ids: Sequence[str] | None, reason: str | None
-           ) -> dict[str, Any]:
+def cancel(uow: UnitOfWork, providers: Providers, order_id: str,
+           item_ids: Sequence[str] | None, reason: str | None) -> dict[str, Any]:
     """Cancel some or all items not yet shipped: their reservations go back to ATP and they
     leave their fulfilment requests."""
     order = uow.orders.get(order_id, for_update=True)
@@ -270,39 +272,48 @@ def cancel(uow: UnitOfWork, order_id: str, item_ids: Sequence[str] | None, reaso
     if errors or not wanted:
         raise ValidationFailed("; ".join(e.message for e in errors) or
                                "nothing left to cancel", errors)
-    cancel_items(uow, order, items, wanted, reason, utcnow())
+    provider_calls.after_commit(uow, providers,
+                                cancel_items(uow, order, items, wanted, reason, utcnow()))
     body = order_out(uow, order["id"])
     uow.commit()
     return body
 
 
 def cancel_items(uow: UnitOfWork, order: RowLike, items: Sequence[RowLike],
-                 wanted: Sequence[str], reason: str | None, now: dt.datetime) -> None:
-    """Cancel these open items of the locked order, without committing."""
+                 wanted: Sequence[str], reason: str | None, now: dt.datetime) -> list[str]:
+    """Cancel these open items of the locked order, without committing. What the order no
+    longer owes is voided from its authorisations, or refunded where it was captured; returns
+    those PSP calls, to carry out once the transaction commits."""
     by_id = {i["id"]: i for i in items}
-    refund_minor = 0
-    for item_id in wanted:
-        item = by_id[item_id]
-        if item["reservation_id"] is not None:
-            inventory.release(uow, item["reservation_id"])
-        refund_minor += line_total(item)
+    inventory.release(uow, [by_id[x]["reservation_id"] for x in wanted
+                            if by_id[x]["reservation_id"] is not None])
+    refund_minor = sum(line_total(by_id[x]) for x in wanted)
     uow.orders.update_items([{
         "id": item_id, "status": ItemStatus.CANCELLED.value,
         "location_id": by_id[item_id]["location_id"], "reservation_id": None,
         "fulfillment_request_id": by_id[item_id]["fulfillment_request_id"],
         "hold_reason": reason} for item_id in wanted])
     fulfillment.withdraw_items(uow, order, wanted, "cancelled", reason, now)
-    if all(i["id"] in wanted or i["status"] == ItemStatus.CANCELLED for i in items):
+    remaining = [i for i in items
+                 if i["id"] not in wanted and i["status"] != ItemStatus.CANCELLED]
+    if not remaining:
         # Nothing of the order will ship, so its shipping is not owed either.
         refund_minor += order["shipping_price_minor"]
+    still_owed = min(sum(line_total(i) for i in remaining)
+                     + (order["shipping_price_minor"] if remaining else 0),
+                     order["grand_total_minor"])
     refresh_order_status(uow, order["id"], now)
     currency = order["currency"]
     uow.record(Event("order.items_cancelled", order["id"], uow.orders.next_version(
         order["id"], now), {
         "order_id": order["id"], "item_ids": list(wanted), "reason": reason,
-        # What the payment side must void or refund for these items.
+        # What the payment side voids or refunds for these items.
         "amount_to_void_or_refund": Money.from_minor(refund_minor, currency).formatted_amount(),
         "currency": currency}, now))
+    books = provider_calls.payment_books(uow, order["id"])
+    payments = {book.id: p for p, book in books}
+    return [provider_calls.add_payment_call(uow, payments[book.id], book, kind, amount, now)
+            for book, kind, amount in plan_release([b for _, b in books], still_owed)]
 
 
 def capture(uow: UnitOfWork, providers: Providers, order_id: str) -> dict[str, Any]:
@@ -310,14 +321,15 @@ def capture(uow: UnitOfWork, providers: Providers, order_id: str) -> dict[str, A
     order = uow.orders.get(order_id, for_update=True)
     if order is None:
         raise NotFound(f"no order {order_id!r}")
-    fulfillment.capture_owed(uow, providers, order["id"], f"retry-{new_id()}", utcnow())
+    provider_calls.after_commit(uow, providers,
+                                fulfillment.capture_owed(uow, order["id"], utcnow()))
     body = order_out(uow, order["id"])
     uow.commit()
     return body
 
 
-def expire_uncollected_pickups(engine: Engine, now: dt.datetime, days: int,
-                               limit: int = 100) -> int:
+def expire_uncollected_pickups(engine: Engine, providers: Providers, now: dt.datetime,
+                               days: int, limit: int = 100) -> int:
     """Cancel pickups ready for longer than `days` and not collected: their stock goes back
     to ATP. Returns how many requests expired."""
     with UnitOfWork(engine, read_only=True) as uow:
@@ -333,8 +345,9 @@ def expire_uncollected_pickups(engine: Engine, now: dt.datetime, days: int,
                 continue
             open_ids = [x["item_id"] for x in uow.fulfillment.links([request["id"]])
                         if x["status"] == LinkStatus.OPEN]
-            cancel_items(uow, order, uow.orders.items([order["id"]]), open_ids,
-                         f"not collected within {days} days", now)
+            provider_calls.after_commit(uow, providers, cancel_items(
+                uow, order, uow.orders.items([order["id"]]), open_ids,
+                f"not collected within {days} days", now))
             uow.commit()
             expired += 1
     return expired
@@ -364,14 +377,15 @@ def orders_out(uow: UnitOfWork, orders: Sequence[RowMapping]) -> list[dict[str, 
     for o in orders:
         customer = uow.customers.get(o["customer_id"])
         assert customer is not None
-        result.append(render_order(o, items_of[o["id"]], customer,
-                                   uow.orders.payments(o["id"])))
+        payments = uow.orders.payments(o["id"])
+        pending = uow.calls.pending_amounts([p["id"] for p in payments])
+        result.append(render_order(o, items_of[o["id"]], customer, payments, pending))
     return result
 
 
 def render_order(o: RowLike, items: Sequence[RowLike],
-                 customer: RowLike, payments: Sequence[RowLike]
-                 ) -> dict[str, Any]:
+                 customer: RowLike, payments: Sequence[RowLike],
+                 pending: Mapping[tuple[str, str], int] | None = None) -> dict[str, Any]:
     """An order as the API and its events show it."""
     c = o["currency"]
     return {
@@ -399,7 +413,13 @@ def render_order(o: RowLike, items: Sequence[RowLike],
         "fulfillment_location_id": o["fulfillment_location_id"],
         "payments": [{"id": p["id"], "method": p["method"], "psp": p["psp"],
                       "reference": p["reference"], "amount": _money(p["amount_minor"], c),
-                      "captured": _money(p["captured_minor"], c), "status": p["status"],
+                      "captured": _money(p["captured_minor"], c),
+                      "refunded": _money(p["refunded_minor"], c),
+                      "voided": _money(p["voided_minor"], c),
+                      # Asked of the PSP and not answered yet.
+                      "pending": {kind: _money((pending or {}).get((p["id"], kind), 0), c)
+                                  for kind in ("capture", "refund", "void")},
+                      "status": p["status"],
                       "failure_reason": p["failure_reason"]} for p in payments],
         "totals": {"grand_total": _money(o["grand_total_minor"], c)},
         "version": o["version"],

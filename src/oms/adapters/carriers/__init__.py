@@ -1,7 +1,9 @@
 """Shipping providers: book a delivery, get a tracking number and a label.
 
 A real carrier (a label API) is one module more: a class with `book` that takes a
-`BookingRequest`, named in `OMS_CARRIER_ADAPTERS` for the carrier codes it serves."""
+`BookingRequest`, named in `OMS_CARRIER_ADAPTERS` for the carrier codes it serves. It raises
+`CarrierError` when the carrier refuses the booking, and `oms.adapters.ProviderUnavailable`
+when it cannot be reached (the booking is asked again later with the same key)."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ class Parcel:
 @dataclass(frozen=True)
 class BookingRequest:
     #: Sent to the carrier as its idempotency key: asking again returns the same booking.
+    idempotency_key: str
     shipment_id: str
     carrier: str
     service_level: str
@@ -39,7 +42,7 @@ class Booking:
 
 
 class CarrierError(Exception):
-    """The carrier refused or could not be reached; nothing was booked."""
+    """The carrier refused the booking (an address it cannot serve, a parcel too heavy)."""
 
 
 class Carrier(Protocol):

@@ -178,6 +178,15 @@ class FulfillmentRepository:
             .returning(s.version)).one()
         return int(row.version)
 
+    def update_shipment_booking(self, shipment_id: str, now: dt.datetime, **values: Any
+                                ) -> int:
+        s = t.shipments.c
+        row = self.conn.execute(
+            update(t.shipments).where(s.id == shipment_id)
+            .values(**values, version=s.version + 1, updated_at=now)
+            .returning(s.version)).one()
+        return int(row.version)
+
     # -- payments
 
     def update_payment(self, payment_id: str, **values: Any) -> int:

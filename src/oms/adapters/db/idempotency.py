@@ -1,91 +1,73 @@
-"""Stored outcomes of requests sent with an Idempotency-Key."""
+"""Stored answers of requests sent with an Idempotency-Key.
+
+A request's answer is written in the same transaction as the change it made, so a change
+is never committed without its answer (a retry after any crash replays it or finds nothing
+done). While a request runs it holds its key: on PostgreSQL a transaction-scoped advisory
+lock, which a second request with the same key fails to take (409) and which goes away with
+the transaction however it ends; on SQLite the single writer lock does the same.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
 
-from sqlalchemy import Engine, delete, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.engine import Connection
 
 from oms.adapters.db import tables as t
+from oms.adapters.db.upsert import insert_for
 
 k = t.idempotency_keys.c
 
 
 @dataclass(frozen=True)
-class KeyRecord:
+class StoredAnswer:
     request_hash: str
-    status: str
-    response_status: int | None
-    response_headers: list[list[str]] | None
-    response_body: str | None
+    status: int
+    headers: list[list[str]]
+    body: str
     created_at: dt.datetime
-    locked_at: dt.datetime | None
 
 
-class IdempotencyStore:
-    RUNNING = "running"
-    DONE = "done"
+class IdempotencyRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def hold(self, scope: str, key: str) -> bool:
+        """Take the key for this transaction; False if another running request holds it."""
+        if self.conn.dialect.name != "postgresql":
+            return True  # BEGIN IMMEDIATE: this transaction is the only writer
+        return bool(self.conn.scalar(select(func.pg_try_advisory_xact_lock(
+            func.hashtextextended(scope + "\x1f" + key, 0)))))
 
-    def claim(
-        self, scope: str, key: str, request_hash: str, method: str, path: str, now: dt.datetime
-    ) -> KeyRecord | None:
-        """Insert the key as running; None if this request now owns it, else the stored one."""
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(
-                    t.idempotency_keys.insert().values(
-                        scope=scope, key=key, request_hash=request_hash, method=method,
-                        path=path, status=self.RUNNING, created_at=now, locked_at=now,
-                    )
-                )
+    def get(self, scope: str, key: str) -> StoredAnswer | None:
+        row = self.conn.execute(
+            select(k.request_hash, k.response_status, k.response_headers, k.response_body,
+                   k.created_at).where(k.scope == scope, k.key == key)).first()
+        if row is None:
             return None
-        except IntegrityError:
-            pass
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                select(t.idempotency_keys).where(k.scope == scope, k.key == key)
-            ).first()
-        if row is None:  # expired and purged in between: try once more
-            return self.claim(scope, key, request_hash, method, path, now)
-        return KeyRecord(row.request_hash, row.status, row.response_status,
-                         row.response_headers, row.response_body, row.created_at, row.locked_at)
+        return StoredAnswer(row.request_hash, row.response_status, row.response_headers,
+                            row.response_body, row.created_at)
 
-    def take_over(self, scope: str, key: str, request_hash: str, seen_locked_at: dt.datetime | None,
-                  now: dt.datetime, *, reset_created: bool) -> bool:
-        """Take a key whose first request crashed or that expired; only one taker wins."""
-        values: dict[str, Any] = {"status": self.RUNNING, "locked_at": now,
-                                  "request_hash": request_hash, "response_status": None,
-                                  "response_headers": None, "response_body": None}
-        if reset_created:
-            values["created_at"] = now
-        stmt = update(t.idempotency_keys).where(k.scope == scope, k.key == key).values(**values)
-        stmt = stmt.where(k.locked_at.is_(None) if seen_locked_at is None
-                          else k.locked_at == seen_locked_at)
-        with self.engine.begin() as conn:
-            return conn.execute(stmt).rowcount == 1
+    def store(self, scope: str, key: str, request_hash: str, method: str, path: str,
+              status: int, headers: list[list[str]], body: str, now: dt.datetime) -> None:
+        """Keep the answer, replacing an expired one of the same key."""
+        values = {"request_hash": request_hash, "method": method, "path": path,
+                  "response_status": status, "response_headers": headers,
+                  "response_body": body, "created_at": now}
+        stmt = insert_for(self.conn, t.idempotency_keys).values(scope=scope, key=key, **values)
+        self.conn.execute(stmt.on_conflict_do_update(index_elements=[k.scope, k.key],
+                                                     set_=values))
 
-    def finish(self, scope: str, key: str, status: int, headers: list[list[str]],
-               body: str) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(t.idempotency_keys)
-                .where(k.scope == scope, k.key == key)
-                .values(status=self.DONE, response_status=status, response_headers=headers,
-                        response_body=body, locked_at=None)
-            )
-
-    def forget(self, scope: str, key: str) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(delete(t.idempotency_keys).where(k.scope == scope, k.key == key))
+    def replace_answer(self, scope: str, key: str, request_hash: str, status: int,
+                       headers: list[list[str]], body: str) -> None:
+        """A fuller answer of the same request, known once its work after commit was done."""
+        self.conn.execute(
+            update(t.idempotency_keys)
+            .where(k.scope == scope, k.key == key, k.request_hash == request_hash)
+            .values(response_status=status, response_headers=headers, response_body=body))
 
     def purge(self, older_than: dt.datetime) -> int:
-        with self.engine.begin() as conn:
-            return conn.execute(
-                delete(t.idempotency_keys).where(k.created_at < older_than)
-            ).rowcount
+        return self.conn.execute(
+            delete(t.idempotency_keys).where(k.created_at < older_than)).rowcount

@@ -364,7 +364,8 @@ class StockRepository:
                 "version": 1,
                 "updated_at": now,
             }
-            for row in rows
+            # In key order, as every path takes stock rows (DESIGN §3.8).
+            for row in sorted(rows, key=lambda r: (r["location_id"], r["sku"]))
         ]
         result = self.conn.execute(stmt, params)
         return {(r.location_id, r.sku): _level(r) for r in result}
@@ -630,6 +631,12 @@ class ReservationRepository:
                    c.status == ReservationStatus.ACTIVE.value)
             .values(available_on=None)
         ).rowcount == 1
+
+    def get_many(self, reservation_ids: Sequence[str]) -> list[ReservationRecord]:
+        if not reservation_ids:
+            return []
+        return [_reservation(r) for r in self.conn.execute(
+            select(t.reservations).where(t.reservations.c.id.in_(list(reservation_ids))))]
 
     def get(self, reservation_id: str) -> ReservationRecord | None:
         row = self.conn.execute(

@@ -181,12 +181,11 @@ idempotency_keys = Table(
     Column("request_hash", String(64), nullable=False),
     Column("method", String(8), nullable=False),
     Column("path", Text, nullable=False),
-    Column("status", String(12), nullable=False),
-    Column("response_status", Integer, nullable=True),
-    Column("response_headers", JSONDocument, nullable=True),
-    Column("response_body", Text, nullable=True),
+    # The answer, written in the transaction of the change it answers.
+    Column("response_status", Integer, nullable=False),
+    Column("response_headers", JSONDocument, nullable=False),
+    Column("response_body", Text, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
-    Column("locked_at", UTCDateTime, nullable=True),
 )
 Index("ix_idempotency_keys_created_at", idempotency_keys.c.created_at)
 
@@ -272,9 +271,14 @@ payments = Table(
     Column("status", String(20), nullable=False),
     # Captured so far (by the OMS, or by the external system before the order came).
     Column("captured_minor", BigInteger, nullable=False, server_default="0"),
+    # Given back of what was captured, and released of what was authorised and not captured.
+    Column("refunded_minor", BigInteger, nullable=False, server_default="0"),
+    Column("voided_minor", BigInteger, nullable=False, server_default="0"),
     Column("failure_reason", String(300), nullable=True),
     Column("version", Integer, nullable=False, server_default="1"),
-    CheckConstraint("captured_minor <= amount_minor", name="captured_within_amount"),
+    CheckConstraint("captured_minor + voided_minor <= amount_minor",
+                    name="captured_within_amount"),
+    CheckConstraint("refunded_minor <= captured_minor", name="refunded_within_captured"),
 )
 Index("ix_payments_order", payments.c.order_id)
 
@@ -353,10 +357,15 @@ shipments = Table(
     Column("order_id", String(36), ForeignKey("orders.id"), nullable=False),
     Column("location_id", String(64), ForeignKey("locations.id"), nullable=False),
     Column("carrier", String(64), nullable=False),
-    Column("tracking_number", String(100), nullable=False),
+    # None until the carrier booked it (a booking is carried out after the step commits).
+    Column("tracking_number", String(100), nullable=True),
     Column("tracking_url", String(2000), nullable=True),
     Column("label_format", String(16), nullable=True),
     Column("label", Text, nullable=True),
+    # Our booking of the carrier: pending, booked or failed; None when the location's own
+    # provider booked it (a DC or 3PL reports its shipments with their tracking).
+    Column("label_status", String(12), nullable=True),
+    Column("label_error", String(300), nullable=True),
     Column("parcels", JSONDocument, nullable=False),
     Column("item_ids", JSONDocument, nullable=False),
     Column("status", String(20), nullable=False),
@@ -458,3 +467,31 @@ event_sinks = Table(
     Column("after_position", BigInteger, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
+
+provider_calls = Table(
+    "provider_calls",
+    metadata,
+    # A call to a PSP or carrier, written in the transaction of the step that needs it and
+    # carried out after that transaction commits (DESIGN §3.7).
+    Column("id", String(36), primary_key=True),
+    Column("kind", String(12), nullable=False),
+    # Sent to the provider, which takes a call with a key it has seen as the same call; made
+    # of what the call is for, so that a step retried after a failed commit makes the same.
+    Column("idempotency_key", String(200), nullable=False, unique=True),
+    Column("order_id", String(36), ForeignKey("orders.id"), nullable=False),
+    Column("payment_id", String(36), ForeignKey("payments.id"), nullable=True),
+    Column("shipment_id", String(36), ForeignKey("shipments.id"), nullable=True),
+    Column("provider", String(64), nullable=False),
+    Column("amount_minor", BigInteger, nullable=True),
+    Column("status", String(12), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    # Whoever carries the call out holds it until then; the worker takes over after.
+    Column("lease_until", UTCDateTime, nullable=True),
+    Column("last_error", String(300), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("completed_at", UTCDateTime, nullable=True),
+)
+Index("ix_provider_calls_due", provider_calls.c.status, provider_calls.c.next_attempt_at)
+Index("ix_provider_calls_payment", provider_calls.c.payment_id)
+Index("ix_provider_calls_shipment", provider_calls.c.shipment_id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from types import TracebackType
 
 from sqlalchemy import Engine
@@ -9,11 +11,13 @@ from sqlalchemy.engine import NestedTransaction
 
 from oms.adapters.db.engine import READ_ONLY
 from oms.adapters.db.fulfillment_repositories import FulfillmentRepository
+from oms.adapters.db.idempotency import IdempotencyRepository
 from oms.adapters.db.order_repositories import (
     CustomerRepository,
     OrderRepository,
     RoutingRepository,
 )
+from oms.adapters.db.provider_calls import ProviderCallRepository
 from oms.adapters.db.repositories import (
     ApiKeyRepository,
     EventRepository,
@@ -25,16 +29,31 @@ from oms.adapters.db.repositories import (
 from oms.adapters.db.webhook_repositories import WebhookRepository
 from oms.domain.events import Event
 
+log = logging.getLogger(__name__)
+
 
 class UnitOfWork:
     """Rolls back unless committed. Events recorded during the work are written in the same
     transaction, just before it commits (DESIGN §3.2: a change and its events commit together).
+
+    Work that must wait for the commit (a call to a PSP or a carrier) is registered with
+    `after_commit` and runs once the transaction has committed and the connection is back in
+    the pool, outside any transaction.
+
+    With `defer_commit`, `commit()` ends the use case (its events are written) but the
+    transaction stays open until `finish()`: an API request stores its answer in the same
+    transaction as its change that way (DESIGN §3.3).
     """
 
-    def __init__(self, engine: Engine, *, read_only: bool = False) -> None:
+    def __init__(self, engine: Engine, *, read_only: bool = False,
+                 defer_commit: bool = False) -> None:
         self.engine = engine
         self.read_only = read_only
+        self.defer_commit = defer_commit
         self._pending: list[Event] = []
+        self._after_commit: list[Callable[[], None]] = []
+        self._on_begin: list[Callable[[], None]] = []
+        self.committed = False
 
     def __enter__(self) -> UnitOfWork:
         conn = self.engine.connect()
@@ -42,6 +61,8 @@ class UnitOfWork:
             conn = conn.execution_options(**{READ_ONLY: True})
         self.conn = conn
         self._tx = conn.begin()
+        self.idempotency = IdempotencyRepository(conn)
+        self.calls = ProviderCallRepository(conn)
         self.products = ProductRepository(conn)
         self.locations = LocationRepository(conn)
         self.stock = StockRepository(conn)
@@ -66,7 +87,16 @@ class UnitOfWork:
                 self._tx.rollback()
         finally:
             self._pending.clear()
+            work, self._after_commit = self._after_commit, []
             self.conn.close()
+        # With the connection back in the pool: work that takes connections of its own must
+        # not hold this one while it waits for them.
+        if self.committed:
+            for step in work:
+                try:
+                    step()
+                except Exception:
+                    log.exception("work after commit failed; the worker will carry it out")
 
     def record(self, *events: Event) -> None:
         self._pending.extend(events)
@@ -79,7 +109,22 @@ class UnitOfWork:
         """Undo everything so far and begin again on the same connection."""
         self._tx.rollback()
         self._pending.clear()
+        self._after_commit.clear()
         self._tx = self.conn.begin()
+        for hook in self._on_begin:
+            hook()
+
+    def on_begin(self, hook: Callable[[], None]) -> None:
+        """Run `hook` now and again whenever a rollback begins the transaction anew (it takes
+        what the transaction must hold, such as the request's idempotency key)."""
+        self._on_begin.append(hook)
+        hook()
+
+    def after_commit(self, work: Callable[[], None]) -> None:
+        """Run `work` once the transaction has committed and the unit of work is closed;
+        nothing if it rolls back. A failure of `work` is logged: what it does must be safe to
+        leave to the worker."""
+        self._after_commit.append(work)
 
     def pending_mark(self) -> int:
         return len(self._pending)
@@ -94,7 +139,15 @@ class UnitOfWork:
 
     def commit(self) -> None:
         self.flush_events()
+        if not self.defer_commit:
+            self.finish()
+
+    def finish(self) -> None:
+        """Commit the transaction; the work that waited for it runs as the unit of work
+        closes."""
+        self.flush_events()
         self._tx.commit()
+        self.committed = True
 
     def savepoint(self) -> NestedTransaction:
         return self.conn.begin_nested()

@@ -1,7 +1,10 @@
-"""Payment service providers: capture what was authorised when the goods leave.
+"""Payment service providers: capture what was authorised when the goods leave, refund what
+is given back, void what will not be captured.
 
-A real PSP (Adyen, Stripe, ...) is one module more: a class with `capture` that takes a
-`CaptureRequest`, named in `OMS_PSP_ADAPTERS` for the PSP codes it serves."""
+A real PSP (Adyen, Stripe, ...) is one module more: a class with `capture`, `refund` and
+`void` that take a `PaymentRequest`, named in `OMS_PSP_ADAPTERS` for the PSP codes it serves.
+A refusal is a `PaymentResult` that did not succeed; a PSP that cannot be reached raises
+`oms.adapters.ProviderUnavailable`, and the call is made again later with the same key."""
 
 from __future__ import annotations
 
@@ -10,8 +13,8 @@ from typing import Protocol
 
 
 @dataclass(frozen=True)
-class CaptureRequest:
-    #: Sent to the PSP as its idempotency key: a retried capture is not taken twice.
+class PaymentRequest:
+    #: Sent to the PSP as its idempotency key: a call made again is not taken twice.
     idempotency_key: str
     psp: str
     #: The PSP's reference of the authorisation.
@@ -23,11 +26,15 @@ class CaptureRequest:
 
 
 @dataclass(frozen=True)
-class CaptureResult:
+class PaymentResult:
     succeeded: bool
     psp_reference: str | None = None
     reason: str | None = None
 
 
 class PaymentProvider(Protocol):
-    def capture(self, request: CaptureRequest) -> CaptureResult: ...
+    def capture(self, request: PaymentRequest) -> PaymentResult: ...
+
+    def refund(self, request: PaymentRequest) -> PaymentResult: ...
+
+    def void(self, request: PaymentRequest) -> PaymentResult: ...

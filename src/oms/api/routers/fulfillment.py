@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import AfterValidator, Field
 
 from oms.adapters.carriers import Parcel
@@ -15,19 +15,20 @@ from oms.api.deps import (
     Integrators,
     Limit,
     ReadUow,
-    Uow,
     decode_any_cursor,
     encode_cursor,
     require,
 )
+from oms.api.transactions import WriteTx
 from oms.domain.access import LOCATION_BOUND, Principal, Role
 from oms.domain.errors import FieldError, NotFound, ValidationFailed
 from oms.domain.events import utcnow
 from oms.domain.fulfillment import RequestStatus, RequestType, ShipmentStatus
 from oms.schemas import Strict, UtcTime
 from oms.services import fulfillment
-from oms.services.fulfillment import Context, shipment_out
+from oms.services.fulfillment import Context
 from oms.services.routing import request_out
+from oms.services.shipments import shipment_out
 
 router = APIRouter(tags=["fulfillment"])
 #: Store steps: the location's own staff, or an admin.
@@ -174,67 +175,79 @@ def get_request(request_id: str, uow: ReadUow, principal: AnyRole) -> dict[str, 
 
 @router.post("/v1/fulfillment-requests/{request_id}/accept",
              summary="A store takes the request on")
-def accept(request_id: str, request: Request, uow: Uow, actor: StoreStaff) -> dict[str, Any]:
-    return fulfillment.accept(uow, _context(request, actor), request_id)
+def accept(request_id: str, request: Request, tx: WriteTx, actor: StoreStaff) -> Response:
+    return tx.done(fulfillment.accept(tx.uow, _context(request, actor), request_id))
 
 
 @router.post("/v1/fulfillment-requests/{request_id}/pick",
              summary="The items are picked; missing ones are rejected and routed elsewhere")
-def pick(request_id: str, body: PickIn, request: Request, uow: Uow, actor: StoreStaff
-         ) -> dict[str, Any]:
-    return fulfillment.pick(uow, _context(request, actor), request_id, body.missing,
-                            body.reason)
+def pick(request_id: str, body: PickIn, request: Request, tx: WriteTx, actor: StoreStaff
+         ) -> Response:
+    return tx.done(fulfillment.pick(tx.uow, _context(request, actor), request_id,
+                                    body.missing, body.reason))
 
 
 @router.post("/v1/fulfillment-requests/{request_id}/pack", summary="Packed into parcels")
-def pack(request_id: str, body: PackIn, request: Request, uow: Uow, actor: StoreStaff
-         ) -> dict[str, Any]:
+def pack(request_id: str, body: PackIn, request: Request, tx: WriteTx, actor: StoreStaff
+         ) -> Response:
     parcels = [Parcel(**p.model_dump()) for p in body.parcels] if body.parcels else None
-    return fulfillment.pack(uow, _context(request, actor), request_id, parcels)
+    return tx.done(fulfillment.pack(tx.uow, _context(request, actor), request_id, parcels))
 
 
 @router.post("/v1/fulfillment-requests/{request_id}/ship",
-             summary="Book the carrier: returns the shipment, its tracking number and label")
-def ship(request_id: str, body: ShipIn, request: Request, uow: Uow, actor: StoreStaff
-         ) -> dict[str, Any]:
-    return fulfillment.ship(uow, _context(request, actor), request_id, body.carrier)
+             summary="Send it on its way: the shipment with its tracking number and label",
+             description=(
+                 "The carrier is booked once the step has committed, holding no lock; the "
+                 "answer waits for that booking and shows its label. If the carrier cannot "
+                 "be reached in time the shipment's `label_status` is `pending` and the "
+                 "worker books it: read it again with `GET /v1/shipments/{id}`. A refused "
+                 "booking is `failed`, with the carrier's reason in `label_error`; book it "
+                 "again with `POST /v1/shipments/{id}/label`."))
+def ship(request_id: str, body: ShipIn, request: Request, tx: WriteTx, actor: StoreStaff
+         ) -> Response:
+    result = fulfillment.ship(tx.uow, _context(request, actor), request_id, body.carrier)
+    shipment_id = result["shipment"]["id"]
+    return tx.done(result, refresh=lambda uow: fulfillment.shipped_view(uow, request_id,
+                                                                         shipment_id))
 
 
 @router.post("/v1/fulfillment-requests/{request_id}/ready-for-pickup",
              summary="Ready at the store; the customer is told")
-def ready_for_pickup(request_id: str, request: Request, uow: Uow, actor: StoreStaff
-                     ) -> dict[str, Any]:
-    return fulfillment.ready_for_pickup(uow, _context(request, actor), request_id)
+def ready_for_pickup(request_id: str, request: Request, tx: WriteTx, actor: StoreStaff
+                     ) -> Response:
+    return tx.done(fulfillment.ready_for_pickup(tx.uow, _context(request, actor), request_id))
 
 
 @router.post("/v1/fulfillment-requests/{request_id}/hand-over",
              summary="The customer collected the items")
-def hand_over(request_id: str, body: HandOverIn, request: Request, uow: Uow,
-              actor: StoreStaff) -> dict[str, Any]:
-    return fulfillment.hand_over(uow, _context(request, actor), request_id, body.collected_by)
+def hand_over(request_id: str, body: HandOverIn, request: Request, tx: WriteTx,
+              actor: StoreStaff) -> Response:
+    return tx.done(fulfillment.hand_over(tx.uow, _context(request, actor), request_id,
+                                         body.collected_by))
 
 
 @router.post("/v1/fulfillment-requests/{request_id}/acknowledge",
              summary="A DC or 3PL confirms it has the request")
-def acknowledge(request_id: str, request: Request, uow: Uow, actor: Integrators
-                ) -> dict[str, Any]:
-    return fulfillment.acknowledge(uow, _context(request, actor), request_id)
+def acknowledge(request_id: str, request: Request, tx: WriteTx, actor: Integrators
+                ) -> Response:
+    return tx.done(fulfillment.acknowledge(tx.uow, _context(request, actor), request_id))
 
 
 @router.post("/v1/fulfillment-requests/{request_id}/shipments", status_code=201,
              summary="A DC or 3PL reports a shipment of some or all items")
-def report_shipment(request_id: str, body: ShipmentIn, request: Request, uow: Uow,
-                    actor: Integrators) -> dict[str, Any]:
-    return fulfillment.report_shipment(uow, _context(request, actor), request_id, body.items,
-                                       body.carrier, body.tracking_number, body.tracking_url)
+def report_shipment(request_id: str, body: ShipmentIn, request: Request, tx: WriteTx,
+                    actor: Integrators) -> Response:
+    return tx.done(fulfillment.report_shipment(
+        tx.uow, _context(request, actor), request_id, body.items, body.carrier,
+        body.tracking_number, body.tracking_url), status=201)
 
 
 @router.post("/v1/fulfillment-requests/{request_id}/reject",
              summary="The location cannot fulfil these items: they are routed elsewhere")
-def reject(request_id: str, body: RejectIn, request: Request, uow: Uow, actor: Rejecters
-           ) -> dict[str, Any]:
-    return fulfillment.reject(uow, _context(request, actor), request_id, body.items,
-                              body.reason)
+def reject(request_id: str, body: RejectIn, request: Request, tx: WriteTx, actor: Rejecters
+           ) -> Response:
+    return tx.done(fulfillment.reject(tx.uow, _context(request, actor), request_id,
+                                      body.items, body.reason))
 
 
 @router.get("/v1/shipments/{shipment_id}", summary="A shipment with its tracking history")
@@ -246,10 +259,19 @@ def get_shipment(shipment_id: str, uow: ReadUow, principal: AnyRole) -> dict[str
     return shipment_out(shipment, uow.fulfillment.tracking([shipment_id]), with_label=True)
 
 
+@router.post("/v1/shipments/{shipment_id}/label",
+             summary="Book the carrier again after it refused (another carrier if named)")
+def book_label(shipment_id: str, body: ShipIn, request: Request, tx: WriteTx,
+               actor: StoreStaff) -> Response:
+    result = fulfillment.book_label_again(tx.uow, _context(request, actor), shipment_id,
+                                          body.carrier)
+    return tx.done(result, refresh=lambda uow: fulfillment.shipment_view(uow, shipment_id))
+
+
 @router.post("/v1/shipments/{shipment_id}/tracking-events",
              summary="A carrier's status update (for its webhooks)")
-def post_tracking_event(shipment_id: str, body: TrackingEventIn, uow: Uow, _: Integrators
-                        ) -> dict[str, Any]:
-    return fulfillment.record_tracking(uow, shipment_id, body.status,
-                                       body.occurred_at.astimezone(dt.UTC), body.description,
-                                       body.place)
+def post_tracking_event(shipment_id: str, body: TrackingEventIn, tx: WriteTx, _: Integrators
+                        ) -> Response:
+    return tx.done(fulfillment.record_tracking(
+        tx.uow, shipment_id, body.status, body.occurred_at.astimezone(dt.UTC),
+        body.description, body.place))

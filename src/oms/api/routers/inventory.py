@@ -2,15 +2,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Response
 
 from oms.api.deps import (
     AnyRole,
     Integrators,
     ReadUow,
-    Uow,
     require,
 )
+from oms.api.transactions import WriteTx
 from oms.domain.access import Principal, Role
 from oms.domain.errors import Forbidden, NotFound
 from oms.domain.events import utcnow
@@ -24,10 +24,11 @@ StockKeepers = Annotated[Principal, Depends(require(Role.ADMIN, Role.INTEGRATOR,
 
 
 @router.put("/v1/inventory/{location_id}/{sku}", summary="Set a stock level (a count)")
-def put_level(location_id: Code, sku: Code, body: StockLevelIn, uow: Uow,
-              principal: StockKeepers) -> dict[str, Any]:
+def put_level(location_id: Code, sku: Code, body: StockLevelIn, tx: WriteTx,
+              principal: StockKeepers) -> Response:
     principal.require_at(location_id)
-    return inventory.set_level(uow, location_id, sku, body.on_hand, body.safety_stock)
+    return tx.done(inventory.set_level(tx.uow, location_id, sku, body.on_hand,
+                                       body.safety_stock))
 
 
 @router.get("/v1/inventory/{location_id}/{sku}", summary="A stock level")
@@ -39,19 +40,19 @@ def get_level(location_id: Code, sku: Code, uow: ReadUow, _: AnyRole) -> dict[st
 
 
 @router.post("/v1/inventory/adjustments", summary="Apply stock deltas, all or nothing")
-def post_adjustments(body: AdjustmentBatchIn, uow: Uow,
-                     principal: StockKeepers) -> dict[str, Any]:
+def post_adjustments(body: AdjustmentBatchIn, tx: WriteTx,
+                     principal: StockKeepers) -> Response:
     outside = sorted({a.location_id for a in body.adjustments
                       if not principal.may_act_at(a.location_id)})
     if outside:
         raise Forbidden(f"this key is not allowed at location {', '.join(outside)}")
-    return {"levels": inventory.adjust(uow, body.adjustments)}
+    return tx.done({"levels": inventory.adjust(tx.uow, body.adjustments)})
 
 
 @router.post("/v1/inventory/future", summary="Record stock expected at a location on a date")
-def post_future(body: FutureBatchIn, uow: Uow, _: Integrators) -> dict[str, Any]:
-    inventory.record_future(uow, [e.to_domain() for e in body.entries])
-    return {"recorded": len(body.entries)}
+def post_future(body: FutureBatchIn, tx: WriteTx, _: Integrators) -> Response:
+    inventory.record_future(tx.uow, [e.to_domain() for e in body.entries])
+    return tx.done({"recorded": len(body.entries)})
 
 
 @router.get("/v1/availability", summary="On hand, reserved, ATP and future stock per location")

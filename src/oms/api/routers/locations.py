@@ -11,10 +11,10 @@ from oms.api.deps import (
     Integrators,
     Limit,
     ReadUow,
-    Uow,
     decode_cursor,
     page,
 )
+from oms.api.transactions import WriteTx
 from oms.domain.errors import NotFound
 from oms.domain.ids import CODE_PATTERN
 from oms.domain.locations import Capability, LocationType
@@ -26,11 +26,10 @@ LocationId = Annotated[str, Path(pattern=CODE_PATTERN)]
 
 
 @router.put("/{location_id}", summary="Create or replace a location")
-def put_location(location_id: LocationId, body: LocationIn, uow: Uow, _: Integrators,
-                 response: Response) -> dict[str, Any]:
-    result, created = locations.put_location(uow, body.to_domain(location_id))
-    response.status_code = 201 if created else 200
-    return result
+def put_location(location_id: LocationId, body: LocationIn, tx: WriteTx, _: Integrators
+                 ) -> Response:
+    result, created = locations.put_location(tx.uow, body.to_domain(location_id))
+    return tx.done(result, status=201 if created else 200)
 
 
 @router.get("/{location_id}", summary="A location")

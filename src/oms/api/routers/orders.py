@@ -6,6 +6,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import Field, field_validator
 
+from oms.adapters.db.unit_of_work import UnitOfWork
 from oms.api.deps import (
     AnyRole,
     CursorParam,
@@ -13,30 +14,28 @@ from oms.api.deps import (
     Limit,
     ReadUow,
     Staff,
-    Uow,
     decode_any_cursor,
     encode_cursor,
     require,
 )
+from oms.api.transactions import WriteTx
 from oms.domain.access import LOCATION_BOUND, Principal, Role
 from oms.domain.errors import FieldError, Forbidden, NotFound, ValidationFailed
 from oms.domain.orders import Channel, OrderStatus
 from oms.schemas import OrderIn, Strict, UtcTime
 from oms.services import orders
-from oms.services.fulfillment import shipment_out
 from oms.services.orders import customer_out
+from oms.services.shipments import shipment_out
 
 router = APIRouter(tags=["orders"])
 Managers = Annotated[Principal, Depends(require(Role.ADMIN, Role.MANAGER))]
 
 
 @router.post("/v1/orders", summary="Take an order placed outside the OMS", status_code=201)
-def post_order(body: OrderIn, uow: Uow, _: Integrators, response: Response) -> dict[str, Any]:
-    result, created = orders.place_order(uow, body)
-    if not created:
-        response.status_code = 200
-    response.headers["Location"] = f"/v1/orders/{result['id']}"
-    return result
+def post_order(body: OrderIn, tx: WriteTx, _: Integrators) -> Response:
+    result, created = orders.place_order(tx.uow, body)
+    return tx.done(result, status=201 if created else 200,
+                   headers={"location": f"/v1/orders/{result['id']}"})
 
 
 @router.get("/v1/orders/{order_id}", summary="An order with its items, payments and events")
@@ -129,13 +128,15 @@ class CancelIn(Strict):
 
 
 @router.post("/v1/orders/{order_id}/cancel", summary="Cancel all or some items not yet shipped")
-def cancel_order(order_id: str, body: CancelIn, uow: Uow, principal: Staff
-                 ) -> dict[str, Any]:
-    _require_order_scope(uow, principal, order_id)
-    return orders.cancel(uow, order_id, body.items, body.reason)
+def cancel_order(order_id: str, body: CancelIn, request: Request, tx: WriteTx,
+                 principal: Staff) -> Response:
+    _require_order_scope(tx.uow, principal, order_id)
+    result = orders.cancel(tx.uow, request.app.state.providers, order_id, body.items,
+                           body.reason)
+    return tx.done(result, refresh=lambda uow: orders.order_out(uow, order_id))
 
 
-def _require_order_scope(uow: Uow, principal: Principal, order_id: str) -> None:
+def _require_order_scope(uow: UnitOfWork, principal: Principal, order_id: str) -> None:
     if principal.role not in LOCATION_BOUND:
         return
     where = orders.order_locations(uow, order_id)
@@ -144,15 +145,16 @@ def _require_order_scope(uow: Uow, principal: Principal, order_id: str) -> None:
 
 
 @router.post("/v1/orders/{order_id}/reroute", summary="Route the on-hold items again")
-def reroute_order(order_id: str, uow: Uow, principal: Managers) -> dict[str, Any]:
-    _require_order_scope(uow, principal, order_id)
-    return orders.reroute(uow, order_id)
+def reroute_order(order_id: str, tx: WriteTx, principal: Managers) -> Response:
+    _require_order_scope(tx.uow, principal, order_id)
+    return tx.done(orders.reroute(tx.uow, order_id))
 
 
 @router.post("/v1/orders/{order_id}/capture",
              summary="Capture again what shipped goods are owed, after a failed capture")
-def capture_order(order_id: str, request: Request, uow: Uow, _: Integrators) -> dict[str, Any]:
-    return orders.capture(uow, request.app.state.providers, order_id)
+def capture_order(order_id: str, request: Request, tx: WriteTx, _: Integrators) -> Response:
+    result = orders.capture(tx.uow, request.app.state.providers, order_id)
+    return tx.done(result, refresh=lambda uow: orders.order_out(uow, order_id))
 
 
 @router.get("/v1/customers/{customer_id}", summary="A customer (id or display id)")

@@ -4,7 +4,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
 
-from oms.api.deps import AnyRole, CursorParam, Integrators, Limit, ReadUow, Uow, decode_cursor, page
+from oms.api.deps import AnyRole, CursorParam, Integrators, Limit, ReadUow, decode_cursor, page
+from oms.api.transactions import WriteTx
 from oms.domain.ids import CODE_PATTERN
 from oms.schemas import ProductIn, product_out
 from oms.services import catalog
@@ -14,11 +15,9 @@ Sku = Annotated[str, Path(pattern=CODE_PATTERN, description="The retailer's stoc
 
 
 @router.put("/{sku}", summary="Create or replace a product")
-def put_product(sku: Sku, body: ProductIn, uow: Uow, _: Integrators,
-                response: Response) -> dict[str, Any]:
-    result, created = catalog.put_product(uow, body.to_domain(sku))
-    response.status_code = 201 if created else 200
-    return result
+def put_product(sku: Sku, body: ProductIn, tx: WriteTx, _: Integrators) -> Response:
+    result, created = catalog.put_product(tx.uow, body.to_domain(sku))
+    return tx.done(result, status=201 if created else 200)
 
 
 @router.get("/{sku}", summary="A product")

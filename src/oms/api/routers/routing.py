@@ -2,10 +2,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from pydantic import AfterValidator, Field, model_validator
 
-from oms.api.deps import Admins, AnyRole, ReadUow, Uow
+from oms.adapters.db.unit_of_work import UnitOfWork
+from oms.api.deps import Admins, AnyRole, ReadUow
+from oms.api.transactions import WriteTx
 from oms.domain.errors import FieldError, NotFound
 from oms.domain.events import utcnow
 from oms.domain.locations import validate_country
@@ -33,13 +35,14 @@ class RulesIn(Strict):
         return self
 
 
-def _rules_out(uow: ReadUow) -> dict[str, Any]:
+def _rules_out(uow: UnitOfWork) -> dict[str, Any]:
     return {"rules": [{"service_level": r["service_level"], "country": r["country"],
                        "groups": r["groups"]} for r in uow.routing.rules()]}
 
 
 @router.put("/rules", summary="Replace the routing rules")
-def put_rules(body: RulesIn, uow: Uow, _: Admins) -> dict[str, Any]:
+def put_rules(body: RulesIn, tx: WriteTx, _: Admins) -> Response:
+    uow = tx.uow
     named = [(n, loc) for n, r in enumerate(body.rules) for g in r.groups for loc in g]
     known = uow.locations.existing(loc for _, loc in named)
     unknown = [FieldError(f"rules.{n}.groups", f"no location {loc!r}")
@@ -50,7 +53,7 @@ def put_rules(body: RulesIn, uow: Uow, _: Admins) -> dict[str, Any]:
     uow.routing.put_rules([{"service_level": r.service_level.value, "country": r.country,
                             "groups": r.groups} for r in body.rules], now)
     uow.commit()
-    return _rules_out(uow)
+    return tx.done(_rules_out(uow))
 
 
 @router.get("/rules", summary="The routing rules")

@@ -13,10 +13,10 @@ from oms.api.deps import (
     Integrators,
     Limit,
     ReadUow,
-    Uow,
     decode_any_cursor,
     encode_cursor,
 )
+from oms.api.transactions import WriteTx
 from oms.domain.errors import FieldError, ValidationFailed
 from oms.domain.webhooks import DeliveryStatus, SubscriptionStatus
 from oms.schemas import Strict
@@ -64,12 +64,10 @@ def _allow_private(request: Request) -> bool:
 
 
 @router.post("", status_code=201, summary="Subscribe; the answer shows the secret, once")
-def create(body: SubscriptionIn, request: Request, uow: Uow, _: Integrators,
-           response: Response) -> dict[str, Any]:
-    result = webhooks.create(uow, _transport(request), _allow_private(request), body.url,
+def create(body: SubscriptionIn, request: Request, tx: WriteTx, _: Integrators) -> Response:
+    result = webhooks.create(tx.uow, _transport(request), _allow_private(request), body.url,
                              body.event_types, body.description)
-    response.headers["Location"] = f"/v1/webhooks/{result['id']}"
-    return result
+    return tx.done(result, status=201, headers={"location": f"/v1/webhooks/{result['id']}"})
 
 
 @router.get("", summary="Subscriptions")
@@ -96,26 +94,26 @@ def get(subscription_id: str, uow: ReadUow, _: Integrators) -> dict[str, Any]:
 
 
 @router.patch("/{subscription_id}", summary="Change url or types; pause or resume")
-def patch(subscription_id: str, body: SubscriptionPatch, request: Request, uow: Uow,
-          _: Integrators) -> dict[str, Any]:
+def patch(subscription_id: str, body: SubscriptionPatch, request: Request, tx: WriteTx,
+          _: Integrators) -> Response:
     changes = body.model_dump(exclude_unset=True)
     for name in ("url", "event_types", "paused"):
         if name in changes and changes[name] is None:
             raise ValidationFailed(f"{name} cannot be null", [FieldError(name, "null")])
-    return webhooks.change(uow, _transport(request), _allow_private(request),
-                           subscription_id, changes)
+    return tx.done(webhooks.change(tx.uow, _transport(request), _allow_private(request),
+                                   subscription_id, changes))
 
 
 @router.delete("/{subscription_id}", status_code=204, summary="Unsubscribe")
-def delete(subscription_id: str, uow: Uow, _: Integrators) -> Response:
-    webhooks.delete(uow, subscription_id)
-    return Response(status_code=204)
+def delete(subscription_id: str, tx: WriteTx, _: Integrators) -> Response:
+    webhooks.delete(tx.uow, subscription_id)
+    return tx.done(None, status=204)
 
 
 @router.post("/{subscription_id}/rotate-secret",
              summary="A new secret; the old one signs alongside it for 24 h")
-def rotate_secret(subscription_id: str, uow: Uow, _: Integrators) -> dict[str, Any]:
-    return webhooks.rotate_secret(uow, subscription_id)
+def rotate_secret(subscription_id: str, tx: WriteTx, _: Integrators) -> Response:
+    return tx.done(webhooks.rotate_secret(tx.uow, subscription_id))
 
 
 @router.get("/{subscription_id}/deliveries",
@@ -145,5 +143,6 @@ def deliveries(subscription_id: str, uow: ReadUow, _: Integrators,
 
 @router.post("/{subscription_id}/replay", status_code=202,
              summary="Deliver events again: those after an event id, or those named")
-def replay(subscription_id: str, body: ReplayIn, uow: Uow, _: Integrators) -> dict[str, Any]:
-    return webhooks.replay(uow, subscription_id, body.after, body.event_ids)
+def replay(subscription_id: str, body: ReplayIn, tx: WriteTx, _: Integrators) -> Response:
+    return tx.done(webhooks.replay(tx.uow, subscription_id, body.after, body.event_ids),
+                   status=202)
