@@ -1,6 +1,7 @@
 """The event feed on PostgreSQL waits only for transactions that could still write into the
 OMS database: an open transaction in another database of the same server holds back nothing
-(the feed, webhooks, the NATS relay), one in ours does."""
+(the feed, webhooks, the NATS relay), one in ours does, and one of our own sessions left idle
+in a transaction is ended after OMS_DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS."""
 
 from __future__ import annotations
 
@@ -12,12 +13,15 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy.exc import DBAPIError
 
+from oms.adapters.db.engine import make_engine
 from oms.adapters.db.repositories import StoredEvent, parse_event_id
 from oms.adapters.db.unit_of_work import UnitOfWork
 from oms.domain.events import utcnow
 from oms.services.event_sinks import relay
 from oms.services.webhooks import fan_out
+from oms.settings import Settings
 from tests.conftest import _postgres_database
 from tests.helpers import Api, product_body
 from tests.ordering import events
@@ -143,6 +147,36 @@ def test_an_open_transaction_of_our_database_holds_the_feed_back(
         with UnitOfWork(engine, read_only=True) as uow:
             assert uow.events.latest() == latest
     assert wait_for(lambda: feed_after(api, after)["items"])[0]["entity_id"] == "AFTER"
+
+
+def test_our_connections_carry_an_idle_in_transaction_timeout(settings: Settings) -> None:
+    engine = make_engine(settings)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SHOW idle_in_transaction_session_timeout")
+                                ).scalar_one() == "1min"
+    finally:
+        engine.dispose()
+
+
+def test_an_idle_transaction_of_ours_stalls_the_feed_only_until_its_timeout(
+        api: Api, settings: Settings) -> None:
+    after = caught_up(api)
+    impatient = make_engine(settings.model_copy(
+        update={"db_idle_in_transaction_timeout_seconds": 0.5}))
+    try:
+        with impatient.connect() as conn:
+            conn.begin()
+            conn.execute(text("SELECT pg_current_xact_id()"))
+            put_product(api, "AFTER")
+            assert feed_after(api, after)["held_back"] == 1
+            # The server ends the idle session; the event then shows.
+            page = wait_for(lambda: (p := feed_after(api, after))["items"] and p)
+            assert [e["entity_id"] for e in page["items"]] == ["AFTER"]
+            with pytest.raises(DBAPIError, match="idle-in-transaction timeout"):
+                conn.execute(text("SELECT 1"))
+    finally:
+        impatient.dispose()
 
 
 class Collecting:
