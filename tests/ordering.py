@@ -79,7 +79,7 @@ def atp(api: Api, sku: str) -> dict[str, int]:
 
 def events(api: Api, **params: Any) -> list[dict[str, Any]]:
     """The whole event feed (or the part `params` select), oldest first, once it holds back
-    nothing: on PostgreSQL events wait while any older transaction of the server runs."""
+    nothing: on PostgreSQL events wait while any older transaction of the database runs."""
     seen: list[dict[str, Any]] = []
     after: str | None = None
     deadline = time.monotonic() + 30

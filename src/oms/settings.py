@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -23,6 +24,10 @@ class Settings(BaseSettings):
     #: Connection pool per process (PostgreSQL).
     db_pool_size: int = 10
     db_max_overflow: int = 20
+    #: PostgreSQL ends a session of ours that sits this long inside a transaction without
+    #: running a statement (0: never). Such a transaction holds the event feed back, and
+    #: locks, while it stays open.
+    db_idle_in_transaction_timeout_seconds: float = Field(default=60.0, ge=0, le=2_000_000)
     #: Rows per transaction in bulk imports.
     import_chunk_size: int = 1000
     #: Adapters per carrier code, e.g. {"dhl": "mycompany.carriers:Dhl", "*": "..."}; codes

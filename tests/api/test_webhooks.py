@@ -76,7 +76,7 @@ def put_product(api: Api, sku: str, name: str = "Running shirt") -> dict[str, An
 
 def poll(until: Callable[[], bool], step: Callable[[], Any] = lambda: None,
          timeout: float = 10.0, what: str = "condition") -> None:
-    """On PostgreSQL events become visible once older transactions on the server end."""
+    """On PostgreSQL events become visible once older transactions of the database end."""
     deadline = time.monotonic() + timeout
     while True:
         step()

@@ -3,7 +3,7 @@
 Each test starts its own receiver (tests/receiver.py, on 127.0.0.1) and worker processes
 pointed at the test database, makes events through the API, and waits, with a deadline, until
 the receiver has every event the subscription asked for. On PostgreSQL an event becomes
-readable only once every older transaction in the cluster has ended, hence the deadlines.
+readable only once every older transaction of its database has ended, hence the deadlines.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from tests.receiver import Answerer, Received, Receiver, in_turn
 
 OMS = Path(sys.executable).parent / "oms"
 #: How long events may take to reach the receiver (PostgreSQL's event feed waits for every
-#: older transaction in the cluster, other test runs' included).
+#: older transaction of the test database, the workers' own included).
 DEADLINE = 45.0
 
 

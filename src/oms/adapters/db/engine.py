@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -16,12 +17,25 @@ def make_engine(settings: Settings) -> Engine:
     url = settings.database_url
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
-    return create_engine(
+    engine = create_engine(
         url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_pre_ping=True,
     )
+    idle_ms = math.ceil(settings.db_idle_in_transaction_timeout_seconds * 1000)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # A transaction of ours left open holds the event feed back for every reader (see
+        # EventRepository): the server ends the session instead. SET rather than the
+        # `options` startup parameter, which a URL's own `?options=` would lose.
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('idle_in_transaction_session_timeout', %s, false)",
+                           (str(idle_ms),))
+        dbapi_connection.commit()
+
+    return engine
 
 
 def _sqlite_engine(url: str) -> Engine:
