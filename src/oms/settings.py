@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     #: running a statement (0: never). Such a transaction holds the event feed back, and
     #: locks, while it stays open.
     db_idle_in_transaction_timeout_seconds: float = Field(default=60.0, ge=0, le=2_000_000)
+    #: A statement waiting longer than this for a row lock fails, and its request is
+    #: answered 503 with Retry-After (PostgreSQL; 0: wait for ever).
+    db_lock_timeout_seconds: float = Field(default=5.0, ge=0, le=3600)
     #: Rows per transaction in bulk imports.
     import_chunk_size: int = 1000
     #: Adapters per carrier code, e.g. {"dhl": "mycompany.carriers:Dhl", "*": "..."}; codes

@@ -20,9 +20,9 @@ from sqlalchemy import Engine
 
 from oms.services.orders import expire_uncollected_pickups
 from tests.fulfilling import (
-    providers_of,
     item_statuses,
     level,
+    providers_of,
     request_of,
     requests_of,
     simulated_psp,
@@ -167,8 +167,11 @@ def test_uncollected_pickup_expires(api: Api, shop: Shop, engine: Engine,
     assert first_ready < second_ready
 
     # Exactly seven days ready is not yet more than seven days.
-    assert expire_uncollected_pickups(engine, providers_of(app_client), first_ready + dt.timedelta(days=7), 7) == 0
-    assert expire_uncollected_pickups(engine, providers_of(app_client), first_ready + dt.timedelta(days=3), 7) == 0
+    providers = providers_of(app_client)
+    assert expire_uncollected_pickups(engine, providers, first_ready + dt.timedelta(days=7),
+                                      7) == 0
+    assert expire_uncollected_pickups(engine, providers, first_ready + dt.timedelta(days=3),
+                                      7) == 0
     assert request_of(api, ready["id"])["status"] == "ready_for_pickup"
 
     # Past the first pickup's expiry, before the second one's.

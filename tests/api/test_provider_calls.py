@@ -167,7 +167,7 @@ def test_providers_are_called_with_no_transaction_open(probing_api: Api, shop: S
 
 def test_an_unreachable_carrier_leaves_the_label_pending_for_the_worker(
         api: Api, shop: Shop, engine: Engine, app_client: TestClient) -> None:
-    order, request = packed(api, shop)
+    _, request = packed(api, shop)
     carrier = carrier_of(app_client)
     carrier.unreachable = True
     shipped = step(api, request["id"], "ship")
@@ -194,7 +194,7 @@ def test_an_unreachable_carrier_leaves_the_label_pending_for_the_worker(
 
 def test_a_refused_booking_is_booked_again_with_another_carrier(
         api: Api, shop: Shop, app_client: TestClient, as_role: Callable[..., Api]) -> None:
-    order, request = packed(api, shop)
+    _, request = packed(api, shop)
     carrier = carrier_of(app_client)
     carrier.refusing["dhl"] = "dhl does not serve this postal code"
     shipment = step(api, request["id"], "ship")["shipment"]

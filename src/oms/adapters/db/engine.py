@@ -24,15 +24,19 @@ def make_engine(settings: Settings) -> Engine:
         pool_pre_ping=True,
     )
     idle_ms = math.ceil(settings.db_idle_in_transaction_timeout_seconds * 1000)
+    lock_ms = math.ceil(settings.db_lock_timeout_seconds * 1000)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # A transaction of ours left open holds the event feed back for every reader (see
         # EventRepository): the server ends the session instead. SET rather than the
         # `options` startup parameter, which a URL's own `?options=` would lose.
+        # A lock waited for longer than lock_timeout fails the statement; the request is
+        # answered 503 with Retry-After instead of hanging on (DESIGN §3.8).
         with dbapi_connection.cursor() as cursor:
-            cursor.execute("SELECT set_config('idle_in_transaction_session_timeout', %s, false)",
-                           (str(idle_ms),))
+            cursor.execute("SELECT set_config('idle_in_transaction_session_timeout', %s, false),"
+                           " set_config('lock_timeout', %s, false)",
+                           (str(idle_ms), str(lock_ms)))
         dbapi_connection.commit()
 
     return engine
