@@ -631,6 +631,18 @@ def test_a_cursor_holding_nul_is_refused(api: Api, path: str, cursor: str) -> No
     assert error_fields(problem(api.get(path, params={"cursor": cursor}), 422)) == ["cursor"]
 
 
+@pytest.mark.parametrize(("path", "cursor"), [
+    # JSON's "\ud800", as a forged cursor sends it: a lone surrogate is no character.
+    ("/v1/webhooks", "Ilx1ZDgwMCI"),
+    ("/v1/orders", encode_cursor(["2026-11-20T10:15:00+00:00", "a\ud800"])),
+    ("/v1/fulfillment-requests", encode_cursor([1, "2026-11-20T10:15:00+00:00", "\udfff"])),
+    ("/v1/products", encode_cursor("\ud83d")),
+])
+def test_a_cursor_holding_a_lone_surrogate_is_refused(api: Api, path: str, cursor: str
+                                                      ) -> None:
+    assert error_fields(problem(api.get(path, params={"cursor": cursor}), 422)) == ["cursor"]
+
+
 @pytest.mark.parametrize("url", ["https://" + "a" * 64 + ".example/hook", "https://a..b/hook",
                                  "https://" + "\u00fc" * 70 + ".example/hook"])
 def test_a_webhook_host_that_is_no_dns_name_is_refused(

@@ -98,25 +98,34 @@ def encode_cursor(value: Any) -> str:
 
 def decode_any_cursor(cursor: str) -> Any:
     """The JSON value a cursor holds; the caller checks its shape. No cursor this API issues
-    holds NUL, which PostgreSQL cannot compare with text."""
+    holds NUL, which PostgreSQL cannot compare with text, nor a lone surrogate (JSON's
+    `\ud800`), which is no character and cannot be sent to the database as UTF-8."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         value = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        if _holds_nul(value):
-            raise ValueError("NUL in a cursor")
+        if _unstorable(value):
+            raise ValueError("NUL or a lone surrogate in a cursor")
         return value
     except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
         raise ValidationFailed("the cursor is not one this API issued",
                                [FieldError("cursor", "malformed")]) from exc
 
 
-def _holds_nul(value: Any) -> bool:
+def _unstorable(value: Any) -> bool:
     if isinstance(value, str):
-        return "\x00" in value
+        return "\x00" in value or not value.isascii() and _has_surrogate(value)
     if isinstance(value, list):
-        return any(_holds_nul(v) for v in value)
+        return any(_unstorable(v) for v in value)
     if isinstance(value, dict):
-        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+        return any(_unstorable(k) or _unstorable(v) for k, v in value.items())
+    return False
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
     return False
 
 
