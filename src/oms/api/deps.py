@@ -50,8 +50,9 @@ def get_uow(request: Request, _: CurrentKey) -> Iterator[UnitOfWork]:
         yield uow
 
 
-def get_read_uow(request: Request, _: CurrentKey) -> Iterator[UnitOfWork]:
-    with UnitOfWork(request.app.state.engine, read_only=True) as uow:
+def get_read_uow(request: Request, principal: CurrentKey) -> Iterator[UnitOfWork]:
+    """Every read sees only what the caller's scope holds (oms.domain.access.Scope)."""
+    with UnitOfWork(request.app.state.engine, read_only=True, scope=principal.scope) as uow:
         yield uow
 
 

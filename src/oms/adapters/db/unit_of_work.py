@@ -23,17 +23,24 @@ from oms.adapters.db.repositories import (
     StockRepository,
 )
 from oms.adapters.db.webhook_repositories import WebhookRepository
+from oms.domain.access import EVERYTHING, Scope
 from oms.domain.events import Event
 
 
 class UnitOfWork:
     """Rolls back unless committed. Events recorded during the work are written in the same
     transaction, just before it commits (DESIGN §3.2: a change and its events commit together).
+
+    `scope` is what the caller may see: the repositories of orders, customers and fulfilment
+    find nothing outside it. A use case that changes data works with every row (routing must
+    see every location's requests) and checks its caller's scope itself, through `within`.
     """
 
-    def __init__(self, engine: Engine, *, read_only: bool = False) -> None:
+    def __init__(self, engine: Engine, *, read_only: bool = False,
+                 scope: Scope = EVERYTHING) -> None:
         self.engine = engine
         self.read_only = read_only
+        self.scope = scope
         self._pending: list[Event] = []
 
     def __enter__(self) -> UnitOfWork:
@@ -48,10 +55,10 @@ class UnitOfWork:
         self.reservations = ReservationRepository(conn)
         self.events = EventRepository(conn)
         self.api_keys = ApiKeyRepository(conn)
-        self.customers = CustomerRepository(conn)
-        self.orders = OrderRepository(conn)
+        self.customers = CustomerRepository(conn, self.scope)
+        self.orders = OrderRepository(conn, self.scope)
         self.routing = RoutingRepository(conn)
-        self.fulfillment = FulfillmentRepository(conn)
+        self.fulfillment = FulfillmentRepository(conn, self.scope)
         self.webhooks = WebhookRepository(conn)
         return self
 
