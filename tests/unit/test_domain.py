@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from oms.domain.access import Principal, Role
+from oms.domain.access import EVERYTHING, Principal, Role
 from oms.domain.catalog import Barcode, BarcodeType, ean13_with_check_digit, validate_barcode
 from oms.domain.inventory import (
     FutureStock,
@@ -136,3 +136,14 @@ def test_store_roles_act_only_at_their_locations() -> None:
     assert manager.may_act_at("berlin")
     assert not manager.may_act_at("munich")
     assert admin.may_act_at("munich")
+
+
+def test_a_store_key_changes_only_orders_wholly_at_its_stores() -> None:
+    berlin = Principal("k", "m", Role.ASSOCIATE, frozenset({"berlin", "potsdam"})).scope
+    everything = Principal("k", "i", Role.INTEGRATOR, frozenset()).scope
+    assert berlin.may_change_order(["berlin", "potsdam"])
+    assert not berlin.may_change_order(["berlin", "munich"])
+    # An order on hold, fulfilled nowhere: no store's to change.
+    assert not berlin.may_change_order([])
+    assert everything == EVERYTHING
+    assert everything.may_change_order([])

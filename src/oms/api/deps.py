@@ -61,8 +61,9 @@ CurrentKey = Annotated[Principal, Depends(current_principal)]
 # The caller's key comes first (it is checked on a connection of its own before the request
 # is read): a request holding its unit of work's connection while it waited for a second
 # one could, under load, hold the whole pool with no request able to finish.
-def get_read_uow(request: Request, _: CurrentKey) -> Iterator[UnitOfWork]:
-    with UnitOfWork(request.app.state.engine, read_only=True) as uow:
+def get_read_uow(request: Request, principal: CurrentKey) -> Iterator[UnitOfWork]:
+    """Every read sees only what the caller's scope holds (oms.domain.access.Scope)."""
+    with UnitOfWork(request.app.state.engine, read_only=True, scope=principal.scope) as uow:
         yield uow
 
 
@@ -113,7 +114,7 @@ def decode_any_cursor(cursor: str) -> Any:
 
 def _unstorable(value: Any) -> bool:
     if isinstance(value, str):
-        return "\x00" in value or not value.isascii() and _has_surrogate(value)
+        return "\x00" in value or (not value.isascii() and _has_surrogate(value))
     if isinstance(value, list):
         return any(_unstorable(v) for v in value)
     if isinstance(value, dict):

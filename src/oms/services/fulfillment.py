@@ -80,11 +80,11 @@ class _Work:
 
 def _begin(uow: UnitOfWork, ctx: Context, request_id: str) -> _Work:
     """Lock the request's order, then the request (always in this order, as cancelling and
-    rerouting lock the order first), and check the caller may act at its location."""
-    found = uow.fulfillment.get(request_id)
+    rerouting lock the order first). A request of a location the caller is not at is not
+    found: the caller does not see it (oms.domain.access.Scope)."""
+    found = uow.fulfillment.within(ctx.actor.scope).get(request_id)
     if found is None:
         raise NotFound(f"no fulfillment request {request_id!r}")
-    ctx.actor.require_at(found["location_id"])
     order = uow.orders.get(found["order_id"], for_update=True)
     request = uow.fulfillment.get(request_id, for_update=True)
     assert order is not None
@@ -248,10 +248,9 @@ def shipment_view(uow: UnitOfWork, shipment_id: str) -> dict[str, Any]:
 def book_label_again(uow: UnitOfWork, ctx: Context, shipment_id: str, carrier: str | None
                      ) -> dict[str, Any]:
     """After the carrier refused a booking: book it again, with another carrier if named."""
-    found = uow.fulfillment.shipment(shipment_id)
+    found = uow.fulfillment.within(ctx.actor.scope).shipment(shipment_id)
     if found is None:
         raise NotFound(f"no shipment {shipment_id!r}")
-    ctx.actor.require_at(found["location_id"])
     uow.orders.get(found["order_id"], for_update=True)
     shipment = uow.fulfillment.shipment(shipment_id, for_update=True)
     assert shipment is not None

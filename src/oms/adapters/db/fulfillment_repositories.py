@@ -11,7 +11,9 @@ from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.sql.elements import ColumnElement
 
 from oms.adapters.db import tables as t
+from oms.adapters.db.scoping import located_seen
 from oms.adapters.db.upsert import insert_for
+from oms.domain.access import EVERYTHING, Scope
 
 R = t.fulfillment_requests.c
 L = t.fulfillment_request_items.c
@@ -28,8 +30,16 @@ def queue_rank(today: dt.date) -> ColumnElement[int]:
 
 
 class FulfillmentRepository:
-    def __init__(self, conn: Connection) -> None:
+    """`get`, `page` and `shipment` find only requests and shipments within the scope
+    (oms.domain.access.Scope); the other reads take ids already found, or serve the system's
+    own work."""
+
+    def __init__(self, conn: Connection, scope: Scope = EVERYTHING) -> None:
         self.conn = conn
+        self.scope = scope
+
+    def within(self, scope: Scope) -> FulfillmentRepository:
+        return FulfillmentRepository(self.conn, scope)
 
     def add(self, requests: Sequence[dict[str, Any]], links: Sequence[dict[str, Any]]) -> None:
         if requests:
@@ -38,7 +48,8 @@ class FulfillmentRepository:
             self.conn.execute(t.fulfillment_request_items.insert(), list(links))
 
     def get(self, request_id: str, *, for_update: bool = False) -> RowMapping | None:
-        stmt = select(t.fulfillment_requests).where(R.id == request_id)
+        stmt = select(t.fulfillment_requests).where(R.id == request_id,
+                                                    located_seen(R.location_id, self.scope))
         if for_update:
             stmt = stmt.with_for_update()
         return self.conn.execute(stmt).mappings().first()
@@ -94,6 +105,7 @@ class FulfillmentRepository:
              type: str | None = None, order_id: str | None = None) -> list[RowMapping]:
         rank = queue_rank(today)
         stmt = (select(t.fulfillment_requests, rank.label("queue_rank"))
+                .where(located_seen(R.location_id, self.scope))
                 .order_by(rank, R.placed_at, R.id).limit(limit))
         if after is not None:
             stmt = stmt.where(tuple_(rank, R.placed_at, R.id) > tuple_(*after))
@@ -142,7 +154,8 @@ class FulfillmentRepository:
         self.conn.execute(t.shipments.insert(), row)
 
     def shipment(self, shipment_id: str, *, for_update: bool = False) -> RowMapping | None:
-        stmt = select(t.shipments).where(t.shipments.c.id == shipment_id)
+        stmt = select(t.shipments).where(t.shipments.c.id == shipment_id,
+                                         located_seen(t.shipments.c.location_id, self.scope))
         if for_update:
             stmt = stmt.with_for_update()
         return self.conn.execute(stmt).mappings().first()

@@ -10,12 +10,20 @@ from sqlalchemy import and_, bindparam, or_, select, tuple_, update
 from sqlalchemy.engine import Connection, RowMapping
 
 from oms.adapters.db import tables as t
+from oms.adapters.db.scoping import customers_seen, orders_seen
 from oms.adapters.db.upsert import insert_for
+from oms.domain.access import EVERYTHING, Scope
 
 
 class CustomerRepository:
-    def __init__(self, conn: Connection) -> None:
+    """`get` and `by_email` find only customers within the scope (oms.domain.access.Scope)."""
+
+    def __init__(self, conn: Connection, scope: Scope = EVERYTHING) -> None:
         self.conn = conn
+        self.scope = scope
+
+    def within(self, scope: Scope) -> CustomerRepository:
+        return CustomerRepository(self.conn, scope)
 
     def find_or_create(self, row: dict[str, Any], now: dt.datetime) -> tuple[RowMapping, bool]:
         """The customer with this email (any case), created if new; (row, created)."""
@@ -23,7 +31,9 @@ class CustomerRepository:
             index_elements=[t.customers.c.email_key]
         )
         self.conn.execute(stmt, {**row, "version": 1, "created_at": now, "updated_at": now})
-        found = self.by_email(row["email_key"])
+        found = self.conn.execute(
+            select(t.customers).where(t.customers.c.email_key == row["email_key"])
+        ).mappings().first()
         assert found is not None
         # Not the INSERT's rowcount: SQLAlchemy keeps none for it on PostgreSQL (-1).
         return found, found["id"] == row["id"]
@@ -44,19 +54,28 @@ class CustomerRepository:
 
     def by_email(self, email_key: str) -> RowMapping | None:
         return self.conn.execute(
-            select(t.customers).where(t.customers.c.email_key == email_key)
+            select(t.customers).where(t.customers.c.email_key == email_key,
+                                      customers_seen(self.scope))
         ).mappings().first()
 
     def get(self, customer_id: str) -> RowMapping | None:
         return self.conn.execute(
             select(t.customers).where(
-                or_(t.customers.c.id == customer_id, t.customers.c.display_id == customer_id))
+                or_(t.customers.c.id == customer_id, t.customers.c.display_id == customer_id),
+                customers_seen(self.scope))
         ).mappings().first()
 
 
 class OrderRepository:
-    def __init__(self, conn: Connection) -> None:
+    """`get` and `page` find only orders within the scope (oms.domain.access.Scope); the
+    other reads take ids of orders already found, or serve the system's own work."""
+
+    def __init__(self, conn: Connection, scope: Scope = EVERYTHING) -> None:
         self.conn = conn
+        self.scope = scope
+
+    def within(self, scope: Scope) -> OrderRepository:
+        return OrderRepository(self.conn, scope)
 
     def add(self, order: dict[str, Any], items: Sequence[dict[str, Any]],
             payments: Sequence[dict[str, Any]]) -> None:
@@ -104,7 +123,8 @@ class OrderRepository:
 
     def get(self, order_id: str, *, for_update: bool = False) -> RowMapping | None:
         stmt = select(t.orders).where(
-            or_(t.orders.c.id == order_id, t.orders.c.display_id == order_id))
+            or_(t.orders.c.id == order_id, t.orders.c.display_id == order_id),
+            orders_seen(self.scope))
         if for_update:
             stmt = stmt.with_for_update()
         return self.conn.execute(stmt).mappings().first()
@@ -184,7 +204,8 @@ class OrderRepository:
         q: str | None = None,
     ) -> list[RowMapping]:
         o = t.orders.c
-        stmt = select(t.orders).order_by(o.placed_at.desc(), o.id.desc()).limit(limit)
+        stmt = (select(t.orders).where(orders_seen(self.scope))
+                .order_by(o.placed_at.desc(), o.id.desc()).limit(limit))
         if before is not None:
             stmt = stmt.where(tuple_(o.placed_at, o.id) < tuple_(*before))
         if customer_id is not None:

@@ -27,6 +27,7 @@ from oms.adapters.db.repositories import (
     StockRepository,
 )
 from oms.adapters.db.webhook_repositories import WebhookRepository
+from oms.domain.access import EVERYTHING, Scope
 from oms.domain.events import Event
 
 log = logging.getLogger(__name__)
@@ -43,13 +44,18 @@ class UnitOfWork:
     With `defer_commit`, `commit()` ends the use case (its events are written) but the
     transaction stays open until `finish()`: an API request stores its answer in the same
     transaction as its change that way (DESIGN §3.3).
+
+    `scope` is what the caller may see: the repositories of orders, customers and fulfilment
+    find nothing outside it. A use case that changes data works with every row (routing must
+    see every location's requests) and checks its caller's scope itself, through `within`.
     """
 
     def __init__(self, engine: Engine, *, read_only: bool = False,
-                 defer_commit: bool = False) -> None:
+                 defer_commit: bool = False, scope: Scope = EVERYTHING) -> None:
         self.engine = engine
         self.read_only = read_only
         self.defer_commit = defer_commit
+        self.scope = scope
         self._pending: list[Event] = []
         self._after_commit: list[Callable[[], None]] = []
         self._on_begin: list[Callable[[], None]] = []
@@ -69,10 +75,10 @@ class UnitOfWork:
         self.reservations = ReservationRepository(conn)
         self.events = EventRepository(conn)
         self.api_keys = ApiKeyRepository(conn)
-        self.customers = CustomerRepository(conn)
-        self.orders = OrderRepository(conn)
+        self.customers = CustomerRepository(conn, self.scope)
+        self.orders = OrderRepository(conn, self.scope)
         self.routing = RoutingRepository(conn)
-        self.fulfillment = FulfillmentRepository(conn)
+        self.fulfillment = FulfillmentRepository(conn, self.scope)
         self.webhooks = WebhookRepository(conn)
         return self
 

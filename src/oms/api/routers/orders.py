@@ -19,7 +19,7 @@ from oms.api.deps import (
     require,
 )
 from oms.api.transactions import WriteTx
-from oms.domain.access import LOCATION_BOUND, Principal, Role
+from oms.domain.access import Principal, Role
 from oms.domain.errors import FieldError, Forbidden, NotFound, ValidationFailed
 from oms.domain.orders import Channel, OrderStatus
 from oms.schemas import OrderIn, Strict, UtcTime
@@ -137,10 +137,11 @@ def cancel_order(order_id: str, body: CancelIn, request: Request, tx: WriteTx,
 
 
 def _require_order_scope(uow: UnitOfWork, principal: Principal, order_id: str) -> None:
-    if principal.role not in LOCATION_BOUND:
-        return
-    where = orders.order_locations(uow, order_id)
-    if not where or not all(principal.may_act_at(loc) for loc in where):
+    """An order the key does not see is not found; one it sees but that is also fulfilled
+    elsewhere is not its to change (oms.domain.access.Scope)."""
+    if uow.orders.within(principal.scope).get(order_id) is None:
+        raise NotFound(f"no order {order_id!r}")
+    if not principal.scope.may_change_order(orders.order_locations(uow, order_id)):
         raise Forbidden("this key may act only on orders of its own locations")
 
 
