@@ -320,6 +320,12 @@ def test_failed_notification_is_retried_when_due(
 
     assert notify(next_at + dt.timedelta(hours=1)) == 0
     assert len(receiver.requests("POST")) == 2
+    # Each outcome was recorded with its event.
+    outcomes = events(api, entity_id=f"{request['id']}/notification")
+    assert [(e["type"], e["sequence"], e["payload"]["state"]) for e in outcomes] == [
+        ("fulfillment_request.notification_failed", 1, "pending"),
+        ("fulfillment_request.notified", 2, "delivered")]
+    assert outcomes[0]["payload"]["last_error"] == notification["last_error"]
 
 
 def test_dc_without_callback_url_keeps_its_notification(

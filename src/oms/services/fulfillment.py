@@ -511,12 +511,32 @@ def notify_providers(engine: Engine, providers: Providers, now: dt.datetime,
                 providers.notifier.notify(Notification(request["id"], url, secret, body))
             except NotifyFailed as exc:
                 error = str(exc)
-        attempts = request["notify_attempts"] + 1
-        with UnitOfWork(engine) as uow:
-            uow.fulfillment.notification_done(
-                request["id"], delivered=error is None, attempts=attempts,
-                next_at=None if error is None else now + delay_after(attempts),
-                error=error[:1000] if error else None)
-            uow.commit()
+        _notification_outcome(engine, request["id"], request["notify_attempts"] + 1, error,
+                              now)
         delivered += error is None
     return delivered
+
+
+def _notification_outcome(engine: Engine, request_id: str, attempts: int, error: str | None,
+                          now: dt.datetime) -> None:
+    """What the provider answered, in a transaction of its own, with its event. The event's
+    entity is the request's notification, one in sequence per attempt: the request itself is
+    unchanged, so the next attempt sends the same body under the same message id."""
+    next_at = None if error is None else now + delay_after(attempts)
+    with UnitOfWork(engine) as uow:
+        uow.fulfillment.notification_done(
+            request_id, delivered=error is None, attempts=attempts, next_at=next_at,
+            error=error[:1000] if error else None)
+        request = uow.fulfillment.get(request_id)
+        assert request is not None
+        uow.record(Event(
+            "fulfillment_request.notified" if error is None
+            else "fulfillment_request.notification_failed",
+            f"{request_id}/notification", attempts, {
+                "request_id": request_id, "order_id": request["order_id"],
+                "location_id": request["location_id"],
+                "state": "delivered" if error is None else "pending", "attempts": attempts,
+                "last_error": error[:1000] if error else None,
+                "next_attempt_at": next_at.isoformat() if next_at else None},
+            utcnow()))
+        uow.commit()
