@@ -41,7 +41,7 @@ def housekeeping(engine: Engine, settings: Settings, providers: Providers) -> in
         log.info("released %d pre-order reservations to their locations", released)
     looked_at = reroute_waiting(engine)
     if looked_at:
-        log.info("rerouted %d orders on hold", looked_at)
+        log.info("routed again %d orders on hold", looked_at)
     notified = notify_providers(engine, providers, utcnow())
     if notified:
         log.info("delivered %d fulfilment requests to their DCs and 3PLs", notified)
