@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import os
 import signal
 import threading
 from collections.abc import Callable
@@ -44,7 +45,7 @@ def housekeeping(engine: Engine, settings: Settings, providers: Providers) -> in
         log.info("released %d pre-order reservations to their locations", released)
     looked_at = reroute_waiting(engine)
     if looked_at:
-        log.info("rerouted %d orders on hold", looked_at)
+        log.info("routed again %d orders on hold", looked_at)
     notified = notify_providers(engine, providers, utcnow())
     if notified:
         log.info("delivered %d fulfilment requests to their DCs and 3PLs", notified)
@@ -70,26 +71,75 @@ def webhook_pass(engine: Engine, settings: Settings, transport: HttpTransport) -
 
 
 def run(engine: Engine, settings: Settings, interval: float, once: bool = False) -> None:
+    """Run the loops (with `once`, one pass of each) until SIGTERM or SIGINT. The first signal
+    lets the passes under way finish and then returns; a second one while they finish ends
+    the process at once with exit status 128 + its number (the cut pass's transaction is
+    rolled back by the database, and its work is done again by the next worker)."""
     stop = threading.Event()
+    signals: list[int] = []
 
-    def _stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("stopping on signal %d", signum)
-        stop.set()
+    def _note(signum: int, _frame: FrameType | None) -> None:
+        # Only note it: a handler runs between any two bytecodes of the main thread, even
+        # inside Event.set() or a logging call, and taking their locks again from a second
+        # signal's handler would hang the process for good.
+        signals.append(signum)
 
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    if once:
+    previous = {signum: signal.signal(signum, _note)
+                for signum in (signal.SIGTERM, signal.SIGINT)}
+    failed: list[BaseException] = []
+    try:
+        if once:
+            loops = [threading.Thread(target=_once, name="once", daemon=True,
+                                      args=(engine, settings, stop, failed))]
+            loops[0].start()
+        else:
+            loops = start(engine, settings, interval, stop)
+        _wait(loops, stop, signals)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if failed:
+        raise failed[0]
+
+
+def _wait(loops: list[threading.Thread], stop: threading.Event, signals: list[int]) -> None:
+    """Until the loops end: the first signal asks them to stop after their pass, a second
+    one exits now."""
+    seen = 0
+    while alive := [loop for loop in loops if loop.is_alive()]:
+        if len(signals) > seen:
+            if seen == 0:
+                log.info("stopping on signal %d once the passes under way are done "
+                         "(a second signal stops at once)", signals[0])
+                stop.set()
+            if len(signals) > 1:
+                log.warning("stopping at once on a second signal (%d): the %s pass is cut "
+                            "short and its transaction rolled back", signals[1],
+                            ", ".join(loop.name for loop in alive))
+                # Not sys.exit(): interpreter shutdown would wait for the pass's threads
+                # (an HTTP request in flight) all the same.
+                os._exit(128 + signals[1])
+            seen = len(signals)
+        alive[0].join(0.1)
+
+
+def _once(engine: Engine, settings: Settings, stop: threading.Event,
+          failed: list[BaseException]) -> None:
+    """One pass of each loop, the webhooks and NATS drained; what fails is handed to `run`
+    to raise."""
+    try:
         providers = providers_from(settings)
         transport = _transport(settings)
-        housekeeping(engine, settings, providers)
-        while webhook_pass(engine, settings, transport):
-            pass
-        if settings.nats_url:
-            asyncio.run(_drain_to_nats(engine, _publisher(settings)))
-        transport.close()
-        return
-    for loop in start(engine, settings, interval, stop):
-        loop.join()
+        try:
+            housekeeping(engine, settings, providers)
+            while not stop.is_set() and webhook_pass(engine, settings, transport):
+                pass
+            if settings.nats_url and not stop.is_set():
+                asyncio.run(_drain_to_nats(engine, _publisher(settings)))
+        finally:
+            transport.close()
+    except BaseException as exc:
+        failed.append(exc)
 
 
 def start(engine: Engine, settings: Settings, interval: float, stop: threading.Event

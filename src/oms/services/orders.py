@@ -22,12 +22,14 @@ from oms.adapters.registry import Providers
 from oms.domain.errors import Conflict, FieldError, NotFound, ValidationFailed
 from oms.domain.events import Event, utcnow
 from oms.domain.fulfillment import LinkStatus, RequestStatus
+from oms.domain.holds import inputs_digest, is_due, next_wait
 from oms.domain.ids import new_id
 from oms.domain.money import Money
 from oms.domain.orders import (
     OPEN_STATUSES,
     ItemStatus,
     LineAmounts,
+    OrderStatus,
     PaymentAmount,
     PaymentStatus,
     check_money,
@@ -235,21 +237,42 @@ def reroute(uow: UnitOfWork, order_id: str) -> dict[str, Any]:
     return body
 
 
-def reroute_waiting(engine: Engine, limit: int = 100) -> int:
-    """Route again the items of orders on hold, oldest orders first; returns how many
-    orders were looked at. Several workers may run this at once: each order is taken by
-    one of them (a worker skips an order another one holds; it is only a retry)."""
+def reroute_waiting(engine: Engine, limit: int = 100, now: dt.datetime | None = None) -> int:
+    """Route again the items of orders on hold whose routing may now come out differently,
+    oldest orders first: the ATP of one of their skus rose somewhere, a location or the
+    routing rules changed, or their wait since the last look is over (domain.holds); returns
+    how many orders were looked at. A look that leaves every item on hold for the reason it
+    had writes no routing run and no event, and doubles the wait. Several workers may run
+    this at once: each order is taken by one of them (a worker skips an order another one
+    holds; it is only a retry)."""
+    now = now or utcnow()
     with UnitOfWork(engine, read_only=True) as uow:
-        waiting = uow.orders.waiting(limit)
-    for order_id in waiting:
+        held = uow.orders.held()
+        if not held:
+            return 0
+        rises = uow.stock.atp_rises(sorted({i.sku for o in held for i in o.items}))
+        locations, rules = uow.locations.revision(), uow.routing.revision()
+    inputs = {o.id: inputs_digest(o.items, rises, locations, rules) for o in held}
+    due = [o.id for o in held if is_due(o.routing_inputs, inputs[o.id], o.reroute_after, now)]
+    looked_at = 0
+    for order_id in due[:limit]:
         with UnitOfWork(engine) as uow:
             order = uow.orders.lock_if_free(order_id)
-            if order is None:
+            # Another worker may have looked at it meanwhile.
+            if order is None or order["status"] != OrderStatus.ON_HOLD or not is_due(
+                    order["routing_inputs"], inputs[order_id], order["reroute_after"], now):
                 continue
-            route_items(uow, order, uow.orders.items([order_id]), "worker", utcnow(),
-                         refuse_unavailable=False)
+            items = uow.orders.items([order_id])
+            now_items = route_items(uow, order, items, "worker", now, refuse_unavailable=False,
+                                    only_changes=True)
+            changed = ([(i["status"], i["hold_reason"]) for i in items]
+                       != [(i["status"], i["hold_reason"]) for i in now_items])
+            last = order["reroute_wait_seconds"]
+            wait = next_wait(None if last is None else dt.timedelta(seconds=last), changed)
+            uow.orders.set_reroute(order_id, inputs[order_id], now + wait, wait)
             uow.commit()
-    return len(waiting)
+            looked_at += 1
+    return looked_at
 
 
 def cancel(uow: UnitOfWork, providers: Providers, order_id: str,

@@ -29,10 +29,12 @@ RowLike = Mapping[str, Any] | RowMapping
 
 
 def route_items(uow: UnitOfWork, order: RowLike, items: Sequence[RowLike], trigger: str,
-                now: dt.datetime, *, refuse_unavailable: bool) -> list[dict[str, Any]]:
+                now: dt.datetime, *, refuse_unavailable: bool, only_changes: bool = False
+                ) -> list[dict[str, Any]]:
     """Route the order's on-hold items, reserving their stock and issuing fulfilment
     requests; record the run and events. Returns the order's items as they are now.
-    Locations that rejected items of this order are not asked again."""
+    Locations that rejected items of this order are not asked again. With `only_changes`,
+    a run that leaves every item on hold for the reason it already had writes nothing."""
     order_id = order["id"]
     waiting = [i for i in items if i["status"] == ItemStatus.ON_HOLD]
     if not waiting:
@@ -89,6 +91,9 @@ def route_items(uow: UnitOfWork, order: RowLike, items: Sequence[RowLike], trigg
         records = []
         plan = RoutingPlan(on_hold={i["id"]: "stock kept changing while routing; retry later"
                                     for i in waiting})
+    if only_changes and not plan.assignments and all(
+            _hold_reason(plan, i["id"]) == i["hold_reason"] for i in waiting):
+        return [dict(i) for i in items]
 
     reservation_of = {r.reference: r for r in records}
     # One version bump for all the run's events: their sequences follow on without gaps.
@@ -108,7 +113,8 @@ def route_items(uow: UnitOfWork, order: RowLike, items: Sequence[RowLike], trigg
             reason = plan.on_hold.get(item["id"], "not routed")
             changes.append({"id": item["id"], "status": ItemStatus.ON_HOLD.value,
                             "location_id": None, "reservation_id": None,
-                            "fulfillment_request_id": None, "hold_reason": reason[:300]})
+                            "fulfillment_request_id": None,
+                            "hold_reason": _hold_reason(plan, item["id"])})
             uow.record(Event("order.item_on_hold", order_id, sequence, {
                 "order_id": order_id, "item_id": item["id"], "sku": item["sku"],
                 "quantity": item["quantity"], "reason": reason}, now))
@@ -134,6 +140,11 @@ def route_items(uow: UnitOfWork, order: RowLike, items: Sequence[RowLike], trigg
     uow.orders.set_status(
         order_id, derive_status(ItemStatus(i["status"]) for i in now_items).value, now)
     return now_items
+
+
+def _hold_reason(plan: RoutingPlan, item_id: str) -> str:
+    """The reason an item stays on hold, as its row keeps it."""
+    return plan.on_hold.get(item_id, "not routed")[:300]
 
 
 def issue_requests(uow: UnitOfWork, order: RowLike, routed: Sequence[RowLike],

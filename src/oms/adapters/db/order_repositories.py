@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, bindparam, or_, select, tuple_, update
+from sqlalchemy import and_, bindparam, func, or_, select, tuple_, update
 from sqlalchemy.engine import Connection, RowMapping
 
 from oms.adapters.db import tables as t
 from oms.adapters.db.scoping import customers_seen, orders_seen
 from oms.adapters.db.upsert import insert_for
 from oms.domain.access import EVERYTHING, Scope
+from oms.domain.holds import HeldItem
 
 
 class CustomerRepository:
@@ -66,6 +68,16 @@ class CustomerRepository:
         ).mappings().first()
 
 
+@dataclass(frozen=True)
+class HeldOrder:
+    """An order on hold, its items on hold, and what the worker's last look at it left."""
+
+    id: str
+    items: list[HeldItem]
+    routing_inputs: str | None
+    reroute_after: dt.datetime | None
+
+
 class OrderRepository:
     """`get` and `page` find only orders within the scope (oms.domain.access.Scope); the
     other reads take ids of orders already found, or serve the system's own work."""
@@ -107,12 +119,27 @@ class OrderRepository:
                                    t.orders.c.external_id == external_id)
         ).mappings().first()
 
-    def waiting(self, limit: int) -> list[str]:
-        """Ids of current orders with items on hold, oldest first."""
-        o = t.orders.c
-        return list(self.conn.scalars(
-            select(o.id).where(o.status == "on_hold", o.historical.is_(False))
-            .order_by(o.placed_at, o.id).limit(limit)))
+    def held(self) -> list[HeldOrder]:
+        """Current orders on hold, oldest first, with their items on hold."""
+        o, i = t.orders.c, t.order_items.c
+        rows = self.conn.execute(
+            select(o.id, o.routing_inputs, o.reroute_after, i.id.label("item_id"), i.sku,
+                   i.quantity)
+            .join_from(t.orders, t.order_items, i.order_id == o.id)
+            .where(o.status == "on_hold", o.historical.is_(False), i.status == "on_hold")
+            .order_by(o.placed_at, o.id, i.line))
+        held: dict[str, HeldOrder] = {}
+        for r in rows:
+            order = held.setdefault(r.id, HeldOrder(r.id, [], r.routing_inputs, r.reroute_after))
+            order.items.append(HeldItem(r.item_id, r.sku, r.quantity))
+        return list(held.values())
+
+    def set_reroute(self, order_id: str, routing_inputs: str, after: dt.datetime,
+                    wait: dt.timedelta) -> None:
+        """What the worker saw when it looked at the order on hold, and when to look again."""
+        self.conn.execute(update(t.orders).where(t.orders.c.id == order_id).values(
+            routing_inputs=routing_inputs, reroute_after=after,
+            reroute_wait_seconds=int(wait.total_seconds())))
 
     def lock_if_free(self, order_id: str) -> RowMapping | None:
         """The order, locked for this transaction; None if another worker holds it."""
@@ -241,6 +268,12 @@ class RoutingRepository:
             select(t.routing_rules).order_by(t.routing_rules.c.service_level,
                                              t.routing_rules.c.country)
         ).mappings())
+
+    def revision(self) -> str:
+        """Changes whenever the rules are replaced."""
+        r = t.routing_rules.c
+        count, updated = self.conn.execute(select(func.count(), func.max(r.updated_at))).one()
+        return f"{count}:{updated.isoformat() if updated else ''}"
 
     def rule(self, service_level: str, country: str) -> RowMapping | None:
         r = t.routing_rules.c

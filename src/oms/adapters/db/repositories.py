@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import and_, delete, func, literal_column, or_, select, text, tuple_, update
+from sqlalchemy import and_, case, delete, func, literal_column, or_, select, text, tuple_, update
 from sqlalchemy.engine import Connection, RowMapping
 
 from oms.adapters.db import tables as t
@@ -235,6 +235,12 @@ class LocationRepository:
         ids = list(set(ids))
         return set(self.conn.scalars(select(t.locations.c.id).where(t.locations.c.id.in_(ids))))
 
+    def revision(self) -> str:
+        """Changes whenever a location is created or changed."""
+        count, versions = self.conn.execute(
+            select(func.count(), func.coalesce(func.sum(t.locations.c.version), 0))).one()
+        return f"{count}:{versions}"
+
     def callback(self, location_id: str) -> tuple[str, str] | None:
         """The URL and signing secret a DC or 3PL is told of its requests with."""
         row = self.conn.execute(
@@ -349,6 +355,11 @@ class StockRepository:
         with_safety = any("safety_stock" in row for row in rows)
         if with_safety:
             set_["safety_stock"] = excluded.safety_stock
+
+        # reserved stays as it is: ATP rose if on_hand less safety stock did.
+        new_safety = set_.get("safety_stock", current.safety_stock)
+        set_["atp_rises"] = current.atp_rises + case(
+            (new_on_hand - new_safety > current.on_hand - current.safety_stock, 1), else_=0)
         stmt = stmt.on_conflict_do_update(
             index_elements=[current.location_id, current.sku],
             set_=set_,
@@ -363,6 +374,7 @@ class StockRepository:
                 "reserved": 0,
                 "version": 1,
                 "updated_at": now,
+                "atp_rises": int(row["on_hand"] - row.get("safety_stock", 0) > 0),
             }
             # In key order, as every path takes stock rows (DESIGN §3.8).
             for row in sorted(rows, key=lambda r: (r["location_id"], r["sku"]))
@@ -403,6 +415,8 @@ class StockRepository:
             values["on_hand"] = func.max(c.on_hand - quantity, 0) if (
                 self.conn.dialect.name == "sqlite"
             ) else func.greatest(c.on_hand - quantity, 0)
+        else:
+            values["atp_rises"] = c.atp_rises + 1
         stmt = (
             update(t.stock_levels)
             .where(self._key(location_id, sku))
@@ -457,6 +471,8 @@ class StockRepository:
                 "quantity": stmt.excluded.quantity,
                 "updated_at": stmt.excluded.updated_at,
                 "version": t.future_stock.c.version + 1,
+                "atp_rises": t.future_stock.c.atp_rises + case(
+                    (stmt.excluded.quantity > t.future_stock.c.quantity, 1), else_=0),
             },
             # Never below what pre-orders already bought of this delivery.
             where=stmt.excluded.quantity >= t.future_stock.c.reserved,
@@ -476,6 +492,7 @@ class StockRepository:
                     "quantity": e.quantity,
                     "version": 1,
                     "updated_at": now,
+                    "atp_rises": int(e.quantity > 0),
                 }
                 for e in entries
             ],
@@ -491,6 +508,17 @@ class StockRepository:
             .where(f.sku.in_(list(skus)), f.available_on >= from_date)
             .group_by(f.location_id, f.sku))
         return {(r.location_id, r.sku): int(r.atp) for r in rows}
+
+    def atp_rises(self, skus: Sequence[str]) -> dict[str, int]:
+        """Per sku, how often its ATP rose at any location, on hand or in future stock."""
+        rises: dict[str, int] = {}
+        for table in (t.stock_levels, t.future_stock):
+            rows = self.conn.execute(
+                select(table.c.sku, func.sum(table.c.atp_rises).label("rises"))
+                .where(table.c.sku.in_(list(skus))).group_by(table.c.sku))
+            for r in rows:
+                rises[r.sku] = rises.get(r.sku, 0) + int(r.rises)
+        return rises
 
     def reserve_future(self, location_id: str, sku: str, quantity: int, from_date: dt.date,
                        now: dt.datetime) -> Any:
@@ -523,6 +551,8 @@ class StockRepository:
                                   "version": f.version + 1, "updated_at": now}
         if delivered:
             values["quantity"] = f.quantity - quantity
+        else:
+            values["atp_rises"] = f.atp_rises + 1
         return self.conn.execute(
             update(t.future_stock)
             .where(f.location_id == location_id, f.sku == sku, f.available_on == available_on)

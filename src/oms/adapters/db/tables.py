@@ -111,6 +111,9 @@ stock_levels = Table(
     Column("safety_stock", Integer, nullable=False),
     Column("version", Integer, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # How often ATP rose here (on_hand up, a reservation released, safety stock down): orders
+    # on hold for the sku are routed again when its sum over locations changes.
+    Column("atp_rises", Integer, nullable=False, server_default="0"),
     # on_hand has no CHECK: an upsert's VALUES row carries the delta, which may be negative.
     # The upsert's WHERE clause keeps on_hand itself from going below zero.
     CheckConstraint("reserved >= 0", name="reserved_not_negative"),
@@ -129,6 +132,8 @@ future_stock = Table(
     Column("reserved", Integer, nullable=False, server_default="0"),
     Column("version", Integer, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # As stock_levels.atp_rises: the delivery grew, or a pre-order of it was released.
+    Column("atp_rises", Integer, nullable=False, server_default="0"),
     CheckConstraint("quantity >= 0", name="quantity_not_negative"),
     CheckConstraint("reserved >= 0", name="reserved_not_negative"),
 )
@@ -228,6 +233,11 @@ orders = Table(
     Column("version", Integer, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # While on hold: what routing read when the worker last looked (domain.holds), when it
+    # looks again even if that has not changed, and the wait that led there.
+    Column("routing_inputs", String(64), nullable=True),
+    Column("reroute_after", UTCDateTime, nullable=True),
+    Column("reroute_wait_seconds", Integer, nullable=True),
     UniqueConstraint("channel", "external_id", name="uq_orders_channel_external_id"),
 )
 # Keyset pagination, newest first, with the filters the order list offers.
