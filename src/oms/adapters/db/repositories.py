@@ -494,7 +494,8 @@ class StockRepository:
                     "updated_at": now,
                     "atp_rises": int(e.quantity > 0),
                 }
-                for e in entries
+                # In key order, as every path takes stock rows (DESIGN §3.8).
+                for e in sorted(entries, key=lambda e: (e.location_id, e.sku, e.available_on))
             ],
         )
         return {(r.location_id, r.sku, r.available_on): r.version for r in result}
