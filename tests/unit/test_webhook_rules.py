@@ -14,7 +14,6 @@ from oms.domain.webhooks import (
     MAX_RETRY_AFTER,
     check_event_types,
     check_url,
-    is_public,
     judge,
     matches,
 )
@@ -47,16 +46,6 @@ def test_a_type_listed_twice_is_refused() -> None:
 def test_only_plain_http_urls_are_targets(url: str) -> None:
     with pytest.raises(ValueError, match=r"http or https URL with a host|credentials"):
         check_url(url)
-
-
-@pytest.mark.parametrize(("address", "public"), [
-    ("8.8.8.8", True), ("2606:4700::1111", True), ("127.0.0.1", False), ("10.1.2.3", False),
-    ("192.168.0.10", False), ("169.254.169.254", False), ("::1", False),
-    ("::ffff:127.0.0.1", False), ("0.0.0.0", False), ("fd00::1", False),
-])
-def test_private_loopback_and_metadata_addresses_are_not_public(address: str,
-                                                                public: bool) -> None:
-    assert is_public(address) is public
 
 
 def test_the_schedule_is_the_standard_webhooks_one_with_jitter() -> None:

@@ -4,7 +4,6 @@ delivery attempt's answer means for the next one (Standard Webhooks)."""
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -70,15 +69,6 @@ def check_url(url: str) -> str:
     if any(c.isascii() and not c.isprintable() for c in url):
         raise ValueError("must not contain control characters")
     return url
-
-
-def is_public(address: str) -> bool:
-    """Whether a webhook may reach this address when private targets are not allowed."""
-    ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return not (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast
-                or ip.is_reserved or ip.is_unspecified)
 
 
 @dataclass(frozen=True)
