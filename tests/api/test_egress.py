@@ -1,7 +1,8 @@
-"""Where the OMS's outgoing requests may go, seen through the API: a name is judged by what it
-resolves to when a request is sent (DC callbacks and webhooks alike); a name that answers a
-public address and then 127.0.0.1 (DNS rebinding) never reaches what listens there; and what
-a provider or subscriber answers is shown as its status, never its body.
+"""Where the OMS's outgoing requests may go, seen through the API: a DC's callback URL naming a
+private or metadata address is refused; a name is judged by what it resolves to when a
+request is sent (DC callbacks and webhooks alike); a name that answers a public address and
+then 127.0.0.1 (DNS rebinding) never reaches what listens there; and what a provider or
+subscriber answers is shown as its status, never its body.
 
 DNS and the internet beyond this machine are the tests' own (tests/network.py); the DCs and
 subscribers are real HTTP servers on 127.0.0.1 (tests/receiver.py)."""
@@ -27,7 +28,7 @@ from oms.settings import Settings
 from tests.api.test_fulfillment_dc import at, put_dc, request_of
 from tests.api.test_webhooks import deliveries, fan_out_until, make_due, put_product, subscribe
 from tests.fulfilling import requests_of
-from tests.helpers import Api
+from tests.helpers import Api, error_fields, location_body, problem
 from tests.network import Dns
 from tests.ordering import events, order_body, place
 from tests.receiver import Receiver
@@ -109,6 +110,44 @@ def notify(engine: Engine, settings: Settings) -> Iterator[Notify]:
 @pytest.fixture
 def notify_strictly(engine: Engine, strict: Settings) -> Iterator[Notify]:
     yield from notifier(engine, strict)
+
+
+# -- a callback URL is judged when it is saved -------------------------------------------------
+
+
+METADATA_AND_PRIVATE = [
+    "http://169.254.169.254/latest/meta-data", "http://[fd00:ec2::254]/latest/meta-data",
+    "http://[::ffff:169.254.169.254]/latest/meta-data", "http://127.0.0.1:8080/oms",
+    "http://0x7f000001/oms", "http://[::1]/oms", "http://10.0.0.8/oms",
+    "http://192.168.1.20/oms", "http://0.0.0.0/oms",
+]
+
+
+def test_a_callback_url_to_a_metadata_or_private_address_is_refused(
+        guarded: Api, api: Api) -> None:
+    for url in METADATA_AND_PRIVATE:
+        answer = problem(guarded.put("/v1/locations/dc-1", json=location_body(
+            type="dc", capabilities=["ship"], fulfillment_callback_url=url)), 422)
+        assert error_fields(answer) == ["fulfillment_callback_url"], (url, answer)
+        assert "OMS_EGRESS_ALLOW_PRIVATE" in answer["detail"], answer
+        problem(guarded.get("/v1/locations/dc-1"), 404)  # nothing written
+    # A name is judged when a request is sent; a public address is fine.
+    for url in ("https://wms.dc.example/oms", f"http://{PUBLIC}/oms"):
+        r = guarded.put("/v1/locations/dc-1", json=location_body(
+            type="dc", capabilities=["ship"], fulfillment_callback_url=url))
+        assert r.status_code in (200, 201), r.text
+    # With private targets allowed (as in development), they may be.
+    r = api.put("/v1/locations/dc-2", json=location_body(
+        type="dc", capabilities=["ship"], fulfillment_callback_url=METADATA_AND_PRIVATE[0]))
+    assert r.status_code == 201, r.text
+
+
+@pytest.mark.parametrize("url", ["http://a..b/oms", "https://" + "a" * 64 + ".example/oms",
+                                 "https://wms:hunter2@dc.example/oms"])
+def test_a_callback_url_names_a_host_and_no_credentials(api: Api, url: str) -> None:
+    answer = problem(api.put("/v1/locations/dc-1", json=location_body(
+        type="dc", capabilities=["ship"], fulfillment_callback_url=url)), 422)
+    assert error_fields(answer) == ["fulfillment_callback_url"]
 
 
 # -- a name is judged when a request is sent ---------------------------------------------------

@@ -48,6 +48,20 @@ def test_only_plain_http_urls_are_targets(url: str) -> None:
         check_url(url)
 
 
+@pytest.mark.parametrize("url", ["https://a..b/hook", "https://" + "a" * 64 + ".example/hook",
+                                 "https://-erp.example/hook", "http://erp example/hook"])
+def test_a_target_names_a_host_dns_can_hold(url: str) -> None:
+    with pytest.raises(ValueError, match="neither a DNS name nor an IP address"):
+        check_url(url)
+
+
+@pytest.mark.parametrize("url", ["https://erp.example/hook", "https://erp.example./hook",
+                                 "http://wms_1.dc.example:8080/oms", "https://[2606:4700::1]/h",
+                                 "https://93.184.215.14/hook", "https://\u00fcber.example/h"])
+def test_names_and_addresses_are_hosts(url: str) -> None:
+    assert check_url(url) == url
+
+
 def test_the_schedule_is_the_standard_webhooks_one_with_jitter() -> None:
     rng = random.Random(7)
     for failures, base in enumerate(SCHEDULE):

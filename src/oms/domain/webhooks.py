@@ -4,6 +4,7 @@ delivery attempt's answer means for the next one (Standard Webhooks)."""
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ SECRET_OVERLAP = dt.timedelta(hours=24)
 MAX_RETRY_AFTER = dt.timedelta(hours=10)
 #: Event type patterns: an exact name (`order.created`), a prefix (`order.*`) or `*`.
 TYPE_PATTERN = re.compile(r"^(\*|[a-z][a-z_]*(\.[a-z][a-z_]*)*(\.\*)?)$")
+#: A label of a host name as URLs carry them (underscores occur in real names).
+HOST_LABEL = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?$")
 
 
 class SubscriptionStatus(StrEnum):
@@ -60,6 +63,8 @@ def check_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("must be an http or https URL with a host")
+    if not _is_host(parts.hostname):
+        raise ValueError("has a host that is neither a DNS name nor an IP address")
     if parts.username or parts.password:
         raise ValueError("must not carry credentials; the signature authenticates the OMS")
     try:
@@ -69,6 +74,20 @@ def check_url(url: str) -> str:
     if any(c.isascii() and not c.isprintable() for c in url):
         raise ValueError("must not contain control characters")
     return url
+
+
+def _is_host(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    try:
+        name = host.encode("idna").decode("ascii")  # labels of 1 to 63 characters
+    except UnicodeError:
+        return False
+    return len(name) <= 253 and all(HOST_LABEL.match(label)
+                                    for label in name.removesuffix(".").split("."))
 
 
 @dataclass(frozen=True)

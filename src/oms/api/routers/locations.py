@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from oms.api.deps import (
     Admins,
@@ -26,9 +26,11 @@ LocationId = Annotated[str, Path(pattern=CODE_PATTERN)]
 
 
 @router.put("/{location_id}", summary="Create or replace a location")
-def put_location(location_id: LocationId, body: LocationIn, uow: Uow, _: Integrators,
-                 response: Response) -> dict[str, Any]:
-    result, created = locations.put_location(uow, body.to_domain(location_id))
+def put_location(location_id: LocationId, body: LocationIn, request: Request, uow: Uow,
+                 _: Integrators, response: Response) -> dict[str, Any]:
+    result, created = locations.put_location(
+        uow, body.to_domain(location_id),
+        allow_private=request.app.state.settings.egress_allow_private)
     response.status_code = 201 if created else 200
     return result
 
