@@ -21,7 +21,7 @@ run: install
 	$(BIN)/oms demo --if-empty
 	@echo "oms: http://$(HOST):$(PORT)  API docs: http://$(HOST):$(PORT)/docs"
 	@echo "admin key: $$(cat .oms-demo-key)"
-	OMS_WEBHOOK_ALLOW_PRIVATE=$${OMS_WEBHOOK_ALLOW_PRIVATE:-true} $(BIN)/oms serve --with-worker --host $(HOST) --port $(PORT)
+	OMS_EGRESS_ALLOW_PRIVATE=$${OMS_EGRESS_ALLOW_PRIVATE:-$${OMS_WEBHOOK_ALLOW_PRIVATE:-true}} $(BIN)/oms serve --with-worker --host $(HOST) --port $(PORT)
 
 lint: install
 	$(BIN)/ruff check src tests bench

@@ -40,7 +40,7 @@ def run(ctx: Context, backend: str) -> list[Result]:
         assert receiver.stdout is not None
         port = int(receiver.stdout.readline())
         with ctx.databases.fresh(backend, "webhooks") as url, engine_for(url) as engine:
-            settings = Settings(database_url=url, webhook_allow_private=True)
+            settings = Settings(database_url=url, egress_allow_private=True)
             transport = HttpTransport(allow_private=True,
                                       connections=settings.webhook_concurrency)
             with UnitOfWork(engine) as uow:

@@ -87,7 +87,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
     return Settings(database_url=database_url, import_chunk_size=100,
-                    webhook_allow_private=True)
+                    egress_allow_private=True)
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -84,10 +85,11 @@ def in_turn(*first: Answer, then: Answer = (200, {}, b"ok")) -> Answerer:
 
 class Receiver:
     """Records each request in `received` (read it with `requests()`) and answers as `answer`
-    says (by default 200 `ok`), `delay` seconds later. Both may be changed at any time."""
+    says (by default 200 `ok`), `delay` seconds later. Both may be changed at any time. With
+    `tls`, it speaks HTTPS with that context."""
 
     def __init__(self, answer: Answerer = ok, *, delay: float = 0.0,
-                 path: str = "/hook") -> None:
+                 path: str = "/hook", tls: ssl.SSLContext | None = None) -> None:
         self.answer = answer
         self.delay = delay
         self.received: list[Received] = []
@@ -97,7 +99,10 @@ class Receiver:
         self._closed = False
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+        scheme = "https" if tls is not None else "http"
+        self.base_url = f"{scheme}://127.0.0.1:{self.server.server_address[1]}"
         self.url = self.base_url + path
         self.thread = threading.Thread(target=self.server.serve_forever,
                                        kwargs={"poll_interval": 0.01}, daemon=True)

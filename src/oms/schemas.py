@@ -37,6 +37,7 @@ from oms.domain.locations import (
 )
 from oms.domain.money import Money, validate_currency
 from oms.domain.orders import Channel, PaymentStatus, ServiceLevel
+from oms.domain.webhooks import check_url
 
 Code = Annotated[str, StringConstraints(pattern=CODE_PATTERN)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -190,6 +191,15 @@ class LocationIn(Strict):
         if len(capabilities) != len(set(capabilities)):
             raise ValueError("a capability is listed twice")
         return capabilities
+
+    @field_validator("fulfillment_callback_url")
+    @classmethod
+    def _callback_target(cls, url: AnyHttpUrl | None) -> AnyHttpUrl | None:
+        # As a webhook's URL: a host, no credentials. Whether its address may be reached is
+        # the egress policy's to say (services.locations, and when a request is sent).
+        if url is not None:
+            check_url(str(url))
+        return url
 
     def to_domain(self, location_id: str) -> Location:
         a = self.address

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="OMS_", extra="ignore")
+    # populate_by_name: a field with aliases can still be set by its name in code.
+    model_config = SettingsConfigDict(env_prefix="OMS_", extra="ignore", populate_by_name=True)
 
     #: SQLite file in the working folder by default; PostgreSQL in production, e.g.
     #: postgresql+psycopg://oms@db/oms
@@ -46,8 +49,11 @@ class Settings(BaseSettings):
     pickup_expiry_days: int = 7
     #: How long a DC's or 3PL's endpoint may take to answer a notification.
     provider_timeout_seconds: float = 10.0
-    #: Whether webhooks may target loopback and private addresses (true for development).
-    webhook_allow_private: bool = False
+    #: Whether outgoing requests (webhooks, DC/3PL callbacks, HTTP adapters) may go to
+    #: loopback, private, link-local and metadata addresses (true for development).
+    #: OMS_WEBHOOK_ALLOW_PRIVATE is its old name, still read when the new one is not set.
+    egress_allow_private: bool = Field(default=False, validation_alias=AliasChoices(
+        "OMS_EGRESS_ALLOW_PRIVATE", "OMS_WEBHOOK_ALLOW_PRIVATE"))
     #: How long a subscriber may take to answer a webhook.
     webhook_timeout_seconds: float = 10.0
     #: Webhook requests a worker has in flight at once.
@@ -66,6 +72,16 @@ class Settings(BaseSettings):
     nats_duplicate_window_seconds: int = 3600
 
 
+#: Old names of settings, still read, and their new ones.
+DEPRECATED_NAMES = {"OMS_WEBHOOK_ALLOW_PRIVATE": "OMS_EGRESS_ALLOW_PRIVATE"}
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
+    set_names = {name.upper() for name in os.environ}
+    for old, new in DEPRECATED_NAMES.items():
+        if old in set_names:
+            logging.getLogger("oms.settings").warning(
+                "%s is deprecated; set %s instead%s", old, new,
+                f"; {new} is set too and wins" if new in set_names else "")
     return Settings()

@@ -167,7 +167,7 @@ def start(engine: Engine, settings: Settings, interval: float, stop: threading.E
 
 def _transport(settings: Settings) -> HttpTransport:
     return HttpTransport(settings.webhook_timeout_seconds,
-                         allow_private=settings.webhook_allow_private,
+                         allow_private=settings.egress_allow_private,
                          connections=settings.webhook_concurrency)
 
 

@@ -649,7 +649,7 @@ def test_a_webhook_host_that_is_no_dns_name_is_refused(
     engine: Engine, settings: Settings, make_key: Callable[..., str], url: str
 ) -> None:
     # Only with private targets refused is the host resolved; these fail before any lookup.
-    strict = settings.model_copy(update={"webhook_allow_private": False})
+    strict = settings.model_copy(update={"egress_allow_private": False})
     with TestClient(create_app(strict, engine), raise_server_exceptions=False) as client:
         guarded = Api(client, make_key("admin"))
         r = guarded.post("/v1/webhooks", json={"url": url, "event_types": ["*"]})

@@ -250,7 +250,7 @@ def test_valid_event_type_patterns(api: Api, receiver: Receiver) -> None:
 def test_private_targets_need_the_setting(engine: Engine, settings: Settings,
                                           make_key: Callable[..., str],
                                           api: Api, receiver: Receiver) -> None:
-    strict = settings.model_copy(update={"webhook_allow_private": False})
+    strict = settings.model_copy(update={"egress_allow_private": False})
     with TestClient(create_app(strict, engine), raise_server_exceptions=False) as client:
         guarded = Api(client, make_key("admin"))
         for url in (receiver.url, "http://localhost:8080/hook", "http://10.1.2.3/hook",
@@ -499,7 +499,6 @@ def test_retry_after_is_honoured(api: Api, engine: Engine, receiver: Receiver,
     assert d["attempt_count"] == 1
     [attempt] = d["attempts"]
     assert attempt["status_code"] == 429
-    assert attempt["response_body"] == "slow down"
     wait = at(d["next_attempt_at"]) - at(attempt["attempted_at"])
     assert abs(wait - dt.timedelta(seconds=120)) < dt.timedelta(seconds=2), wait
     assert deliver_due(engine, transport) == 0  # not due yet
@@ -559,7 +558,7 @@ def test_gone_disables_the_subscription(api: Api, engine: Engine, receiver: Rece
 # -- 5. the delivery log ----------------------------------------------------------------------
 
 
-def test_the_log_keeps_answers(api: Api, engine: Engine, receiver: Receiver,
+def test_the_log_keeps_each_attempts_status(api: Api, engine: Engine, receiver: Receiver,
                                transport: HttpTransport) -> None:
     sub = subscribe(api, receiver.url)
 
@@ -580,13 +579,12 @@ def test_the_log_keeps_answers(api: Api, engine: Engine, receiver: Receiver,
     assert attempt["status_code"] == 200
     assert isinstance(attempt["duration_ms"], int)
     assert attempt["duration_ms"] >= 0
-    assert attempt["response_body"] == "x" * 1024
     assert attempt["error"] is None
 
     [bad] = deliveries(api, sub["id"], status="pending")["items"]
     assert bad["entity_id"] == "BAD"
     assert bad["attempts"][0]["status_code"] == 500
-    assert bad["attempts"][0]["response_body"] == '{"error":"oops"}'
+    assert "oops" not in json.dumps(bad)  # the subscriber's answer is not kept
     assert deliveries(api, sub["id"], status="failed")["items"] == []
     assert len(deliveries(api, sub["id"])["items"]) == 2
     problem(api.get(f"/v1/webhooks/{sub['id']}/deliveries", params={"status": "lost"}), 422)
@@ -601,7 +599,6 @@ def test_a_refused_connection_is_logged_then_given_up(
     [d] = deliveries(api, sub["id"], status="pending")["items"]
     [attempt] = d["attempts"]
     assert attempt["status_code"] is None
-    assert attempt["response_body"] is None
     assert attempt["error"]
     assert "connect" in attempt["error"].lower()
 

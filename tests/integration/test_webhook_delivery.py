@@ -66,7 +66,7 @@ def workers(database_url: str, folder: Path, count: int = 1, **settings: str
             ) -> Iterator[Workers]:
     """`count` `oms worker` processes on the test database (with more `OMS_` settings); each
     is stopped with SIGTERM and must exit cleanly."""
-    env = {**os.environ, "OMS_DATABASE_URL": database_url, "OMS_WEBHOOK_ALLOW_PRIVATE": "true",
+    env = {**os.environ, "OMS_DATABASE_URL": database_url, "OMS_EGRESS_ALLOW_PRIVATE": "true",
            "OMS_WEBHOOK_POLL_SECONDS": "0.1",
            **{f"OMS_{name.upper()}": value for name, value in settings.items()}}
     running = Workers([], [])

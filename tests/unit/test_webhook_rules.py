@@ -14,7 +14,6 @@ from oms.domain.webhooks import (
     MAX_RETRY_AFTER,
     check_event_types,
     check_url,
-    is_public,
     judge,
     matches,
 )
@@ -49,14 +48,18 @@ def test_only_plain_http_urls_are_targets(url: str) -> None:
         check_url(url)
 
 
-@pytest.mark.parametrize(("address", "public"), [
-    ("8.8.8.8", True), ("2606:4700::1111", True), ("127.0.0.1", False), ("10.1.2.3", False),
-    ("192.168.0.10", False), ("169.254.169.254", False), ("::1", False),
-    ("::ffff:127.0.0.1", False), ("0.0.0.0", False), ("fd00::1", False),
-])
-def test_private_loopback_and_metadata_addresses_are_not_public(address: str,
-                                                                public: bool) -> None:
-    assert is_public(address) is public
+@pytest.mark.parametrize("url", ["https://a..b/hook", "https://" + "a" * 64 + ".example/hook",
+                                 "https://-erp.example/hook", "http://erp example/hook"])
+def test_a_target_names_a_host_dns_can_hold(url: str) -> None:
+    with pytest.raises(ValueError, match="neither a DNS name nor an IP address"):
+        check_url(url)
+
+
+@pytest.mark.parametrize("url", ["https://erp.example/hook", "https://erp.example./hook",
+                                 "http://wms_1.dc.example:8080/oms", "https://[2606:4700::1]/h",
+                                 "https://93.184.215.14/hook", "https://\u00fcber.example/h"])
+def test_names_and_addresses_are_hosts(url: str) -> None:
+    assert check_url(url) == url
 
 
 def test_the_schedule_is_the_standard_webhooks_one_with_jitter() -> None:

@@ -59,4 +59,5 @@ class Providers:
 
 def providers_from(settings: Settings) -> Providers:
     return Providers(settings.carrier_adapters, settings.psp_adapters,
-                     HttpCallbackNotifier(settings.provider_timeout_seconds))
+                     HttpCallbackNotifier(settings.provider_timeout_seconds,
+                                          allow_private=settings.egress_allow_private))

@@ -45,7 +45,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.engine = engine
     app.state.providers = providers_from(settings)
     app.state.webhook_transport = HttpTransport(settings.webhook_timeout_seconds,
-                                                allow_private=settings.webhook_allow_private)
+                                                allow_private=settings.egress_allow_private)
     problems.install(app)
 
     @app.exception_handler(Replay)

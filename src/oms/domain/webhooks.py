@@ -23,6 +23,8 @@ SECRET_OVERLAP = dt.timedelta(hours=24)
 MAX_RETRY_AFTER = dt.timedelta(hours=10)
 #: Event type patterns: an exact name (`order.created`), a prefix (`order.*`) or `*`.
 TYPE_PATTERN = re.compile(r"^(\*|[a-z][a-z_]*(\.[a-z][a-z_]*)*(\.\*)?)$")
+#: A label of a host name as URLs carry them (underscores occur in real names).
+HOST_LABEL = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?$")
 
 
 class SubscriptionStatus(StrEnum):
@@ -61,6 +63,8 @@ def check_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("must be an http or https URL with a host")
+    if not _is_host(parts.hostname):
+        raise ValueError("has a host that is neither a DNS name nor an IP address")
     if parts.username or parts.password:
         raise ValueError("must not carry credentials; the signature authenticates the OMS")
     try:
@@ -72,13 +76,18 @@ def check_url(url: str) -> str:
     return url
 
 
-def is_public(address: str) -> bool:
-    """Whether a webhook may reach this address when private targets are not allowed."""
-    ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return not (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast
-                or ip.is_reserved or ip.is_unspecified)
+def _is_host(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    try:
+        name = host.encode("idna").decode("ascii")  # labels of 1 to 63 characters
+    except UnicodeError:
+        return False
+    return len(name) <= 253 and all(HOST_LABEL.match(label)
+                                    for label in name.removesuffix(".").split("."))
 
 
 @dataclass(frozen=True)

@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from oms.adapters.db.repositories import Stored
 from oms.adapters.db.unit_of_work import UnitOfWork
-from oms.domain.errors import NotFound
+from oms.adapters.egress import literal_refusal
+from oms.domain.errors import FieldError, NotFound, ValidationFailed
 from oms.domain.events import Event, utcnow
 from oms.domain.locations import Location
 from oms.schemas import location_out
 
 
-def put_location(uow: UnitOfWork, location: Location) -> tuple[dict[str, Any], bool]:
+def put_location(uow: UnitOfWork, location: Location, *, allow_private: bool = False
+                 ) -> tuple[dict[str, Any], bool]:
+    """Create or replace a location. A callback URL naming a private or metadata address is
+    refused unless private targets are allowed; a name is checked when a request is sent."""
+    url = location.fulfillment_callback_url
+    refused = None if url is None or allow_private else literal_refusal(
+        urlsplit(url).hostname or "")
+    if refused is not None:
+        field = "fulfillment_callback_url"
+        raise ValidationFailed(f"{field}: {refused}", [FieldError(field, refused)])
     now = utcnow()
     version, created = uow.locations.upsert_many([location], now)[location.id]
     body = location_out(location, version, now)

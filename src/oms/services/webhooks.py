@@ -17,6 +17,7 @@ from sqlalchemy.engine import RowMapping
 
 from oms.adapters.db.repositories import StoredEvent, event_id, parse_event_id
 from oms.adapters.db.unit_of_work import UnitOfWork
+from oms.adapters.egress import EgressPolicy
 from oms.adapters.eventstream import Answer, WebhookTransport
 from oms.adapters.signing import signed_headers
 from oms.domain.errors import FieldError, NotFound, ValidationFailed
@@ -29,7 +30,6 @@ from oms.domain.webhooks import (
     SubscriptionStatus,
     check_event_types,
     check_url,
-    is_public,
     judge,
     matches,
 )
@@ -57,11 +57,9 @@ def _check_target(url: str, transport: WebhookTransport, allow_private: bool,
         if not addresses:
             raise ValidationFailed(f"{field}: cannot resolve {host}",
                                    [FieldError(field, f"cannot resolve {host}")])
-        private = [a for a in addresses if not is_public(a)]
-        if private:
-            message = (f"{host} resolves to a private address ({private[0]}); set "
-                       "OMS_WEBHOOK_ALLOW_PRIVATE=true to allow it")
-            raise ValidationFailed(f"{field}: {message}", [FieldError(field, message)])
+        refused = EgressPolicy().refusal(host, addresses)
+        if refused is not None:
+            raise ValidationFailed(f"{field}: {refused}", [FieldError(field, refused)])
     return url
 
 
@@ -164,8 +162,7 @@ def deliveries_out(uow: UnitOfWork, rows: Sequence[RowMapping]) -> list[dict[str
     for a in uow.webhooks.attempts([r["id"] for r in rows]):
         attempts.setdefault(a["delivery_id"], []).append({
             "attempted_at": a["attempted_at"].isoformat(), "status_code": a["status_code"],
-            "duration_ms": a["duration_ms"], "response_body": a["response_body"],
-            "error": a["error"]})
+            "duration_ms": a["duration_ms"], "error": a["error"]})
     return [{
         "id": r["id"], "event_id": event_id(r["event_txid"], r["event_position"]),
         "event_type": r["event_type"], "entity_id": r["entity_id"], "status": r["status"],
@@ -323,7 +320,7 @@ def _record(engine: Engine, results: Sequence[Sent], unsent: Sequence[str]) -> N
         outcome = judge(answer.status_code, answer.retry_after, count, d["due_at"], now)
         attempts.append({"id": new_id(), "delivery_id": d["id"], "attempted_at": now,
                          "status_code": answer.status_code, "duration_ms": answer.duration_ms,
-                         "response_body": answer.body, "error": answer.error})
+                         "error": answer.error})
         status = (DeliveryStatus.DELIVERED if outcome.delivered else
                   DeliveryStatus.PENDING if outcome.retry_at else DeliveryStatus.FAILED)
         outcomes.append({"delivery_id": d["id"], "new_status": status.value,

@@ -12,8 +12,6 @@ class Answer:
 
     status_code: int | None
     duration_ms: int
-    #: The first KB of the answer's body.
-    body: str | None = None
     retry_after: str | None = None
     #: Why there is no status code (timeout, refused connection, forbidden target).
     error: str | None = None

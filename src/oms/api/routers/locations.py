@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from oms.api.deps import (
     Admins,
@@ -26,9 +26,11 @@ LocationId = Annotated[str, Path(pattern=CODE_PATTERN)]
 
 
 @router.put("/{location_id}", summary="Create or replace a location")
-def put_location(location_id: LocationId, body: LocationIn, tx: WriteTx, _: Integrators
-                 ) -> Response:
-    result, created = locations.put_location(tx.uow, body.to_domain(location_id))
+def put_location(location_id: LocationId, body: LocationIn, request: Request, tx: WriteTx,
+                 _: Integrators) -> Response:
+    result, created = locations.put_location(
+        tx.uow, body.to_domain(location_id),
+        allow_private=request.app.state.settings.egress_allow_private)
     return tx.done(result, status=201 if created else 200)
 
 

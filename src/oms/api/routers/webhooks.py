@@ -60,7 +60,7 @@ def _transport(request: Request) -> Any:
 
 
 def _allow_private(request: Request) -> bool:
-    return bool(request.app.state.settings.webhook_allow_private)
+    return bool(request.app.state.settings.egress_allow_private)
 
 
 @router.post("", status_code=201, summary="Subscribe; the answer shows the secret, once")
