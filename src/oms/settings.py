@@ -22,6 +22,8 @@ class Settings(BaseSettings):
     db_max_overflow: int = 20
     #: Rows per transaction in bulk imports.
     import_chunk_size: int = 1000
+    #: Largest import file accepted over HTTP (413 beyond it).
+    max_import_bytes: int = 200 * 1024 * 1024
     #: Adapters per carrier code, e.g. {"dhl": "mycompany.carriers:Dhl", "*": "..."}; codes
     #: not named use the simulated carrier.
     carrier_adapters: dict[str, str] = {}

@@ -34,7 +34,8 @@ class IdempotencyMiddleware:
         self.stale_after = stale_after
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in STATE_CHANGING:
+        if (scope["type"] != "http" or scope["method"] not in STATE_CHANGING
+                or scope["path"].startswith("/v1/imports/")):  # imports resume runs themselves
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
