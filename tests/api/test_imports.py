@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
 import socket
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from typer.testing import CliRunner
 
+from oms.adapters.db import tables as t
 from oms.api.app import create_app
 from oms.cli import app as cli
 from oms.settings import Settings
@@ -338,3 +345,96 @@ def test_an_idempotency_key_must_be_short_and_printable(api: Api) -> None:
                  headers={"Content-Type": "text/csv", "Idempotency-Key": "k" * 256})
     problem(r, 400)
 
+
+# -- the command line ------------------------------------------------------------------------
+
+@pytest.mark.usefixtures("cli_env")
+def test_cli_import_says_in_one_line_why_a_file_cannot_be_imported(
+        tmp_path: Path, api: Api, stocked: Callable[..., None]) -> None:
+    stocked({("berlin", "A"): 5})
+    files = {
+        "missing.csv": None,
+        "folder.csv": "dir",
+        "huge-field.csv": f"location_id,sku,on_hand\nberlin,A,1\nberlin,A,\"{'9' * 140_000}\"\n",
+        "deep.jsonl": '{"location_id": "berlin", "sku": "A", "on_hand": 1}\n'
+                      + "[" * 100_000 + "]" * 100_000 + "\n",
+        "latin1.csv": b"location_id,sku,on_hand\nberlin,A,1\nberl\xefn,A,1\n",
+        "no-header.csv": "berlin,A,1\n",
+    }
+    reasons = {
+        "missing.csv": "No such file",
+        "folder.csv": "Is a directory",
+        "huge-field.csv": "line 3: a field is longer than 131072 characters",
+        "deep.jsonl": "line 2: JSON nested deeper than 32 levels",
+        "latin1.csv": "not UTF-8 text: line 3",
+        "no-header.csv": "header naming the columns location_id,sku,on_hand",
+    }
+    for name, content in files.items():
+        path = tmp_path / name
+        if content == "dir":
+            path.mkdir()
+        elif isinstance(content, bytes):
+            path.write_bytes(content)
+        elif content is not None:
+            path.write_text(content)
+        result = CliRunner().invoke(cli, ["import", "inventory", str(path)])
+        assert result.exit_code == 2, (name, result.output)
+        assert isinstance(result.exception, SystemExit), (name, result.exception)
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1, (name, result.output)
+        line = lines[0]
+        assert line.startswith("error:"), (name, line)
+        assert reasons[name] in line, (name, line)
+    assert _level(api) == 5
+
+
+def test_cli_help_says_that_imported_orders_are_live() -> None:
+    result = CliRunner().invoke(cli, ["import", "--help"], terminal_width=200)
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())
+    assert "oms import orders places LIVE orders" in text
+    assert "stock reserved" in text
+    assert '"historical": true' in text
+
+
+@pytest.mark.usefixtures("cli_env")
+def test_cli_import_stopped_by_ctrl_c_is_finished_with_resume(
+        tmp_path: Path, api: Api, engine: Engine, stocked: Callable[..., None]) -> None:
+    skus = [f"S{n:02d}" for n in range(40)]
+    stocked({("berlin", sku): 0 for sku in skus})
+    path = tmp_path / "counts.csv"
+    lines = 3000  # one chunk per line for the process stopped, 40 for the resume
+    path.write_text("location_id,sku,on_hand\n"
+                    + "".join(f"berlin,{skus[n % 40]},1\n" for n in range(lines)))
+    oms = Path(sys.executable).parent / "oms"
+    env = {**os.environ, "OMS_IMPORT_CHUNK_SIZE": "1"}
+    running = subprocess.Popen([str(oms), "import", "inventory", str(path)], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while True:
+        with engine.connect() as conn:
+            steps = conn.execute(select(t.import_runs.c.steps_applied)
+                                 .where(t.import_runs.c.api_key_id.is_(None))).scalar()
+        if steps is not None and steps >= 30:
+            break
+        assert running.poll() is None, running.communicate()
+        assert time.monotonic() < deadline, "the import did not start"
+        time.sleep(0.005)
+    running.send_signal(signal.SIGINT)
+    out, err = running.communicate(timeout=60)
+    assert running.returncode == 130, out + err
+    stopped = re.search(r"stopped after line (\d+) \((\d+) rows applied\).*--resume (\S+)",
+                        " ".join(err.split()))
+    assert stopped is not None, err
+    through, applied, import_id = int(stopped[1]), int(stopped[2]), stopped[3]
+    assert applied == through - 1 >= 30
+    assert sum(_level(api, sku) for sku in skus) == applied
+
+    resumed = CliRunner().invoke(cli, ["import", "inventory", str(path), "--resume", import_id])
+    assert resumed.exit_code == 0, resumed.output
+    assert f"resumed after line {through}" in resumed.output
+    assert f"{lines} imported" in resumed.output
+    assert {_level(api, sku) for sku in skus} == {lines // 40}
+    again = CliRunner().invoke(cli, ["import", "inventory", str(path), "--resume", import_id])
+    assert again.exit_code == 0
+    assert sum(_level(api, sku) for sku in skus) == lines
