@@ -16,7 +16,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from common import Context, Result, engine_for, product_lines, seed_locations, sku_names, stock_csv
-from oms.services.imports import FileFormat, ImportMode, ImportReport, run_import
+from oms.services.imports import FileFormat, ImportFile, ImportMode, ImportReport, run_import
 from oms.services.order_imports import import_orders
 from oms.settings import Settings
 
@@ -35,18 +35,18 @@ def _timed_import(ctx: Context, engine: Engine, backend: str, name: str, kind: s
     chunk_ms: list[float] = []
     last = time.perf_counter()
 
-    def on_progress(_rows: int) -> None:
+    def on_progress(_line: int) -> None:
         nonlocal last
         now = time.perf_counter()
         chunk_ms.append((now - last) * 1000)
         last = now
 
-    with path.open(encoding="utf-8-sig", newline="") as lines:
-        started = last = time.perf_counter()
+    started = last = time.perf_counter()
+    with ImportFile.open(path) as file:
         report: ImportReport = (
-            import_orders(engine, lines, on_progress=on_progress) if kind == "orders"
-            else run_import(engine, kind, lines, fmt, mode, chunk_size, on_progress=on_progress))
-        seconds = time.perf_counter() - started
+            import_orders(engine, file, on_progress=on_progress) if kind == "orders"
+            else run_import(engine, kind, file, fmt, mode, chunk_size, on_progress=on_progress))
+    seconds = time.perf_counter() - started
     if report.failed or report.imported != expected:
         ctx.problem(f"{backend}: {name} imported {report.imported} of {expected} rows, "
                     f"{report.failed} failed; first: {report.errors[:1]}")

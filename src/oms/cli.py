@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -18,7 +20,15 @@ from oms.domain.access import Role
 from oms.domain.errors import DomainError
 from oms.domain.events import utcnow
 from oms.services import apikeys, webhooks
-from oms.services.imports import FileFormat, ImportMode, guess_format, run_import
+from oms.services.import_runs import Sender
+from oms.services.imports import (
+    FileFormat,
+    ImportFile,
+    ImportInterrupted,
+    ImportMode,
+    guess_format,
+    run_import,
+)
 from oms.services.order_imports import import_orders
 from oms.settings import get_settings
 
@@ -219,50 +229,94 @@ def webhooks_replay(
 @app.command("import")
 def import_file(
     kind: Annotated[str, typer.Argument(help="products, locations, inventory or orders")],
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    file: Annotated[Path, typer.Argument(help="The CSV or JSON Lines file",
+                                         show_default=False)],
     mode: Annotated[ImportMode, typer.Option(help="full replaces each location's stock "
                                              "snapshot; delta adds")] = ImportMode.DELTA,
     format: Annotated[FileFormat | None, typer.Option(help="csv or jsonl (default: by the "
                                                       "file name)")] = None,
+    resume: Annotated[str | None, typer.Option(
+        help="Finish an interrupted import of the same file: the import id it printed")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
 ) -> None:
-    """Import a CSV or JSON Lines file; bad rows are reported by line number."""
+    """Import a CSV or JSON Lines file; bad rows are reported by line number.
+
+    The whole file is checked before anything is written: a file that cannot be read is
+    refused and nothing of it applied. Rows are then written in chunks; an import that stops
+    part way says which lines were applied and how to finish it with --resume.
+
+    oms import orders places LIVE orders, as POST /v1/orders does: each is routed to a
+    location and its stock reserved, unless its line says "historical": true (history from a
+    previous system is written as it was, without routing or touching stock).
+    """
     if kind not in ("products", "locations", "inventory", "orders"):
         err.print("[red]error:[/red] kind must be products, locations, inventory or orders")
         raise typer.Exit(2)
+    try:
+        source = ImportFile.open(file)
+    except OSError as exc:
+        err.print(f"[red]error:[/red] cannot read {escape(str(file))}: "
+                  f"{escape(str(exc.strerror or exc))}", soft_wrap=True)
+        raise typer.Exit(2) from exc
     settings = get_settings()
     engine = make_engine(settings)
     fmt = FileFormat.JSONL if kind == "orders" else format or guess_format(file.name)
-    with file.open(encoding="utf-8") as counting:
-        total = sum(1 for line in counting if line.strip()) - (1 if fmt is FileFormat.CSV else 0)
+    sender = Sender(resume_id=resume,
+                    lease=dt.timedelta(seconds=settings.import_lease_seconds))
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                         MofNCompleteColumn(), TimeElapsedColumn(), console=err,
                         disable=as_json)
-    with progress, file.open(encoding="utf-8-sig", newline="") as lines:
-        task = progress.add_task(f"{kind} ({mode.value})", total=max(total, 0))
-        try:
-            def advance(done: int) -> None:
-                progress.update(task, completed=done)
+    task = progress.add_task(f"{kind} ({mode.value})", total=source.line_count)
 
-            report = (import_orders(engine, lines, on_progress=advance) if kind == "orders"
-                      else run_import(engine, kind, lines, fmt, mode,
-                                      settings.import_chunk_size, on_progress=advance))
-        except UnicodeDecodeError as exc:
-            err.print(f"[red]error:[/red] {file} is not UTF-8 text")
+    def advance(line: int) -> None:
+        progress.start()  # once the file is checked: a refused file shows only its error
+        progress.update(task, completed=line)
+
+    with source:
+        try:
+            report = (import_orders(engine, source, on_progress=advance, sender=sender)
+                      if kind == "orders"
+                      else run_import(engine, kind, source, fmt, mode, settings.import_chunk_size,
+                                      on_progress=advance, sender=sender))
+        except ImportInterrupted as exc:
+            progress.stop()
+            stopped = exc.report
+            err.print(f"[red]error:[/red] the import stopped after line "
+                      f"{stopped.applied_through_line} ({stopped.imported} rows applied): "
+                      f"{escape(_reason(exc.cause))}; finish it with: oms import {kind} "
+                      f"{escape(str(file))} --mode {mode.value} --resume {stopped.import_id}",
+                      soft_wrap=True)
+            raise typer.Exit(130 if isinstance(exc.cause, KeyboardInterrupt) else 1) from exc
+        except DomainError as exc:
+            progress.stop()
+            err.print(f"[red]error:[/red] {escape(str(file))}: {escape(exc.detail)}",
+                      soft_wrap=True)
             raise typer.Exit(2) from exc
+        finally:
+            progress.stop()
     if as_json:
         typer.echo(json.dumps(report.as_dict(), indent=2))
     else:
-        console.print(f"{report.rows} rows: [green]{report.imported} imported[/green], "
+        again = (f", resumed after line {report.resumed_after_line}"
+                 if report.resumed_after_line is not None else "")
+        console.print(f"import {report.import_id}{again}: {report.rows} rows: "
+                      f"[green]{report.imported} imported[/green], "
                       f"[red]{report.failed} failed[/red]"
                       + (f", {report.zeroed} zeroed (not in the full snapshot)"
-                         if report.zeroed else ""))
+                         if report.zeroed else "")
+                      + (f", {report.duplicates} loaded before" if report.duplicates else ""))
         for e in report.errors[:50]:
-            console.print(f"  line {e.line}: {e.reason}")
+            console.print(f"  line {e.line}: {e.reason}", markup=False)
         if report.failed > 50:
             console.print(f"  … and {report.failed - 50} more (use --json for all)")
     if report.failed:
         raise typer.Exit(1)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    return str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
 
 
 @app.command()

@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1024 * 1024
     #: The same for an import file.
     max_import_bytes: int = 200 * 1024 * 1024
+    #: An import that has made no progress for this long is taken as stopped (its process
+    #: died): a resend with the same Idempotency-Key resumes it.
+    import_lease_seconds: int = Field(default=300, ge=1, le=86_400)
     #: Connection pool per process (PostgreSQL).
     db_pool_size: int = 10
     db_max_overflow: int = 20

@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine, select
 from typer.testing import CliRunner
 
+from oms.adapters.db import tables as t
+from oms.api.app import create_app
 from oms.cli import app as cli
-from tests.helpers import Api
+from oms.settings import Settings
+from tests.helpers import Api, location_body, problem, product_body
 
 PRODUCTS_CSV = """sku,name,price,currency,tax_class,barcodes,preorder_ship_date
 TSH-1,Tee one,19.90,EUR,standard,ean13:4006381333931,
@@ -148,3 +159,282 @@ def test_cli_makes_lists_and_revokes_keys(app_client: TestClient) -> None:
     assert app_client.get("/v1/locations", headers=headers).status_code == 401
     refused = runner.invoke(cli, ["apikey", "create", "--role", "manager"])
     assert refused.exit_code == 2
+
+
+# -- a file that cannot be read is refused whole --------------------------------------------
+
+def _level(api: Api, sku: str = "A") -> int:
+    return int(api.get(f"/v1/inventory/berlin/{sku}").json()["on_hand"])
+
+
+def test_an_oversized_csv_field_refuses_the_file_and_applies_nothing(
+        api: Api, stocked: Callable[..., None]) -> None:
+    stocked({("berlin", "A"): 5, ("berlin", "B"): 5})
+    # A repeated sku starts a new chunk: the good lines come before the bad one in other
+    # transactions.
+    text = ("location_id,sku,on_hand\nberlin,A,1\nberlin,A,1\nberlin,A,1\n"
+            f"berlin,B,\"{'9' * 140_000}\"\nberlin,B,1\n")
+    r = api.post("/v1/imports/inventory", content=text.encode(),
+                 headers={"Content-Type": "text/csv"})
+    body = problem(r, 422)
+    assert "line 5: a field is longer than 131072 characters" in body["detail"]
+    assert "nothing was imported" in body["detail"]
+    assert body["errors"] == [{"field": "line 5",
+                               "message": "a field is longer than 131072 characters"}]
+    assert (_level(api, "A"), _level(api, "B")) == (5, 5)
+
+
+def test_a_json_line_nested_too_deep_refuses_the_file_and_applies_nothing(
+        api: Api, stocked: Callable[..., None]) -> None:
+    stocked({("berlin", "A"): 5})
+    good = json.dumps({"location_id": "berlin", "sku": "A", "on_hand": 1})
+    for deep in ("[" * 100_000 + "]" * 100_000, '{"a":' * 40 + "1" + "}" * 40):
+        r = api.post("/v1/imports/inventory", content="\n".join([good, good, good, deep]),
+                     headers={"Content-Type": "application/x-ndjson"})
+        body = problem(r, 422)
+        assert "line 4: JSON nested deeper than 32 levels" in body["detail"]
+        assert _level(api) == 5
+
+
+def test_a_number_python_will_not_convert_is_a_bad_line(api: Api,
+                                                        stocked: Callable[..., None]) -> None:
+    stocked({("berlin", "A"): 5})
+    lines = ['{"location_id": "berlin", "sku": "A", "on_hand": ' + "1" * 5000 + "}",
+             json.dumps({"location_id": "berlin", "sku": "A", "on_hand": 2})]
+    r = api.post("/v1/imports/inventory", content="\n".join(lines),
+                 headers={"Content-Type": "application/x-ndjson"})
+    assert r.status_code == 200, r.text
+    report = r.json()
+    assert (report["imported"], report["failed"]) == (1, 1)
+    assert report["errors"][0]["line"] == 1
+    assert "not valid JSON" in report["errors"][0]["reason"]
+    assert _level(api) == 7
+
+
+def test_a_csv_without_its_header_is_refused(api: Api, stocked: Callable[..., None]) -> None:
+    stocked({("berlin", "A"): 5})
+    r = api.post("/v1/imports/inventory", content=b"berlin,A,2\nberlin,A,3\n",
+                 headers={"Content-Type": "text/csv"})
+    body = problem(r, 422)
+    assert "header" in body["detail"]
+    assert "location_id,sku,on_hand" in body["detail"]
+    assert _level(api) == 5
+    missing_price = api.post("/v1/imports/products",
+                             content=b"sku,name,currency\nTSH-9,Tee,EUR\n",
+                             headers={"Content-Type": "text/csv"})
+    body = problem(missing_price, 422)
+    assert "lacks price" in body["detail"]
+    assert problem(api.post("/v1/imports/inventory", content=b"",
+                            headers={"Content-Type": "text/csv"}), 422)["detail"].startswith(
+        "the file is empty")
+
+
+def test_a_body_that_is_no_csv_nor_json_lines_is_415(api: Api,
+                                                     stocked: Callable[..., None]) -> None:
+    stocked({("berlin", "A"): 5})
+    one_document = json.dumps([{"location_id": "berlin", "sku": "A", "on_hand": 1}])
+    r = api.post("/v1/imports/inventory", content=one_document,
+                 headers={"Content-Type": "application/json"})
+    body = problem(r, 415)
+    assert "text/csv" in body["detail"]
+    assert "application/x-ndjson" in body["detail"]
+    assert "application/json is one JSON document" in body["detail"]
+    # curl's default for --data-binary
+    problem(api.post("/v1/imports/inventory", content=b"location_id,sku,on_hand\nberlin,A,1\n",
+                     headers={"Content-Type": "application/x-www-form-urlencoded"}), 415)
+    orders = problem(api.post("/v1/imports/orders", content=b"a,b\n",
+                              headers={"Content-Type": "text/csv"}), 415)
+    assert "JSON Lines" in orders["detail"]
+    assert _level(api) == 5
+    # An untyped body says its format with ?format=.
+    r = api.post("/v1/imports/inventory", content=b"location_id,sku,on_hand\nberlin,A,1\n",
+                 params={"format": "csv"},
+                 headers={"Content-Type": "application/octet-stream"})
+    assert r.status_code == 200, r.text
+    assert _level(api) == 6
+
+
+# -- size ------------------------------------------------------------------------------------
+
+def test_a_declared_length_over_the_limit_is_refused_before_the_body_is_read(
+        live_url: str, make_key: Callable[..., str]) -> None:
+    key = make_key("integrator")
+    host, port = live_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall(
+            b"POST /v1/imports/inventory HTTP/1.1\r\nHost: oms\r\n"
+            b"Authorization: Bearer " + key.encode() + b"\r\n"
+            b"Content-Type: text/csv\r\nContent-Length: 300000000\r\n\r\n"
+            b"location_id,sku,on_hand\n")
+        # Only the header line of 300 MB was sent: the answer comes without the rest.
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+            part = conn.recv(65536)
+            if not part:
+                break
+            answer += part
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413"), answer[:300]
+    assert b"application/problem+json" in head
+    assert b"OMS_MAX_IMPORT_BYTES" in body
+
+
+def test_a_streamed_body_over_the_limit_is_413_and_applies_nothing(
+        engine: Engine, settings: Settings, make_key: Callable[..., str]) -> None:
+    small = settings.model_copy(update={"max_import_bytes": 2000})
+    with TestClient(create_app(small, engine), raise_server_exceptions=False) as client:
+        api = Api(client, make_key("admin"))
+        assert api.put("/v1/locations/berlin", json=location_body()).status_code in (200, 201)
+        assert api.put("/v1/products/A", json=product_body()).status_code in (200, 201)
+
+        def chunks() -> Iterator[bytes]:  # no Content-Length: the size shows as it streams
+            yield b"location_id,sku,on_hand\n"
+            for _ in range(200):
+                yield b"berlin,A,1\n"
+
+        r = api.post("/v1/imports/inventory", content=chunks(),
+                     headers={"Content-Type": "text/csv"})
+        assert "2000 bytes" in problem(r, 413)["detail"]
+        assert api.get("/v1/inventory/berlin/A").status_code == 404
+        fits = api.post("/v1/imports/inventory", content=b"location_id,sku,on_hand\nberlin,A,1\n",
+                        headers={"Content-Type": "text/csv"})
+        assert fits.status_code == 200, fits.text
+
+
+# -- Idempotency-Key and the report of a run -------------------------------------------------
+
+def test_a_resend_with_the_same_key_replays_and_another_file_is_422(
+        api: Api, stocked: Callable[..., None], make_key: Callable[..., str],
+        app_client: TestClient) -> None:
+    stocked({("berlin", "A"): 5})
+    text = b"location_id,sku,on_hand\nberlin,A,2\nberlin,GHOST,1\n"
+    key = {"Content-Type": "text/csv", "Idempotency-Key": "counts-2026-11-30"}
+    first = api.post("/v1/imports/inventory", content=text, headers=key)
+    assert first.status_code == 200, first.text
+    report = first.json()
+    assert report["status"] == "completed"
+    assert (report["imported"], report["failed"], report["applied_through_line"]) == (1, 1, 3)
+    again = api.post("/v1/imports/inventory", content=text, headers=key)
+    assert again.status_code == 200
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json() == report
+    assert _level(api) == 7
+
+    other = api.post("/v1/imports/inventory", content=text + b"berlin,A,1\n", headers=key)
+    assert problem(other, 422)["type"].endswith(":idempotency-key-reused")
+    full = api.post("/v1/imports/inventory", content=text, headers=key, params={"mode": "full"})
+    problem(full, 422)
+    assert _level(api) == 7
+
+    # Keys belong to the API key that sent them.
+    another = Api(app_client, make_key("integrator"))
+    assert another.post("/v1/imports/inventory", content=text, headers=key).status_code == 200
+    assert _level(api) == 9
+
+    run = api.get(f"/v1/imports/{report['import_id']}")
+    assert run.status_code == 200
+    stored = run.json()
+    assert {k: stored[k] for k in report if k != "resumed_after_line"} == {
+        k: v for k, v in report.items() if k != "resumed_after_line"}
+    assert stored["finished_at"] is not None
+    problem(api.get("/v1/imports/no-such-import"), 404)
+
+
+def test_an_idempotency_key_must_be_short_and_printable(api: Api) -> None:
+    r = api.post("/v1/imports/inventory", content=b"location_id,sku,on_hand\n",
+                 headers={"Content-Type": "text/csv", "Idempotency-Key": "k" * 256})
+    problem(r, 400)
+
+
+# -- the command line ------------------------------------------------------------------------
+
+@pytest.mark.usefixtures("cli_env")
+def test_cli_import_says_in_one_line_why_a_file_cannot_be_imported(
+        tmp_path: Path, api: Api, stocked: Callable[..., None]) -> None:
+    stocked({("berlin", "A"): 5})
+    files = {
+        "missing.csv": None,
+        "folder.csv": "dir",
+        "huge-field.csv": f"location_id,sku,on_hand\nberlin,A,1\nberlin,A,\"{'9' * 140_000}\"\n",
+        "deep.jsonl": '{"location_id": "berlin", "sku": "A", "on_hand": 1}\n'
+                      + "[" * 100_000 + "]" * 100_000 + "\n",
+        "latin1.csv": b"location_id,sku,on_hand\nberlin,A,1\nberl\xefn,A,1\n",
+        "no-header.csv": "berlin,A,1\n",
+    }
+    reasons = {
+        "missing.csv": "No such file",
+        "folder.csv": "Is a directory",
+        "huge-field.csv": "line 3: a field is longer than 131072 characters",
+        "deep.jsonl": "line 2: JSON nested deeper than 32 levels",
+        "latin1.csv": "not UTF-8 text: line 3",
+        "no-header.csv": "header naming the columns location_id,sku,on_hand",
+    }
+    for name, content in files.items():
+        path = tmp_path / name
+        if content == "dir":
+            path.mkdir()
+        elif isinstance(content, bytes):
+            path.write_bytes(content)
+        elif content is not None:
+            path.write_text(content)
+        result = CliRunner().invoke(cli, ["import", "inventory", str(path)])
+        assert result.exit_code == 2, (name, result.output)
+        assert isinstance(result.exception, SystemExit), (name, result.exception)
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1, (name, result.output)
+        line = lines[0]
+        assert line.startswith("error:"), (name, line)
+        assert reasons[name] in line, (name, line)
+    assert _level(api) == 5
+
+
+def test_cli_help_says_that_imported_orders_are_live() -> None:
+    result = CliRunner().invoke(cli, ["import", "--help"], terminal_width=200)
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())
+    assert "oms import orders places LIVE orders" in text
+    assert "stock reserved" in text
+    assert '"historical": true' in text
+
+
+@pytest.mark.usefixtures("cli_env")
+def test_cli_import_stopped_by_ctrl_c_is_finished_with_resume(
+        tmp_path: Path, api: Api, engine: Engine, stocked: Callable[..., None]) -> None:
+    skus = [f"S{n:02d}" for n in range(40)]
+    stocked({("berlin", sku): 0 for sku in skus})
+    path = tmp_path / "counts.csv"
+    lines = 3000  # one chunk per line for the process stopped, 40 for the resume
+    path.write_text("location_id,sku,on_hand\n"
+                    + "".join(f"berlin,{skus[n % 40]},1\n" for n in range(lines)))
+    oms = Path(sys.executable).parent / "oms"
+    env = {**os.environ, "OMS_IMPORT_CHUNK_SIZE": "1"}
+    running = subprocess.Popen([str(oms), "import", "inventory", str(path)], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while True:
+        with engine.connect() as conn:
+            steps = conn.execute(select(t.import_runs.c.steps_applied)
+                                 .where(t.import_runs.c.api_key_id.is_(None))).scalar()
+        if steps is not None and steps >= 30:
+            break
+        assert running.poll() is None, running.communicate()
+        assert time.monotonic() < deadline, "the import did not start"
+        time.sleep(0.005)
+    running.send_signal(signal.SIGINT)
+    out, err = running.communicate(timeout=60)
+    assert running.returncode == 130, out + err
+    stopped = re.search(r"stopped after line (\d+) \((\d+) rows applied\).*--resume (\S+)",
+                        " ".join(err.split()))
+    assert stopped is not None, err
+    through, applied, import_id = int(stopped[1]), int(stopped[2]), stopped[3]
+    assert applied == through - 1 >= 30
+    assert sum(_level(api, sku) for sku in skus) == applied
+
+    resumed = CliRunner().invoke(cli, ["import", "inventory", str(path), "--resume", import_id])
+    assert resumed.exit_code == 0, resumed.output
+    assert f"resumed after line {through}" in resumed.output
+    assert f"{lines} imported" in resumed.output
+    assert {_level(api, sku) for sku in skus} == {lines // 40}
+    again = CliRunner().invoke(cli, ["import", "inventory", str(path), "--resume", import_id])
+    assert again.exit_code == 0
+    assert sum(_level(api, sku) for sku in skus) == lines

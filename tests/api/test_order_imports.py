@@ -85,3 +85,35 @@ def test_current_orders_in_a_file_are_routed(api: Api, stocked: Callable[..., No
     order = api.get("/v1/orders", params={"q": "W-1"}).json()["items"][0]
     assert order["items"][0]["location_id"] == "berlin"
     assert api.get("/v1/inventory/berlin/A").json()["reserved"] == 2
+
+
+def test_an_order_file_resent_with_its_key_places_nothing_twice(
+        api: Api, stocked: Callable[..., None]) -> None:
+    stocked({("berlin", "A"): 10})
+    # Live orders without an external id: nothing but the key tells a resend from new orders.
+    live = _order(1, channel="store", external_id=None, historical=False,
+                  items=[{"sku": "A", "quantity": 1, "unit_price": "10.00", "tax": "1.90"}],
+                  payments=[{"method": "cash", "amount": "11.90", "status": "captured"}],
+                  totals={"grand_total": "11.90"},
+                  shipping={"option": {"service_level": "pickup",
+                                       "pickup_location_id": "berlin"}})
+    body = "\n".join([json.dumps(live)] * 3).encode()
+    headers = {"Content-Type": "application/x-ndjson", "Idempotency-Key": "till-7"}
+    first = api.post("/v1/imports/orders", content=body, headers=headers)
+    assert first.status_code == 200, first.text
+    assert first.json()["imported"] == 3
+    again = api.post("/v1/imports/orders", content=body, headers=headers)
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json()
+    assert api.get("/v1/inventory/berlin/A").json()["reserved"] == 3
+
+
+def test_an_order_line_nested_too_deep_refuses_the_file(api: Api,
+                                                        stocked: Callable[..., None]) -> None:
+    stocked({("berlin", "A"): 5})
+    lines = [json.dumps(_order(1)), json.dumps(_order(2)), "[" * 50_000 + "]" * 50_000]
+    r = api.post("/v1/imports/orders", content="\n".join(lines).encode(),
+                 headers={"Content-Type": "application/x-ndjson"})
+    assert r.status_code == 422, r.text
+    assert "line 3: JSON nested deeper than 32 levels" in r.json()["detail"]
+    assert api.get("/v1/orders", params={"channel": "historical"}).json()["items"] == []

@@ -14,8 +14,9 @@ IMPORTS_PREFIX = "/v1/imports/"
 
 
 class BodyTooLarge(HTTPException):
-    def __init__(self, limit: int) -> None:
-        super().__init__(413, f"the request body is larger than {limit} bytes")
+    def __init__(self, limit: int, setting: str) -> None:
+        super().__init__(413, f"the request body is larger than {limit} bytes ({setting}); "
+                              "split it")
 
 
 class BodyLimitMiddleware:
@@ -28,11 +29,12 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = (self.max_import_bytes if scope["path"].startswith(IMPORTS_PREFIX)
-                 else self.max_body_bytes)
+        limit, setting = ((self.max_import_bytes, "OMS_MAX_IMPORT_BYTES")
+                          if scope["path"].startswith(IMPORTS_PREFIX)
+                          else (self.max_body_bytes, "OMS_MAX_BODY_BYTES"))
         declared = Headers(scope=scope).get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            response = problem("payload-too-large", BodyTooLarge(limit).detail,
+            response = problem("payload-too-large", BodyTooLarge(limit, setting).detail,
                                instance=scope["path"], headers={"Connection": "close"})
             await response(scope, receive, send)
             return
@@ -44,7 +46,7 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise BodyTooLarge(limit)
+                    raise BodyTooLarge(limit, setting)
             return message
 
         await self.app(scope, limited, send)

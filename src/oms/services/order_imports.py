@@ -1,24 +1,34 @@
 """Bulk loading of orders from JSON Lines, typically history from a previous system.
 
-Orders are written in chunks, one transaction per chunk and one savepoint per order, so that
-a refused order is reported with its line number and the others still load.
+A line that says `"historical": true` is history: written as it was, without routing or
+touching stock. Any other line is a LIVE order, placed as `POST /v1/orders` places it: routed,
+its stock reserved. The file is checked whole first, then loaded in chunks, one transaction
+per chunk and one savepoint per order, so that a refused order is reported with its line
+number and the others still load; a resend resumes after the last chunk (see import_runs).
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterable, Iterator
+import datetime as dt
+from collections.abc import Iterable
 from typing import Any
 
-from pydantic import ValidationError
 from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 
 from oms.adapters.db.unit_of_work import UnitOfWork
 from oms.domain.errors import DomainError
-from oms.domain.events import Event, utcnow
+from oms.domain.events import Event
 from oms.schemas import OrderIn
-from oms.services.imports import ImportMode, ImportReport, describe_validation_error
+from oms.services.import_runs import Sender
+from oms.services.imports import (
+    FileFormat,
+    ImportFile,
+    ImportMode,
+    ImportReport,
+    Progress,
+    execute,
+)
 from oms.services.orders import (
     customer_out,
     customer_row,
@@ -30,72 +40,45 @@ from oms.services.orders import (
 )
 
 
-def _orders(lines: Iterable[str], report: ImportReport) -> Iterator[tuple[int, OrderIn]]:
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        report.rows += 1
-        try:
-            raw = json.loads(line)
-        except json.JSONDecodeError as exc:
-            report.fail(number, f"not valid JSON: {exc.msg} at column {exc.colno}")
-            continue
-        try:
-            yield number, OrderIn.model_validate(raw)
-        except ValidationError as exc:
-            report.fail(number, describe_validation_error(exc))
-
-
 def import_orders(
     engine: Engine,
-    lines: Iterable[str],
+    source: ImportFile | Iterable[str],
     chunk_size: int = 500,
-    on_progress: Callable[[int], None] | None = None,
+    on_progress: Progress | None = None,
+    *,
+    sender: Sender | None = None,
 ) -> ImportReport:
     """Load orders; one already loaded (same channel and external_id, same content) is
     counted as a duplicate and left as it is."""
-    report = ImportReport("orders", ImportMode.DELTA)
-    chunk: list[tuple[int, OrderIn]] = []
-    for item in _orders(lines, report):
-        chunk.append(item)
-        if len(chunk) >= chunk_size:
-            _load(engine, chunk, report)
-            chunk = []
-            if on_progress is not None:
-                on_progress(report.rows)
-    if chunk:
-        _load(engine, chunk, report)
-    if on_progress is not None:
-        on_progress(report.rows)
-    return report
+    return execute(engine, ImportReport("orders", ImportMode.DELTA, FileFormat.JSONL), source,
+                   _load, None, chunk_size, on_progress, sender or Sender())
 
 
-def _load(engine: Engine, chunk: list[tuple[int, OrderIn]], report: ImportReport) -> None:
+def _load(uow: UnitOfWork, chunk: list[tuple[int, OrderIn]], report: ImportReport,
+          now: dt.datetime) -> None:
     """Historical orders of the chunk go in with a few statements for all of them; current
     orders are placed (and routed) one by one."""
-    with UnitOfWork(engine) as uow:
-        fresh = _new_orders(uow, chunk, report)
-        historical = [(n, o, h) for n, o, h in fresh if o.historical]
-        current = [(n, o, h) for n, o, h in fresh if not o.historical]
-        mark, counts = uow.pending_mark(), report.snapshot()
+    fresh = _new_orders(uow, chunk, report)
+    historical = [(n, o, h) for n, o, h in fresh if o.historical]
+    current = [(n, o, h) for n, o, h in fresh if not o.historical]
+    mark, counts = uow.pending_mark(), report.snapshot()
+    try:
+        with uow.savepoint():
+            _load_historical(uow, historical, report, now)
+    except IntegrityError:
+        # Another importer loaded some of the same orders meanwhile: one by one instead.
+        uow.discard_since(mark)
+        report.restore(counts)
+        current = historical + current
+    for number, order, fingerprint in sorted(current, key=lambda x: x[0]):
+        mark = uow.pending_mark()
         try:
             with uow.savepoint():
-                _load_historical(uow, historical, report)
-        except IntegrityError:
-            # Another importer loaded some of the same orders meanwhile: one by one instead.
+                place_in_transaction(uow, order, fingerprint)
+            report.imported += 1
+        except (DomainError, IntegrityError, DataError) as exc:
             uow.discard_since(mark)
-            report.restore(counts)
-            current = historical + current
-        for number, order, fingerprint in sorted(current, key=lambda x: x[0]):
-            mark = uow.pending_mark()
-            try:
-                with uow.savepoint():
-                    place_in_transaction(uow, order, fingerprint)
-                report.imported += 1
-            except (DomainError, IntegrityError) as exc:
-                uow.discard_since(mark)
-                report.fail(number, _reason(exc))
-        uow.commit()
+            report.fail(number, _reason(exc))
 
 
 def _new_orders(uow: UnitOfWork, chunk: list[tuple[int, OrderIn]], report: ImportReport
@@ -121,10 +104,9 @@ def _new_orders(uow: UnitOfWork, chunk: list[tuple[int, OrderIn]], report: Impor
 
 
 def _load_historical(uow: UnitOfWork, batch: list[tuple[int, OrderIn, str]],
-                     report: ImportReport) -> None:
+                     report: ImportReport, now: dt.datetime) -> None:
     if not batch:
         return
-    now = utcnow()
     dates = uow.products.preorder_dates(i.sku for _, o, _ in batch for i in o.items)
     valid = []
     for number, order, fingerprint in batch:

@@ -505,3 +505,36 @@ provider_calls = Table(
 Index("ix_provider_calls_due", provider_calls.c.status, provider_calls.c.next_attempt_at)
 Index("ix_provider_calls_payment", provider_calls.c.payment_id)
 Index("ix_provider_calls_shipment", provider_calls.c.shipment_id)
+
+import_runs = Table(
+    "import_runs",
+    metadata,
+    # One import request (or `oms import`) and how far it got: each chunk of rows commits
+    # with the progress written here, so a resent request resumes where the last one stopped.
+    Column("id", String(36), primary_key=True),
+    # Who sent it; NULL for the command line.
+    Column("api_key_id", String(36), ForeignKey("api_keys.id"), nullable=True),
+    Column("idempotency_key", String(255), nullable=True),
+    Column("file_sha256", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("mode", String(8), nullable=False),
+    Column("format", String(8), nullable=False),
+    # running or completed; a running import whose lease ran out was interrupted.
+    Column("status", String(12), nullable=False),
+    # Transactions committed: chunks of rows, then (full inventory imports) one per location
+    # whose unlisted skus went to zero.
+    Column("steps_applied", Integer, nullable=False),
+    # Every line up to this one has been applied or reported as refused; none after it.
+    Column("applied_through_line", BigInteger, nullable=False),
+    Column("zeroed_through", String(64), nullable=True),
+    Column("rows_applied", BigInteger, nullable=False),
+    # The report so far: counts and the refused lines.
+    Column("report", JSONDocument, nullable=False),
+    # The request carrying the import out holds it until lease_until, renewed by each step.
+    Column("runner", String(36), nullable=True),
+    Column("lease_until", UTCDateTime, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=True),
+    UniqueConstraint("api_key_id", "idempotency_key", name="uq_import_runs_idempotency_key"),
+)

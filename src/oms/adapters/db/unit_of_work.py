@@ -12,6 +12,7 @@ from sqlalchemy.engine import NestedTransaction
 from oms.adapters.db.engine import READ_ONLY
 from oms.adapters.db.fulfillment_repositories import FulfillmentRepository
 from oms.adapters.db.idempotency import IdempotencyRepository
+from oms.adapters.db.import_runs import ImportRunRepository
 from oms.adapters.db.order_repositories import (
     CustomerRepository,
     OrderRepository,
@@ -80,6 +81,7 @@ class UnitOfWork:
         self.routing = RoutingRepository(conn)
         self.fulfillment = FulfillmentRepository(conn, self.scope)
         self.webhooks = WebhookRepository(conn)
+        self.import_runs = ImportRunRepository(conn)
         return self
 
     def __exit__(

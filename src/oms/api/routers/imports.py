@@ -1,56 +1,214 @@
 from __future__ import annotations
 
-from typing import Annotated, Any
+import datetime as dt
+import logging
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from oms.api.deps import Integrators
+from oms.api.problems import PROBLEM_JSON, TYPE_PREFIX, problem
 from oms.domain.errors import DomainError
+from oms.domain.events import utcnow
 from oms.schemas import ImportKind
-from oms.services.imports import FileFormat, ImportMode, lines_of, run_import
+from oms.services import import_runs
+from oms.services.import_runs import ImportInProgress, Sender
+from oms.services.imports import (
+    FileFormat,
+    ImportFile,
+    ImportInterrupted,
+    ImportMode,
+    run_import,
+)
 from oms.services.order_imports import import_orders
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1/imports", tags=["imports"])
 
-MAX_IMPORT_BYTES = 200 * 1024 * 1024
+CSV_TYPES = ("text/csv",)
+JSONL_TYPES = ("application/x-ndjson", "application/jsonl", "application/x-jsonlines")
+#: Bodies that say nothing of their format: `?format=` names it.
+UNTYPED = ("", "application/octet-stream", "text/plain")
+MAX_KEY_LENGTH = 255
+
+
+class RowErrorOut(BaseModel):
+    line: int
+    reason: str
+
+
+class ImportReportOut(BaseModel):
+    import_id: str
+    status: Literal["completed", "running", "interrupted"]
+    kind: ImportKind
+    mode: ImportMode
+    format: FileFormat
+    rows: int
+    imported: int
+    failed: int
+    zeroed: int
+    duplicates: int
+    errors: list[RowErrorOut]
+    errors_truncated: bool
+    applied_through_line: int
+    resumed_after_line: int | None
+
+
+class ImportRunOut(ImportReportOut):
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    finished_at: dt.datetime | None
+
+
+def _problem_doc(description: str) -> dict[str, Any]:
+    return {"description": description,
+            "content": {PROBLEM_JSON: {"schema": {"type": "object"}}}}
 
 
 @router.post(
     "/{kind}",
     summary="Import a CSV or JSON Lines file (the raw request body)",
     description=(
-        "Send the file as the body with `Content-Type: text/csv` or "
-        "`application/x-ndjson` (or `?format=`). Bad rows are reported by line number; "
-        "the others are imported. Orders come as JSON Lines, one `POST /v1/orders` body "
-        "per line."
+        "Send the file as the body with `Content-Type: text/csv` or `application/x-ndjson` "
+        "(or as `application/octet-stream` with `?format=`). The whole file is read first: "
+        "a CSV without its header line, or a line past the reader's limits (a field over "
+        "131,072 characters, JSON nested deeper than 32 levels) refuses the file (422) and "
+        "nothing is applied. Bad rows are reported by line number; the others are applied "
+        "in chunks, each committed with the import's progress. Send an `Idempotency-Key`: "
+        "a resend with the same key and file resumes an interrupted import after its last "
+        "applied chunk, or replays the report of a completed one. Orders come as JSON Lines, "
+        "one `POST /v1/orders` body per line, and are placed LIVE (routed, stock reserved) "
+        "unless the line says `\"historical\": true`."
     ),
+    response_model=ImportReportOut,
     openapi_extra={"requestBody": {"content": {
-        "text/csv": {"schema": {"type": "string"}},
-        "application/x-ndjson": {"schema": {"type": "string"}},
+        **{t: {"schema": {"type": "string"}} for t in CSV_TYPES + JSONL_TYPES},
+        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
     }, "required": True}},
+    responses={
+        400: _problem_doc("The Idempotency-Key is not 1 to 255 characters"),
+        409: _problem_doc("An import with this Idempotency-Key is still running"),
+        413: _problem_doc("The file is larger than OMS_MAX_IMPORT_BYTES"),
+        415: _problem_doc("The body's Content-Type is not a CSV or JSON Lines type"),
+        422: _problem_doc("The file cannot be read (not UTF-8, no CSV header, a line past "
+                          "the reader's limits), or the Idempotency-Key was used for another "
+                          "file"),
+        503: _problem_doc("The import stopped part way; the answer says which lines were "
+                          "applied; resend it with the same Idempotency-Key to resume"),
+    },
 )
 async def post_import(
     kind: ImportKind,
     request: Request,
-    _: Integrators,
+    principal: Integrators,
     mode: Annotated[ImportMode, Query()] = ImportMode.DELTA,
     format: Annotated[FileFormat | None, Query()] = None,
-) -> dict[str, Any]:
-    content_type = request.headers.get("content-type", "")
-    fmt = format or (FileFormat.JSONL if ("ndjson" in content_type or "jsonl" in content_type)
-                     else FileFormat.CSV)
-    body = await request.body()
-    if len(body) > MAX_IMPORT_BYTES:
-        raise DomainError(f"an import file may hold at most {MAX_IMPORT_BYTES} bytes; split it",
-                          [], "payload-too-large")
+    idempotency_key: Annotated[str | None, Header(
+        description="Resending the same file with the same key resumes or replays it")] = None,
+) -> JSONResponse:
+    fmt = _format_of(request.headers.get("content-type", ""), format, kind)
+    key = _checked_key(idempotency_key)
     settings = request.app.state.settings
-    if kind == "orders":
-        report = await run_in_threadpool(import_orders, request.app.state.engine,
-                                         lines_of(body))
-    else:
-        report = await run_in_threadpool(
-            run_import, request.app.state.engine, kind, lines_of(body), fmt, mode,
-            settings.import_chunk_size,
-        )
-    return report.as_dict()
+    sender = Sender(api_key_id=principal.key_id, idempotency_key=key,
+                    lease=dt.timedelta(seconds=settings.import_lease_seconds),
+                    key_ttl=dt.timedelta(hours=settings.idempotency_ttl_hours))
+    # The body is limited by BodyLimitMiddleware (OMS_MAX_IMPORT_BYTES): a declared length
+    # over it is refused before this runs, and a stream that passes it stops with 413.
+    with ImportFile.spooled() as file:
+        try:
+            async for chunk in request.stream():
+                file.write(chunk)
+        except ClientDisconnect as exc:
+            raise DomainError("the request body ended before it was complete") from exc
+        engine = request.app.state.engine
+        try:
+            if kind == "orders":
+                report = await run_in_threadpool(import_orders, engine, file, sender=sender)
+            else:
+                report = await run_in_threadpool(
+                    run_import, engine, kind, file, fmt, mode, settings.import_chunk_size,
+                    sender=sender)
+        except ImportInProgress as exc:
+            return problem(exc.kind, exc.detail, instance=request.url.path,
+                           headers={"Retry-After": str(exc.retry_after)})
+        except ImportInterrupted as exc:
+            return _interrupted(exc, request.url.path)
+    headers = {"Idempotent-Replayed": "true"} if report.replayed else None
+    return JSONResponse(report.as_dict(), headers=headers)
+
+
+@router.get("/{import_id}", summary="An import's report and how far it got",
+            response_model=ImportRunOut,
+            responses={404: _problem_doc("No import with this id")})
+async def get_import(import_id: str, request: Request, _: Integrators) -> dict[str, Any]:
+    run = await run_in_threadpool(import_runs.get_run, request.app.state.engine, import_id)
+    return {
+        "import_id": run.id, "status": import_runs.status_of(run, utcnow()), "kind": run.kind,
+        "mode": run.mode, "format": run.format, **run.report,
+        "errors_truncated": run.report["failed"] > len(run.report["errors"]),
+        "applied_through_line": run.applied_through_line, "resumed_after_line": None,
+        "created_at": run.created_at, "updated_at": run.updated_at,
+        "finished_at": run.finished_at,
+    }
+
+
+def _format_of(content_type: str, asked: FileFormat | None, kind: str) -> FileFormat:
+    """The file's format from its Content-Type, or from `?format=` for an untyped body."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    by_type = (FileFormat.CSV if media in CSV_TYPES
+               else FileFormat.JSONL if media in JSONL_TYPES else None)
+    accepted = ", ".join((*JSONL_TYPES,) if kind == "orders" else (*CSV_TYPES, *JSONL_TYPES))
+    if by_type is None and not (media in UNTYPED and asked is not None):
+        hint = (" (application/json is one JSON document; an import takes one JSON object "
+                "per line)" if media == "application/json" else "")
+        raise DomainError(
+            f"an import takes {accepted}, or application/octet-stream with ?format=, not "
+            f"{media or 'a body without Content-Type'}{hint}", [], "unsupported-media-type")
+    fmt = by_type or asked
+    assert fmt is not None
+    if asked is not None and asked is not fmt:
+        raise DomainError(f"Content-Type {media} is not the format {asked.value} that ?format= "
+                          "names", [], "unsupported-media-type")
+    if kind == "orders" and fmt is not FileFormat.JSONL:
+        raise DomainError(f"orders are imported as JSON Lines ({accepted}), one order per line",
+                          [], "unsupported-media-type")
+    return fmt
+
+
+def _checked_key(key: str | None) -> str | None:
+    if key is None:
+        return None
+    key = key.strip()
+    if not 1 <= len(key) <= MAX_KEY_LENGTH or not key.isprintable():
+        raise DomainError(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters")
+    return key
+
+
+def _interrupted(exc: ImportInterrupted, instance: str) -> JSONResponse:
+    """The import stopped part way: say which lines were applied and how to finish it."""
+    report = exc.report
+    transient = isinstance(exc.cause, DBAPIError)
+    if not transient:
+        log.error("import %s stopped", report.import_id, exc_info=exc.cause)
+    status = 503 if transient else 500
+    body = {
+        "type": TYPE_PREFIX + "import-interrupted",
+        "title": "The import stopped part way",
+        "status": status,
+        "detail": (f"import {report.import_id} stopped after line "
+                   f"{report.applied_through_line}: lines up to it were applied (but those "
+                   "listed in errors), none after it; send the same file again with the same "
+                   "Idempotency-Key to resume"),
+        "instance": instance,
+        "import_id": report.import_id,
+        "applied_through_line": report.applied_through_line,
+        "report": report.as_dict(),
+    }
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON,
+                        headers={"Retry-After": "1"} if transient else None)
