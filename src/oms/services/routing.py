@@ -54,7 +54,7 @@ def route_items(uow: UnitOfWork, order: RowLike, items: Sequence[RowLike], trigg
     plan = RoutingPlan()
     for _ in range(MAX_ROUTING_ATTEMPTS):
         stock = {(lvl.location_id, lvl.sku): lvl.atp for lvl in uow.stock.levels(skus)}
-        future = uow.stock.future_atp(skus, now.date())
+        future = uow.stock.future_atp(skus, now)
         plan = route(
             routing_items, service_level=service_level, destination=destination, stock=stock,
             future_stock=future,

@@ -13,6 +13,7 @@ from sqlalchemy import and_, delete, func, literal_column, or_, select, text, tu
 from sqlalchemy.engine import Connection, RowMapping
 
 from oms.adapters.db import tables as t
+from oms.adapters.db.local_days import today_at
 from oms.adapters.db.upsert import insert_for
 from oms.domain.catalog import Barcode, BarcodeType, Product
 from oms.domain.events import Event
@@ -481,25 +482,27 @@ class StockRepository:
         )
         return {(r.location_id, r.sku, r.available_on): r.version for r in result}
 
-    def future_atp(self, skus: Sequence[str], from_date: dt.date) -> dict[tuple[str, str], int]:
-        """Per (location, sku), the most one delivery still has for pre-orders (a pre-order
-        line is reserved against a single delivery)."""
+    def future_atp(self, skus: Sequence[str], now: dt.datetime) -> dict[tuple[str, str], int]:
+        """Per (location, sku), the most one delivery from the location's today on still has
+        for pre-orders (a pre-order line is reserved against a single delivery)."""
         f = t.future_stock.c
         rows = self.conn.execute(
             select(f.location_id, f.sku, func.max(f.quantity - f.reserved).label("atp"))
-            .where(f.sku.in_(list(skus)), f.available_on >= from_date)
+            .where(f.sku.in_(list(skus)),
+                   f.available_on >= today_at(self.conn, f.location_id, now))
             .group_by(f.location_id, f.sku))
         return {(r.location_id, r.sku): int(r.atp) for r in rows}
 
-    def reserve_future(self, location_id: str, sku: str, quantity: int, from_date: dt.date,
-                       now: dt.datetime) -> Any:
-        """Reserve against the earliest delivery that still has `quantity`; its date, or
-        None. Each attempt is a conditional UPDATE: a delivery taken meanwhile is skipped
-        for the next one."""
+    def reserve_future(self, location_id: str, sku: str, quantity: int, now: dt.datetime
+                       ) -> Any:
+        """Reserve against the earliest delivery, from the location's today on, that still
+        has `quantity`; its date, or None. Each attempt is a conditional UPDATE: a delivery
+        taken meanwhile is skipped for the next one."""
         f = t.future_stock.c
         dates = self.conn.scalars(
             select(f.available_on).where(
-                f.location_id == location_id, f.sku == sku, f.available_on >= from_date,
+                f.location_id == location_id, f.sku == sku,
+                f.available_on >= today_at(self.conn, f.location_id, now),
                 f.quantity - f.reserved >= quantity).order_by(f.available_on))
         for available_on in list(dates):
             taken = self.conn.execute(
@@ -545,12 +548,14 @@ class StockRepository:
         return _level(row)
 
     def future(
-        self, skus: Sequence[str], location_id: str | None = None, *, from_date: dt.date
+        self, skus: Sequence[str], location_id: str | None = None, *, now: dt.datetime
     ) -> list[FutureStock]:
+        """Deliveries expected from each location's today on."""
         f = t.future_stock.c
         stmt = (
             select(f.location_id, f.sku, f.quantity, f.available_on, f.reserved)
-            .where(f.sku.in_(list(skus)), f.available_on >= from_date, f.quantity > 0)
+            .where(f.sku.in_(list(skus)),
+                   f.available_on >= today_at(self.conn, f.location_id, now), f.quantity > 0)
             .order_by(f.sku, f.location_id, f.available_on)
         )
         if location_id is not None:
@@ -612,12 +617,14 @@ class ReservationRepository:
         ).first()
         return None if row is None else _reservation(row)
 
-    def due_preorders(self, today: dt.date, limit: int) -> list[ReservationRecord]:
-        """Active pre-order reservations whose delivery date has come, oldest first."""
+    def due_preorders(self, now: dt.datetime, limit: int) -> list[ReservationRecord]:
+        """Active pre-order reservations whose delivery date has come at their location,
+        oldest first."""
         c = t.reservations.c
         rows = self.conn.execute(
             select(t.reservations)
-            .where(c.status == ReservationStatus.ACTIVE.value, c.available_on <= today)
+            .where(c.status == ReservationStatus.ACTIVE.value,
+                   c.available_on <= today_at(self.conn, c.location_id, now))
             .order_by(c.created_at, c.id).limit(limit))
         return [_reservation(r) for r in rows]
 

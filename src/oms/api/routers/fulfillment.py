@@ -138,7 +138,7 @@ def list_requests(
     elif principal.role in LOCATION_BOUND:
         location_ids = sorted(principal.location_ids)
     rows = uow.fulfillment.page(
-        today=utcnow().date(), after=_queue_cursor(cursor), limit=limit + 1,
+        now=utcnow(), after=_queue_cursor(cursor), limit=limit + 1,
         location_ids=location_ids, status=status.value if status else None,
         type=type.value if type else None, order_id=order_id)
     more = len(rows) > limit
