@@ -6,10 +6,21 @@ import datetime as dt
 import json
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import and_, delete, func, literal_column, or_, select, text, tuple_, update
+from sqlalchemy import (
+    and_,
+    bindparam,
+    delete,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.engine import Connection, RowMapping
 
 from oms.adapters.db import tables as t
@@ -333,7 +344,8 @@ class StockRepository:
     def set_levels(
         self, rows: Sequence[dict[str, Any]], now: dt.datetime, *, add: bool = False
     ) -> dict[tuple[str, str], VersionedLevel]:
-        """Upsert on_hand (and safety_stock where given) for many (location, sku).
+        """Upsert on_hand (and safety_stock where given) for many (location, sku); a row
+        without safety_stock keeps the stored one (0 for a new level).
 
         With `add`, on_hand is a delta added to the current value; a row that would take
         on_hand below zero or above MAX_QUANTITY is left unchanged and missing from the result.
@@ -347,8 +359,8 @@ class StockRepository:
             "version": current.version + 1,
             "updated_at": excluded.updated_at,
         }
-        with_safety = any("safety_stock" in row for row in rows)
-        if with_safety:
+        every_row_gives_safety = all("safety_stock" in row for row in rows)
+        if every_row_gives_safety:
             set_["safety_stock"] = excluded.safety_stock
         stmt = stmt.on_conflict_do_update(
             index_elements=[current.location_id, current.sku],
@@ -368,7 +380,33 @@ class StockRepository:
             for row in rows
         ]
         result = self.conn.execute(stmt, params)
-        return {(r.location_id, r.sku): _level(r) for r in result}
+        changed = {(r.location_id, r.sku): _level(r) for r in result}
+        if not every_row_gives_safety:
+            self._set_safety_stock(rows, changed)
+        return changed
+
+    def _set_safety_stock(self, rows: Sequence[dict[str, Any]],
+                          changed: dict[tuple[str, str], VersionedLevel]) -> None:
+        """A batch mixing rows with and without safety_stock: the upsert left every stored
+        safety stock alone; the rows that give one set it now, on rows this transaction
+        already holds (no lock is taken in another order)."""
+        given = {(row["location_id"], row["sku"]): row["safety_stock"] for row in rows
+                 if "safety_stock" in row}
+        to_set = {key: value for key, value in given.items()
+                  if key in changed and changed[key].level.safety_stock != value}
+        if not to_set:
+            return
+        c = t.stock_levels.c
+        self.conn.execute(
+            update(t.stock_levels)
+            .where(c.location_id == bindparam("key_location_id"), c.sku == bindparam("key_sku"))
+            .values(safety_stock=bindparam("new_safety_stock")),
+            [{"key_location_id": loc, "key_sku": sku, "new_safety_stock": value}
+             for (loc, sku), value in sorted(to_set.items())])
+        for key, value in to_set.items():
+            before = changed[key]
+            changed[key] = VersionedLevel(replace(before.level, safety_stock=value),
+                                          before.version)
 
     def reserve(self, location_id: str, sku: str, quantity: int, now: dt.datetime) -> (
         VersionedLevel | None
