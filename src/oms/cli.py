@@ -16,7 +16,6 @@ from oms.adapters.db.migrate import upgrade
 from oms.adapters.db.unit_of_work import UnitOfWork
 from oms.domain.access import Role
 from oms.domain.errors import DomainError
-from oms.domain.events import utcnow
 from oms.services import apikeys, webhooks
 from oms.services.imports import FileFormat, ImportMode, guess_format, run_import
 from oms.services.order_imports import import_orders
@@ -134,12 +133,12 @@ def apikey_list(
 def apikey_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (see list)")]) -> None:
     """Revoke an API key: it is refused from the next request on."""
     engine = make_engine(get_settings())
-    with UnitOfWork(engine) as uow:
-        revoked = uow.api_keys.revoke(key_id, utcnow())
-        uow.commit()
-    if not revoked:
-        err.print(f"[red]error:[/red] no active key {key_id}")
-        raise typer.Exit(2)
+    try:
+        with UnitOfWork(engine) as uow:
+            apikeys.revoke_key(uow, key_id)
+    except DomainError as exc:
+        err.print(f"[red]error:[/red] {exc.detail}")
+        raise typer.Exit(2) from exc
     console.print(f"revoked {key_id}")
 
 

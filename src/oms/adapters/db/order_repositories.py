@@ -211,7 +211,10 @@ class RoutingRepository:
         self.conn = conn
 
     def put_rules(self, rules: Sequence[dict[str, Any]], now: dt.datetime) -> None:
-        """Replace every rule with these."""
+        """Replace every rule with these. Two replacements take turns: each removes what the
+        other wrote (SQLite has one writer at a time anyway)."""
+        if self.conn.dialect.name == "postgresql":
+            self.conn.exec_driver_sql("LOCK TABLE routing_rules IN EXCLUSIVE MODE")
         self.conn.execute(t.routing_rules.delete())
         if rules:
             self.conn.execute(t.routing_rules.insert(),

@@ -815,6 +815,12 @@ class EventRepository:
         row = self.conn.execute(stmt).first()
         return (0, 0) if row is None else (int(row.txid), int(row.position))
 
+    def last_sequence(self, entity_id: str) -> int:
+        """The sequence of the entity's last event (0 if none)."""
+        e = t.events.c
+        return int(self.conn.scalar(select(func.max(e.sequence))
+                                    .where(e.entity_id == entity_id)) or 0)
+
     def by_keys(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], StoredEvent]:
         if not keys:
             return {}
@@ -860,6 +866,10 @@ class ApiKeyRepository:
         row = self.conn.execute(
             select(t.api_keys).where(t.api_keys.c.key_hash == key_hash)
         ).first()
+        return None if row is None else _api_key(row)
+
+    def get(self, key_id: str) -> ApiKeyRecord | None:
+        row = self.conn.execute(select(t.api_keys).where(t.api_keys.c.id == key_id)).first()
         return None if row is None else _api_key(row)
 
     def all(self) -> list[ApiKeyRecord]:

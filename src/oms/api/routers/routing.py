@@ -7,10 +7,10 @@ from pydantic import AfterValidator, Field, model_validator
 
 from oms.api.deps import Admins, AnyRole, ReadUow, Uow
 from oms.domain.errors import FieldError, NotFound
-from oms.domain.events import utcnow
 from oms.domain.locations import validate_country
 from oms.domain.orders import ServiceLevel
 from oms.schemas import Code, Strict
+from oms.services import routing as routing_rules
 
 router = APIRouter(prefix="/v1/routing", tags=["routing"])
 
@@ -46,10 +46,9 @@ def put_rules(body: RulesIn, uow: Uow, _: Admins) -> dict[str, Any]:
                for n, loc in named if loc not in known]
     if unknown:
         raise NotFound("; ".join(e.message for e in unknown), unknown)
-    now = utcnow()
-    uow.routing.put_rules([{"service_level": r.service_level.value, "country": r.country,
-                            "groups": r.groups} for r in body.rules], now)
-    uow.commit()
+    routing_rules.replace_rules(uow, [{"service_level": r.service_level.value,
+                                       "country": r.country, "groups": r.groups}
+                                      for r in body.rules])
     return _rules_out(uow)
 
 
