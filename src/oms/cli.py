@@ -31,6 +31,21 @@ console = Console()
 err = Console(stderr=True)
 
 
+def print_table(headers: list[str], rows: list[list[str]], whole: int = 1) -> None:
+    """A table whose first `whole` columns (the ids other commands take) are never cut,
+    however narrow the terminal: the other columns wrap instead."""
+    table = Table()
+    for n, header in enumerate(headers):
+        if n < whole:
+            widest = max((len(row[n]) for row in rows), default=len(header))
+            table.add_column(header, no_wrap=True, min_width=max(widest, len(header)))
+        else:
+            table.add_column(header, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
@@ -121,12 +136,11 @@ def apikey_list(
                 "prefix": r.prefix, "created_at": r.created_at.isoformat(),
                 "revoked_at": r.revoked_at.isoformat() if r.revoked_at else None}))
         return
-    table = Table("id", "name", "role", "locations", "prefix", "created", "revoked")
-    for r in records:
-        table.add_row(r.id, r.name, r.role, ", ".join(r.location_ids), r.prefix,
-                      r.created_at.isoformat(timespec="seconds"),
-                      r.revoked_at.isoformat(timespec="seconds") if r.revoked_at else "")
-    console.print(table)
+    print_table(["id", "name", "role", "locations", "prefix", "created", "revoked"],
+                [[r.id, r.name, r.role, ", ".join(r.location_ids), r.prefix,
+                  r.created_at.isoformat(timespec="seconds"),
+                  r.revoked_at.isoformat(timespec="seconds") if r.revoked_at else ""]
+                 for r in records])
 
 
 @apikey_app.command("revoke")
@@ -155,13 +169,11 @@ def webhooks_list(
         for row in rows:
             typer.echo(json.dumps(row))
         return
-    table = Table("id", "url", "event types", "status", "description")
-    for row in rows:
-        status = row["status"] + (f" ({row['disabled_reason']})" if row["disabled_reason"]
-                                  else "")
-        table.add_row(row["id"], row["url"], ", ".join(row["event_types"]), status,
-                      row["description"] or "")
-    console.print(table)
+    print_table(["id", "url", "event types", "status", "description"],
+                [[row["id"], row["url"], ", ".join(row["event_types"]),
+                  row["status"] + (f" ({row['disabled_reason']})" if row["disabled_reason"]
+                                   else ""),
+                  row["description"] or ""] for row in rows])
 
 
 @webhooks_app.command("deliveries")
@@ -185,13 +197,14 @@ def webhooks_deliveries(
         for item in items:
             typer.echo(json.dumps(item))
         return
-    table = Table("event", "type", "entity", "status", "attempts", "last answer", "next attempt")
+    rows = []
     for d in items:
         last = d["attempts"][-1] if d["attempts"] else None
         answer = "" if last is None else str(last["status_code"] or last["error"])
-        table.add_row(d["event_id"], d["event_type"], d["entity_id"], d["status"],
-                      str(d["attempt_count"]), answer, d["next_attempt_at"] or "")
-    console.print(table)
+        rows.append([d["event_id"], d["event_type"], d["entity_id"], d["status"],
+                     str(d["attempt_count"]), answer, d["next_attempt_at"] or ""])
+    print_table(["event", "type", "entity", "status", "attempts", "last answer",
+                 "next attempt"], rows)
 
 
 @webhooks_app.command("replay")
