@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 from fastapi import Depends, FastAPI
+from fastapi_offline import FastAPIOffline
 from sqlalchemy import Engine
 
 from oms import __version__
@@ -39,8 +40,9 @@ Every state-changing request accepts an `Idempotency-Key` header.
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
     settings = settings or get_settings()
     engine = engine or make_engine(settings)
-    app = FastAPI(title="oms", version=__version__, description=DESCRIPTION,
-                  dependencies=[Depends(no_nul_in_query), Depends(no_nul_in_path)])
+    # /docs and /redoc load Swagger UI and ReDoc from this server, not from a CDN.
+    app = FastAPIOffline(title="oms", version=__version__, description=DESCRIPTION,
+                         dependencies=[Depends(no_nul_in_query), Depends(no_nul_in_path)])
     app.state.settings = settings
     app.state.engine = engine
     app.state.providers = providers_from(settings)
