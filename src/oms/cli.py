@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from oms import logs
 from oms.adapters.db.engine import make_engine
 from oms.adapters.db.migrate import upgrade
 from oms.adapters.db.unit_of_work import UnitOfWork
@@ -62,17 +63,17 @@ def serve(
 
     from oms import worker as background
 
+    settings = get_settings()
+    logs.configure(settings)
     stop = threading.Event()
     if with_worker:
-        import logging
-
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-        settings = get_settings()
         background.start(make_engine(settings), settings, 30.0, stop)
     console.print(f"oms API on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
     try:
+        # The app writes its own access log (oms.access), without query strings.
         uvicorn.run("oms.api.app:create_app", factory=True, host=host, port=port,
-                    workers=workers, log_level="info")
+                    workers=workers, log_config=logs.logging_config(settings),
+                    access_log=False)
     finally:
         stop.set()
 
@@ -84,12 +85,10 @@ def worker(
 ) -> None:
     """Run the background work: pre-orders onto stock, orders on hold routed again, DCs and
     3PLs told of their requests, uncollected pickups expired."""
-    import logging
-
     from oms.worker import run
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     settings = get_settings()
+    logs.configure(settings)
     run(make_engine(settings), settings, interval, once)
 
 

@@ -17,6 +17,7 @@ from oms.adapters.registry import providers_from
 from oms.api import problems
 from oms.api.deps import no_nul_in_path, no_nul_in_query
 from oms.api.idempotency import IdempotencyMiddleware
+from oms.api.request_log import RequestLogMiddleware
 from oms.api.routers import (
     events,
     fulfillment,
@@ -65,4 +66,6 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         ttl=dt.timedelta(hours=settings.idempotency_ttl_hours),
         stale_after=dt.timedelta(seconds=settings.idempotency_stale_seconds),
     )
+    # Outermost: every answer, a replayed one too, carries the request id.
+    app.add_middleware(RequestLogMiddleware)
     return app

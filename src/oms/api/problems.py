@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from oms.domain.errors import DomainError, FieldError
+from oms.logs import REQUEST_ID
 
 log = logging.getLogger(__name__)
 
@@ -119,5 +120,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
+        # Sent from outside the middleware that adds it to every other answer.
+        request_id = REQUEST_ID.get()
         return problem("internal-error", "an unexpected error occurred; it has been logged",
-                       instance=request.url.path)
+                       instance=request.url.path,
+                       headers={"X-Request-Id": request_id} if request_id else None)
