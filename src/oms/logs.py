@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import logging.config
+import sys
 from contextvars import ContextVar
 from typing import Any
 
@@ -22,6 +23,19 @@ class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = REQUEST_ID.get()
         return True
+
+
+class StderrHandler(logging.Handler):
+    """Writes to sys.stderr as it is when a line is written, not as it was when logging was
+    configured: an `oms` command run inside another program (a test runner) may find it
+    swapped, and the one it started with closed."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+            sys.stderr.flush()
+        except Exception:
+            self.handleError(record)
 
 
 def logging_config(settings: Settings) -> dict[str, Any]:
@@ -45,8 +59,8 @@ def logging_config(settings: Settings) -> dict[str, Any]:
         "disable_existing_loggers": False,
         "filters": {"request_id": {"()": RequestIdFilter}},
         "formatters": {"oms": formatter},
-        "handlers": {"stderr": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr",
-                                "formatter": "oms", "filters": ["request_id"]}},
+        "handlers": {"stderr": {"()": StderrHandler, "formatter": "oms",
+                                "filters": ["request_id"]}},
         "root": {"level": settings.log_level, "handlers": ["stderr"]},
         # uvicorn's own lines go through the same handler. Its access log is off: it writes
         # query strings, which hold customers' emails (oms.access writes the path only).
