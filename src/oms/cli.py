@@ -13,12 +13,12 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from oms import logs
 from oms.adapters.db.engine import make_engine
 from oms.adapters.db.migrate import upgrade
 from oms.adapters.db.unit_of_work import UnitOfWork
 from oms.domain.access import Role
 from oms.domain.errors import DomainError
-from oms.domain.events import utcnow
 from oms.services import apikeys, webhooks
 from oms.services.import_runs import Sender
 from oms.services.imports import (
@@ -42,6 +42,21 @@ console = Console()
 err = Console(stderr=True)
 
 
+def print_table(headers: list[str], rows: list[list[str]], whole: int = 1) -> None:
+    """A table whose first `whole` columns (the ids other commands take) are never cut,
+    however narrow the terminal: the other columns wrap instead."""
+    table = Table()
+    for n, header in enumerate(headers):
+        if n < whole:
+            widest = max((len(row[n]) for row in rows), default=len(header))
+            table.add_column(header, no_wrap=True, min_width=max(widest, len(header)))
+        else:
+            table.add_column(header, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
@@ -58,17 +73,17 @@ def serve(
 
     from oms import worker as background
 
+    settings = get_settings()
+    logs.configure(settings)
     stop = threading.Event()
     if with_worker:
-        import logging
-
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-        settings = get_settings()
         background.start(make_engine(settings), settings, 30.0, stop)
     console.print(f"oms API on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
     try:
+        # The app writes its own access log (oms.access), without query strings.
         uvicorn.run("oms.api.app:create_app", factory=True, host=host, port=port,
-                    workers=workers, log_level="info")
+                    workers=workers, log_config=logs.logging_config(settings),
+                    access_log=False)
     finally:
         stop.set()
 
@@ -80,12 +95,10 @@ def worker(
 ) -> None:
     """Run the background work: pre-orders onto stock, orders on hold routed again, DCs and
     3PLs told of their requests, uncollected pickups expired."""
-    import logging
-
     from oms.worker import run
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     settings = get_settings()
+    logs.configure(settings)
     run(make_engine(settings), settings, interval, once)
 
 
@@ -132,24 +145,23 @@ def apikey_list(
                 "prefix": r.prefix, "created_at": r.created_at.isoformat(),
                 "revoked_at": r.revoked_at.isoformat() if r.revoked_at else None}))
         return
-    table = Table("id", "name", "role", "locations", "prefix", "created", "revoked")
-    for r in records:
-        table.add_row(r.id, r.name, r.role, ", ".join(r.location_ids), r.prefix,
-                      r.created_at.isoformat(timespec="seconds"),
-                      r.revoked_at.isoformat(timespec="seconds") if r.revoked_at else "")
-    console.print(table)
+    print_table(["id", "name", "role", "locations", "prefix", "created", "revoked"],
+                [[r.id, r.name, r.role, ", ".join(r.location_ids), r.prefix,
+                  r.created_at.isoformat(timespec="seconds"),
+                  r.revoked_at.isoformat(timespec="seconds") if r.revoked_at else ""]
+                 for r in records])
 
 
 @apikey_app.command("revoke")
 def apikey_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (see list)")]) -> None:
     """Revoke an API key: it is refused from the next request on."""
     engine = make_engine(get_settings())
-    with UnitOfWork(engine) as uow:
-        revoked = uow.api_keys.revoke(key_id, utcnow())
-        uow.commit()
-    if not revoked:
-        err.print(f"[red]error:[/red] no active key {key_id}")
-        raise typer.Exit(2)
+    try:
+        with UnitOfWork(engine) as uow:
+            apikeys.revoke_key(uow, key_id)
+    except DomainError as exc:
+        err.print(f"[red]error:[/red] {exc.detail}")
+        raise typer.Exit(2) from exc
     console.print(f"revoked {key_id}")
 
 
@@ -166,13 +178,11 @@ def webhooks_list(
         for row in rows:
             typer.echo(json.dumps(row))
         return
-    table = Table("id", "url", "event types", "status", "description")
-    for row in rows:
-        status = row["status"] + (f" ({row['disabled_reason']})" if row["disabled_reason"]
-                                  else "")
-        table.add_row(row["id"], row["url"], ", ".join(row["event_types"]), status,
-                      row["description"] or "")
-    console.print(table)
+    print_table(["id", "url", "event types", "status", "description"],
+                [[row["id"], row["url"], ", ".join(row["event_types"]),
+                  row["status"] + (f" ({row['disabled_reason']})" if row["disabled_reason"]
+                                   else ""),
+                  row["description"] or ""] for row in rows])
 
 
 @webhooks_app.command("deliveries")
@@ -196,13 +206,14 @@ def webhooks_deliveries(
         for item in items:
             typer.echo(json.dumps(item))
         return
-    table = Table("event", "type", "entity", "status", "attempts", "last answer", "next attempt")
+    rows = []
     for d in items:
         last = d["attempts"][-1] if d["attempts"] else None
         answer = "" if last is None else str(last["status_code"] or last["error"])
-        table.add_row(d["event_id"], d["event_type"], d["entity_id"], d["status"],
-                      str(d["attempt_count"]), answer, d["next_attempt_at"] or "")
-    console.print(table)
+        rows.append([d["event_id"], d["event_type"], d["entity_id"], d["status"],
+                     str(d["attempt_count"]), answer, d["next_attempt_at"] or ""])
+    print_table(["event", "type", "entity", "status", "attempts", "last answer",
+                 "next attempt"], rows)
 
 
 @webhooks_app.command("replay")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -73,6 +74,10 @@ class Settings(BaseSettings):
     #: JetStream drops a message whose id it saw within this window (a worker's restart
     #: publishes again what it had not recorded as acknowledged).
     nats_duplicate_window_seconds: int = 3600
+    #: Logs of `oms serve` and `oms worker`, on stderr: one JSON object a line, or `text`.
+    log_format: Literal["json", "text"] = "json"
+    #: DEBUG, INFO, WARNING or ERROR.
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
 #: Old names of settings, still read, and their new ones.

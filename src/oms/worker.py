@@ -40,7 +40,7 @@ log = logging.getLogger("oms.worker")
 def housekeeping(engine: Engine, settings: Settings, providers: Providers) -> int:
     """One pass; returns 0: its loop always waits `interval` before the next."""
     # Pre-orders first: their delivery's stock is theirs before waiting orders look.
-    released = release_due_preorders(engine, utcnow().date())
+    released = release_due_preorders(engine, utcnow())
     if released:
         log.info("released %d pre-order reservations to their locations", released)
     looked_at = reroute_waiting(engine)

@@ -13,11 +13,13 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 
+from oms.adapters.db.tables import fulfillment_requests
 from oms.services.orders import expire_uncollected_pickups
 from tests.fulfilling import (
     item_statuses,
@@ -52,6 +54,19 @@ def at(stamp: str) -> dt.datetime:
     when = dt.datetime.fromisoformat(stamp)
     assert when.tzinfo is not None
     return when
+
+
+def made_ready_at(engine: Engine, request_id: str, when: dt.datetime) -> None:
+    with engine.begin() as conn:
+        conn.execute(update(fulfillment_requests).where(fulfillment_requests.c.id == request_id)
+                     .values(ready_at=when))
+
+
+def store_midnight(when: dt.datetime, days_later: int, zone: str = "Europe/Berlin"
+                   ) -> dt.datetime:
+    """The midnight (in UTC) that begins the store's day `days_later` days after `when`'s."""
+    day = when.astimezone(ZoneInfo(zone)).date() + dt.timedelta(days=days_later)
+    return dt.datetime.combine(day, dt.time(), ZoneInfo(zone)).astimezone(dt.UTC)
 
 
 # -- pickup and hand-over ----------------------------------------------------------------------
@@ -165,18 +180,21 @@ def test_uncollected_pickup_expires(api: Api, shop: Shop, engine: Engine,
     assert level(api) == (10, 4, 6)
     first_ready, second_ready = at(ready["ready_at"]), at(later["ready_at"])
     assert first_ready < second_ready
-
-    # Exactly seven days ready is not yet more than seven days.
     providers = providers_of(app_client)
+    # The first was made ready the store's day before the second.
+    first_ready -= dt.timedelta(days=1)
+    made_ready_at(engine, ready["id"], first_ready)
+    # Kept through the seventh day after the day it was ready: until the store's midnight.
+    expires = store_midnight(first_ready, days_later=8)
     assert expire_uncollected_pickups(engine, providers, first_ready + dt.timedelta(days=7),
                                       7) == 0
-    assert expire_uncollected_pickups(engine, providers, first_ready + dt.timedelta(days=3),
+    assert expire_uncollected_pickups(engine, providers, expires - dt.timedelta(seconds=1),
                                       7) == 0
     assert request_of(api, ready["id"])["status"] == "ready_for_pickup"
 
     # Past the first pickup's expiry, before the second one's.
-    now = first_ready + (second_ready - first_ready) / 2 + dt.timedelta(days=7)
-    assert expire_uncollected_pickups(engine, providers_of(app_client), now, 7) == 1
+    now = expires
+    assert expire_uncollected_pickups(engine, providers, now, 7) == 1
 
     expired = request_of(api, ready["id"])
     assert expired["status"] == "cancelled"
@@ -208,7 +226,7 @@ def test_uncollected_pickup_expires(api: Api, shop: Shop, engine: Engine,
     assert events(api, type="order.items_cancelled", entity_id=later_order["id"]) == []
 
     # Running it again finds nothing more to do; a late customer is turned away.
-    assert expire_uncollected_pickups(engine, providers_of(app_client), now, 7) == 0
+    assert expire_uncollected_pickups(engine, providers, now, 7) == 0
     problem(api.post(f"/v1/fulfillment-requests/{ready['id']}/hand-over", json={}), 409)
     psp = simulated_psp(app_client)
     assert psp.calls == []
@@ -218,6 +236,28 @@ def test_uncollected_pickup_expires(api: Api, shop: Shop, engine: Engine,
     assert (voided["payload"]["amount"], voided["payload"]["status"]) == ("47.36", "voided")
     assert step(api, later["id"], "hand-over")["status"] == "picked_up"
     assert level(api) == (8, 0, 8)
+
+
+@pytest.mark.parametrize("zone", ["America/Los_Angeles", "Pacific/Auckland"])
+def test_a_pickup_is_kept_by_its_stores_calendar(api: Api, shop: Shop, engine: Engine,
+                                                 app_client: TestClient, zone: str) -> None:
+    providers = providers_of(app_client)
+    shop({("mitte", "SKU-1"): 5})
+    store = api.get("/v1/locations/mitte").json()
+    moved = {k: store[k] for k in ("type", "name", "address", "capabilities", "priority",
+                                    "active")}
+    assert api.put("/v1/locations/mitte", json={**moved, "timezone": zone}).status_code == 200
+    _, ready = ready_pickup(api, "W-1")
+    expires = store_midnight(at(ready["ready_at"]), days_later=8, zone=zone)
+    # Los Angeles' midnight is 07:00 or 08:00 UTC, Auckland's 11:00 or 12:00 UTC the day
+    # before: the store's seventh day after the ready day ends then, not at UTC's midnight.
+    assert expires.time() not in (dt.time(0), dt.time(1), dt.time(2))
+
+    assert expire_uncollected_pickups(engine, providers, expires - dt.timedelta(seconds=1),
+                                      7) == 0
+    assert request_of(api, ready["id"])["status"] == "ready_for_pickup"
+    assert expire_uncollected_pickups(engine, providers, expires, 7) == 1
+    assert request_of(api, ready["id"])["status"] == "cancelled"
 
 
 def test_a_pickup_not_yet_ready_does_not_expire(api: Api, shop: Shop, engine: Engine,
@@ -234,9 +274,11 @@ def test_a_pickup_not_yet_ready_does_not_expire(api: Api, shop: Shop, engine: En
 
 
 @pytest.mark.usefixtures("cli_env")
-def test_the_worker_process_expires_pickups(api: Api, shop: Shop) -> None:
+def test_the_worker_process_expires_pickups(api: Api, shop: Shop, engine: Engine) -> None:
     shop({("mitte", "SKU-1"): 5})
     order, ready = ready_pickup(api, "W-1")
+    # Ready yesterday, and kept through the day it was ready only.
+    made_ready_at(engine, ready["id"], at(ready["ready_at"]) - dt.timedelta(days=1))
     oms = Path(sys.executable).parent / "oms"
     # cli_env put OMS_DATABASE_URL in this process's environment; the worker inherits it.
     env = {**os.environ, "OMS_PICKUP_EXPIRY_DAYS": "0"}

@@ -438,3 +438,13 @@ def test_cli_import_stopped_by_ctrl_c_is_finished_with_resume(
     again = CliRunner().invoke(cli, ["import", "inventory", str(path), "--resume", import_id])
     assert again.exit_code == 0
     assert sum(_level(api, sku) for sku in skus) == lines
+
+
+def test_rows_without_safety_stock_keep_it(api: Api, stocked: Callable[..., None]) -> None:
+    stocked({("berlin", "A"): 5, ("berlin", "B"): 5}, safety_stock=2)
+    report = _csv(api, "inventory", "location_id,sku,on_hand,safety_stock\nberlin,A,7,\n"
+                  "berlin,B,8,4\n", mode="full")
+    assert (report["imported"], report["failed"]) == (2, 0)
+    a, b = (api.get(f"/v1/inventory/berlin/{sku}").json() for sku in ("A", "B"))
+    assert (a["on_hand"], a["safety_stock"]) == (7, 2)
+    assert (b["on_hand"], b["safety_stock"]) == (8, 4)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
@@ -10,7 +11,7 @@ from sqlalchemy import Engine
 from oms.adapters.db.unit_of_work import UnitOfWork
 from oms.domain.events import utcnow
 from oms.services.inventory import check_reserved_counters, release_due_preorders
-from tests.helpers import Api, product_body
+from tests.helpers import Api, location_body, product_body
 
 
 def _order(n: int, sku: str, quantity: int) -> dict[str, Any]:
@@ -71,8 +72,8 @@ def test_due_preorders_are_served_before_anyone_else(api: Api, engine: Engine,
     today = utcnow().date().isoformat()
     _preorder_product(api, stocked, today)
     assert api.post("/v1/orders", json=_order(1, "NEW", 2)).status_code == 201
-    assert release_due_preorders(engine, utcnow().date()) == 1
-    assert release_due_preorders(engine, utcnow().date()) == 0
+    assert release_due_preorders(engine, utcnow()) == 1
+    assert release_due_preorders(engine, utcnow()) == 0
     level = api.get("/v1/inventory/berlin/NEW").json()
     # The delivery has not been booked in yet: the pre-order holds it all the same.
     assert (level["on_hand"], level["reserved"], level["atp"]) == (0, 2, -2)
@@ -119,9 +120,54 @@ def test_the_store_queue_puts_due_preorders_first_and_future_ones_last(
     assert "LATER (expected 2099-05-01)" in refused.json()["detail"]
 
     # Once the worker moves the due pre-order onto the store's stock, it ships.
-    assert release_due_preorders(engine, utcnow().date()) == 1
+    assert release_due_preorders(engine, utcnow()) == 1
     for step in ("accept", "pick", "pack", "ship"):
         r = api.post(f"/v1/fulfillment-requests/{placed['NEW']}/{step}", json={})
         assert r.status_code == 200, r.text
+    with UnitOfWork(engine, read_only=True) as uow:
+        assert check_reserved_counters(uow) == []
+
+
+def test_preorders_come_due_on_their_stores_day(api: Api, engine: Engine,
+                                                stocked: Callable[..., None]) -> None:
+    stocked({("auckland", "NEW"): 0, ("los-angeles", "NEW"): 0})
+    for location_id, zone in (("auckland", "Pacific/Auckland"),
+                              ("los-angeles", "America/Los_Angeles")):
+        body = location_body(location_id.title(), timezone=zone)
+        assert api.put(f"/v1/locations/{location_id}", json=body).status_code == 200
+    assert api.put("/v1/products/NEW", json=product_body(
+        "Next season shoe", preorder={"tentative_ship_date": "2099-02-01"})).status_code == 200
+    r = api.post("/v1/inventory/future", json={"entries": [
+        {"location_id": loc, "sku": "NEW", "quantity": 1, "available_on": "2099-01-15"}
+        for loc in ("auckland", "los-angeles")]})
+    assert r.status_code == 200, r.text
+    request_at = {}
+    for n, location_id in enumerate(("auckland", "los-angeles")):
+        r = api.post("/v1/orders", json={**_order(n, "NEW", 1),
+                                         "fulfillment_location_id": location_id})
+        assert r.status_code == 201, r.text
+        request_at[r.json()["items"][0]["fulfillment_request_id"]] = location_id
+
+    def queue_at(now: dt.datetime) -> dict[str, int]:
+        with UnitOfWork(engine, read_only=True) as uow:
+            rows = uow.fulfillment.page(now=now, after=None, limit=10)
+        return {request_at[r["id"]]: r["queue_rank"] for r in rows}
+
+    def reserved(location_id: str) -> int:
+        return int(api.get(f"/v1/inventory/{location_id}/NEW").json()["reserved"])
+
+    # Noon UTC on the 14th: already the 15th in Auckland, still the 14th in Los Angeles.
+    noon = dt.datetime(2099, 1, 14, 12, tzinfo=dt.UTC)
+    assert queue_at(noon) == {"auckland": 0, "los-angeles": 2}
+    assert release_due_preorders(engine, noon) == 1
+    assert (reserved("auckland"), reserved("los-angeles")) == (1, 0)
+    # The 15th has begun in UTC but not yet in Los Angeles (UTC-8): nothing is due there.
+    before_la_midnight = dt.datetime(2099, 1, 15, 7, 59, tzinfo=dt.UTC)
+    assert queue_at(before_la_midnight)["los-angeles"] == 2
+    assert release_due_preorders(engine, before_la_midnight) == 0
+    la_midnight = dt.datetime(2099, 1, 15, 8, tzinfo=dt.UTC)
+    assert queue_at(la_midnight)["los-angeles"] == 0
+    assert release_due_preorders(engine, la_midnight) == 1
+    assert reserved("los-angeles") == 1
     with UnitOfWork(engine, read_only=True) as uow:
         assert check_reserved_counters(uow) == []

@@ -55,9 +55,12 @@ def _store_a_order(api: Api, shop: Shop) -> dict[str, Any]:
     hook = api.post("/v1/webhooks", json={"url": "http://127.0.0.1:9/hook",
                                           "event_types": ["*"]})
     assert hook.status_code == 201, hook.text
+    counted = api.post("/v1/imports/inventory", content=b"location_id,sku,on_hand\nmitte,SKU-1,9\n",
+                       headers={"Content-Type": "text/csv"})
+    assert counted.status_code == 200, counted.text
     return {
         "order": seen, "request": request, "shipment": shipment, "runs": runs,
-        "subscription_id": hook.json()["id"],
+        "subscription_id": hook.json()["id"], "import_id": counted.json()["import_id"],
     }
 
 
@@ -81,7 +84,7 @@ def _values(a: dict[str, Any]) -> dict[str, str]:
         "request_id": a["request"]["id"], "shipment_id": a["shipment"]["id"],
         "subscription_id": a["subscription_id"], "location_id": "mitte", "sku": "SKU-1",
         "kind": "orders", "email": ADA["email"], "q": ADA["email"],
-        "entity_id": order["id"],
+        "entity_id": order["id"], "import_id": a["import_id"],
     }
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from sqlalchemy import Engine
@@ -11,6 +10,7 @@ from stdnum import ean
 from oms.adapters.db.unit_of_work import UnitOfWork
 from oms.demo.loader import load_demo
 from oms.domain.catalog import BarcodeType, Product
+from oms.domain.events import utcnow
 from oms.domain.inventory import FutureStock, StockLevel
 from oms.domain.locations import Location, LocationType
 
@@ -30,7 +30,7 @@ def _state(engine: Engine) -> dict[str, Any]:
         products = _products(uow)
         skus = [p.sku for p in products]
         levels: list[StockLevel] = uow.stock.levels(skus)
-        future: list[FutureStock] = uow.stock.future(skus, from_date=dt.date.today())
+        future: list[FutureStock] = uow.stock.future(skus, now=utcnow())
     return {"locations": locations, "products": products, "levels": levels, "future": future}
 
 
@@ -64,7 +64,7 @@ def test_demo_loads_stores_catalog_and_stock_and_reloads_unchanged(engine: Engin
 
     with UnitOfWork(engine, read_only=True) as uow:
         orders = uow.orders.page(before=None, limit=100)
-        requests = uow.fulfillment.page(today=dt.date.today(), after=None, limit=100)
+        requests = uow.fulfillment.page(now=utcnow(), after=None, limit=100)
     # Every demo order is routed: each has a fulfilment request, some at a store for pickup.
     assert len(orders) == 8
     assert {r["order_id"] for r in requests} == {o["id"] for o in orders}

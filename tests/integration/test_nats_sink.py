@@ -297,10 +297,10 @@ def test_every_event_is_published_once_in_order(stream: Stream, worker: Worker, 
     assert api.put("/v1/inventory/munich/A", json={"on_hand": 4}).status_code == 200
 
     events = all_published(api, engine, stream, worker)
-    # 2 locations, 3 products (one replaced), 6 + 3 + 1 stock changes.
-    assert len(events) == 16
-    assert {e["type"] for e in events} == {"location.upserted", "product.upserted",
-                                           "inventory.changed"}
+    # The test's API key, 2 locations, 3 products (one replaced), 6 + 3 + 1 stock changes.
+    assert len(events) == 17
+    assert {e["type"] for e in events} == {"api_key.created", "location.upserted",
+                                           "product.upserted", "inventory.changed"}
     time.sleep(0.5)  # ten polls more: nothing is published again
     received = read_all(stream)
     assert_exactly_once_in_order(received, events, stream)
@@ -367,7 +367,7 @@ def test_a_killed_worker_resumes_without_loss_or_duplicates(
     assert made >= 1500
 
     events = all_published(api, engine, stream, worker)
-    assert len(events) == len(skus) + 1 + made
+    assert len(events) == 1 + len(skus) + 1 + made  # the test's API key first
     time.sleep(0.5)  # ten polls more: nothing is published again
     received = read_all(stream)
     assert_exactly_once_in_order(received, events, stream)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request, Response
+from fastapi_offline import FastAPIOffline
 from sqlalchemy import Engine
 
 from oms import __version__
@@ -15,6 +16,7 @@ from oms.api import problems
 from oms.api.auth import AuthenticationMiddleware
 from oms.api.deps import no_nul_in_path, no_nul_in_query
 from oms.api.limits import BodyLimitMiddleware
+from oms.api.request_log import RequestLogMiddleware
 from oms.api.routers import (
     events,
     fulfillment,
@@ -39,8 +41,9 @@ Every state-changing request accepts an `Idempotency-Key` header.
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
     settings = settings or get_settings()
     engine = engine or make_engine(settings)
-    app = FastAPI(title="oms", version=__version__, description=DESCRIPTION,
-                  dependencies=[Depends(no_nul_in_query), Depends(no_nul_in_path)])
+    # /docs and /redoc load Swagger UI and ReDoc from this server, not from a CDN.
+    app = FastAPIOffline(title="oms", version=__version__, description=DESCRIPTION,
+                         dependencies=[Depends(no_nul_in_query), Depends(no_nul_in_path)])
     app.state.settings = settings
     app.state.engine = engine
     app.state.providers = providers_from(settings)
@@ -62,8 +65,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             conn.exec_driver_sql("SELECT 1")
         return {"status": "ok", "version": __version__}
 
-    # The last added runs first: the caller is known before the body is looked at.
+    # The last added runs first: the caller is known before the body is looked at, and
+    # every answer, a refusal or a replay too, carries the request id.
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes,
                        max_import_bytes=settings.max_import_bytes)
     app.add_middleware(AuthenticationMiddleware, engine=engine)
+    app.add_middleware(RequestLogMiddleware)
     return app

@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from oms.adapters.db.errors import is_transient
 from oms.domain.errors import DomainError, FieldError
+from oms.logs import REQUEST_ID
 
 log = logging.getLogger(__name__)
 
@@ -144,5 +145,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
+        # Sent from outside the middleware that adds it to every other answer.
+        request_id = REQUEST_ID.get()
         return problem("internal-error", "an unexpected error occurred; it has been logged",
-                       instance=request.url.path)
+                       instance=request.url.path,
+                       headers={"X-Request-Id": request_id} if request_id else None)

@@ -3,10 +3,11 @@ take them to the customer."""
 
 from __future__ import annotations
 
+import datetime as dt
 from enum import StrEnum
 
 from oms.domain.errors import InvalidState, ValidationFailed
-from oms.domain.locations import LocationType
+from oms.domain.locations import LocationType, local_date, start_of_day
 from oms.domain.orders import ServiceLevel
 
 
@@ -121,3 +122,10 @@ class ShipmentStatus(StrEnum):
 
 #: What a carrier may report about a shipment.
 TRACKING_STATUSES = frozenset(ShipmentStatus) - {ShipmentStatus.CREATED}
+
+
+def pickup_expiry(timezone: str, now: dt.datetime, days: int) -> dt.datetime:
+    """A pickup made ready on the store's day D is held through the store's day D + `days`
+    and expires when the next one begins: those made ready before the instant returned have
+    expired by `now`."""
+    return start_of_day(timezone, local_date(timezone, now) - dt.timedelta(days=days))

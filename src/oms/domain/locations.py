@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from dataclasses import dataclass
 from enum import StrEnum
@@ -34,6 +35,17 @@ def validate_timezone(name: str) -> str:
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ValueError(f"{name!r} is not an IANA time zone") from exc
     return name
+
+
+def local_date(timezone: str, at: dt.datetime) -> dt.date:
+    """Which day it is at `at` for a location in this time zone: a store's day begins at its
+    own midnight, not at UTC's."""
+    return at.astimezone(ZoneInfo(timezone)).date()
+
+
+def start_of_day(timezone: str, day: dt.date) -> dt.datetime:
+    """The instant (UTC) a location in this time zone begins `day`."""
+    return dt.datetime.combine(day, dt.time(), ZoneInfo(timezone)).astimezone(dt.UTC)
 
 
 @dataclass(frozen=True)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Sequence
+from typing import Any
 
 from oms.adapters.db.repositories import ApiKeyRecord
 from oms.adapters.db.unit_of_work import UnitOfWork
 from oms.domain.access import LOCATION_BOUND, Principal, Role
 from oms.domain.errors import FieldError, NotFound, ValidationFailed
-from oms.domain.events import utcnow
+from oms.domain.events import Event, utcnow
 from oms.domain.ids import new_id
 
 KEY_PREFIX = "oms_"
@@ -40,8 +41,29 @@ def create_key(
         location_ids=tuple(sorted(set(location_ids))), created_at=utcnow(), revoked_at=None,
     )
     uow.api_keys.add(record, hash_key(key))
+    uow.record(Event("api_key.created", record.id, 1, key_out(record), record.created_at))
     uow.commit()
     return record, key
+
+
+def revoke_key(uow: UnitOfWork, key_id: str) -> ApiKeyRecord:
+    """Refuse the key from the next request on."""
+    now = utcnow()
+    if not uow.api_keys.revoke(key_id, now):
+        raise NotFound(f"no active key {key_id}")
+    record = uow.api_keys.get(key_id)
+    assert record is not None
+    uow.record(Event("api_key.revoked", record.id, 2, key_out(record), now))
+    uow.commit()
+    return record
+
+
+def key_out(record: ApiKeyRecord) -> dict[str, Any]:
+    """What a key is, never the key: not its hash, nor its first characters."""
+    return {"id": record.id, "name": record.name, "role": record.role,
+            "location_ids": list(record.location_ids),
+            "created_at": record.created_at.isoformat(),
+            "revoked_at": record.revoked_at.isoformat() if record.revoked_at else None}
 
 
 def authenticate(uow: UnitOfWork, key: str) -> Principal | None:

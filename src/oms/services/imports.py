@@ -596,13 +596,7 @@ def _inventory_writer(mode: ImportMode) -> Writer:
              **({"safety_stock": r.safety_stock} if r.safety_stock is not None else {})}
             for _, r in valid
         ]
-        # Rows with and without safety_stock take different statements (one keeps the
-        # stored safety stock, the other replaces it).
-        changed = {}
-        for group in ([p for p in params if "safety_stock" in p],
-                      [p for p in params if "safety_stock" not in p]):
-            if group:
-                changed.update(uow.stock.set_levels(group, now, add=mode is ImportMode.DELTA))
+        changed = uow.stock.set_levels(params, now, add=mode is ImportMode.DELTA)
         for number, row in valid:
             level = changed.get((row.location_id, row.sku))
             if level is None:

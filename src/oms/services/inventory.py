@@ -144,7 +144,7 @@ def record_future(uow: UnitOfWork, entries: Sequence[FutureStock]) -> None:
 
 
 def availability(
-    uow: UnitOfWork, skus: Sequence[str], location_id: str | None, today: dt.date
+    uow: UnitOfWork, skus: Sequence[str], location_id: str | None, now: dt.datetime
 ) -> list[dict[str, Any]]:
     known = uow.products.existing(skus)
     unknown = [s for s in skus if s not in known]
@@ -159,7 +159,7 @@ def availability(
     for level in uow.stock.levels(skus, location_id):
         levels[level.sku][level.location_id] = level
     future: dict[tuple[str, str], list[FutureStock]] = defaultdict(list)
-    for entry in uow.stock.future(skus, location_id, from_date=today):
+    for entry in uow.stock.future(skus, location_id, now=now):
         future[(entry.sku, entry.location_id)].append(entry)
     result = []
     for sku in dict.fromkeys(skus):
@@ -227,7 +227,7 @@ def reserve(uow: UnitOfWork, lines: Sequence[ReserveLine]) -> list[ReservationRe
     preorders = [ReservationRequest(x.location_id, x.sku, x.quantity)
                  for x in lines if x.preorder]
     for (location_id, sku), quantity in lock_order(preorders):
-        delivery = uow.stock.reserve_future(location_id, sku, quantity, now.date(), now)
+        delivery = uow.stock.reserve_future(location_id, sku, quantity, now)
         if delivery is None:
             raise InsufficientStock(location_id, sku, quantity)
         delivery_of[(location_id, sku)] = delivery.available_on
@@ -268,13 +268,13 @@ def _close(uow: UnitOfWork, reservation_id: str, status: ReservationStatus) -> R
     return closed
 
 
-def release_due_preorders(engine: Engine, today: dt.date, limit: int = 500) -> int:
-    """Pre-orders whose delivery date has come move onto the location's stock, ahead of
-    anyone else: their reservation now holds on-hand stock (ATP shows below zero until the
-    receipt is booked). Returns how many moved."""
+def release_due_preorders(engine: Engine, now: dt.datetime, limit: int = 500) -> int:
+    """Pre-orders whose delivery date has come (the day it is at their location) move onto
+    the location's stock, ahead of anyone else: their reservation now holds on-hand stock
+    (ATP shows below zero until the receipt is booked). Returns how many moved."""
     moved = 0
     with UnitOfWork(engine, read_only=True) as uow:
-        due = uow.reservations.due_preorders(today, limit)
+        due = uow.reservations.due_preorders(now, limit)
     for reservation in due:
         assert reservation.available_on is not None
         with UnitOfWork(engine) as uow:

@@ -353,10 +353,11 @@ def capture(uow: UnitOfWork, providers: Providers, order_id: str) -> dict[str, A
 
 def expire_uncollected_pickups(engine: Engine, providers: Providers, now: dt.datetime,
                                days: int, limit: int = 100) -> int:
-    """Cancel pickups ready for longer than `days` and not collected: their stock goes back
-    to ATP. Returns how many requests expired."""
+    """Cancel pickups not collected within `days` of their store's calendar after the day
+    they were ready: their stock goes back to ATP, their authorisation is voided. Returns
+    how many requests expired."""
     with UnitOfWork(engine, read_only=True) as uow:
-        due = uow.fulfillment.uncollected(now - dt.timedelta(days=days), limit)
+        due = uow.fulfillment.uncollected(now, days, limit)
     expired = 0
     for request in due:
         with UnitOfWork(engine) as uow:

@@ -12,7 +12,7 @@ from sqlalchemy.engine import RowMapping
 
 from oms.adapters.db.unit_of_work import UnitOfWork
 from oms.domain.errors import Conflict, FieldError, InsufficientStock, ValidationFailed
-from oms.domain.events import Event
+from oms.domain.events import Event, utcnow
 from oms.domain.fulfillment import RequestStatus, RequestType, request_type
 from oms.domain.ids import new_id
 from oms.domain.locations import Location
@@ -56,7 +56,7 @@ def route_items(uow: UnitOfWork, order: RowLike, items: Sequence[RowLike], trigg
     plan = RoutingPlan()
     for _ in range(MAX_ROUTING_ATTEMPTS):
         stock = {(lvl.location_id, lvl.sku): lvl.atp for lvl in uow.stock.levels(skus)}
-        future = uow.stock.future_atp(skus, now.date())
+        future = uow.stock.future_atp(skus, now)
         plan = route(
             routing_items, service_level=service_level, destination=destination, stock=stock,
             future_stock=future,
@@ -230,3 +230,16 @@ def refresh_order_status(uow: UnitOfWork, order_id: str, now: dt.datetime) -> st
     status = derive_status(statuses).value
     uow.orders.set_status(order_id, status, now)
     return status
+
+
+#: The entity of the routing rules' events: they are replaced all at once.
+RULES_ENTITY = "routing-rules"
+
+
+def replace_rules(uow: UnitOfWork, rules: Sequence[dict[str, Any]]) -> None:
+    """Replace every routing rule with these; `routing.rules_replaced` carries them all."""
+    now = utcnow()
+    uow.routing.put_rules(rules, now)
+    uow.record(Event("routing.rules_replaced", RULES_ENTITY,
+                     uow.events.last_sequence(RULES_ENTITY) + 1, {"rules": list(rules)}, now))
+    uow.commit()

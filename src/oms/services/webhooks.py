@@ -89,7 +89,7 @@ def create(uow: UnitOfWork, transport: WebhookTransport, allow_private: bool, ur
     _check_target(url, transport, allow_private)
     now = utcnow()
     txid, position = uow.events.latest()
-    row = {
+    row: dict[str, Any] = {
         "id": new_id(), "url": url, "event_types": _check_types(event_types),
         "description": description, "secret": new_webhook_secret(), "previous_secret": None,
         "previous_secret_expires_at": None, "status": SubscriptionStatus.ACTIVE.value,
@@ -97,6 +97,7 @@ def create(uow: UnitOfWork, transport: WebhookTransport, allow_private: bool, ur
         "fanout_position": position, "version": 1, "created_at": now, "updated_at": now,
     }
     uow.webhooks.add(row)
+    uow.record(Event("webhook_subscription.created", row["id"], 1, subscription_out(row), now))
     uow.commit()
     return {**subscription_out(row), "secret": row["secret"]}
 
@@ -134,13 +135,18 @@ def change(uow: UnitOfWork, transport: WebhookTransport, allow_private: bool,
     if values:
         uow.webhooks.update(current["id"], now, **values)
     body = subscription_out(_get(uow, current["id"]))
+    if values:
+        uow.record(Event("webhook_subscription.updated", current["id"], body["version"],
+                         {**body, "changed": sorted(values)}, now))
     uow.commit()
     return body
 
 
 def delete(uow: UnitOfWork, subscription_id: str) -> None:
-    if not uow.webhooks.remove(subscription_id):
-        raise NotFound(f"no webhook subscription {subscription_id!r}")
+    current = _get(uow, subscription_id, for_update=True)
+    uow.webhooks.remove(current["id"])
+    uow.record(Event("webhook_subscription.deleted", current["id"], current["version"] + 1,
+                     {"id": current["id"], "url": current["url"]}, utcnow()))
     uow.commit()
 
 
@@ -153,6 +159,9 @@ def rotate_secret(uow: UnitOfWork, subscription_id: str) -> dict[str, Any]:
     uow.webhooks.update(current["id"], now, secret=secret, previous_secret=current["secret"],
                         previous_secret_expires_at=expires)
     body = subscription_out(_get(uow, current["id"]))
+    # Which secret is not said: subscribers learn it from the answer to this request only.
+    uow.record(Event("webhook_subscription.secret_rotated", current["id"], body["version"],
+                     {**body, "previous_secret_expires_at": expires.isoformat()}, now))
     uow.commit()
     return {**body, "secret": secret, "previous_secret_expires_at": expires.isoformat()}
 

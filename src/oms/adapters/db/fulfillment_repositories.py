@@ -6,22 +6,24 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import case, literal, select, tuple_, update
+from sqlalchemy import case, literal, or_, select, tuple_, update
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.sql.elements import ColumnElement
 
 from oms.adapters.db import tables as t
+from oms.adapters.db.local_days import in_zones, today_at, zones_by
 from oms.adapters.db.scoping import located_seen
 from oms.adapters.db.upsert import insert_for
 from oms.domain.access import EVERYTHING, Scope
+from oms.domain.fulfillment import pickup_expiry
 
 R = t.fulfillment_requests.c
 L = t.fulfillment_request_items.c
 
 
-def queue_rank(today: dt.date) -> ColumnElement[int]:
-    """Pre-orders whose stock is due come first, then everything else; pre-orders still
-    waiting for their stock last (they cannot ship yet)."""
+def queue_rank(today: ColumnElement[dt.date]) -> ColumnElement[int]:
+    """Pre-orders whose stock is due (by the day it is at their location) come first, then
+    everything else; pre-orders still waiting for their stock last (they cannot ship yet)."""
     return case(
         (R.available_on.is_(None), literal(1)),
         (R.available_on <= today, literal(0)),
@@ -100,10 +102,10 @@ class FulfillmentRepository:
             .returning(R.version)).one()
         return int(row.version)
 
-    def page(self, *, today: dt.date, after: tuple[int, dt.datetime, str] | None, limit: int,
-             location_ids: Sequence[str] | None = None, status: str | None = None,
+    def page(self, *, now: dt.datetime, after: tuple[int, dt.datetime, str] | None,
+             limit: int, location_ids: Sequence[str] | None = None, status: str | None = None,
              type: str | None = None, order_id: str | None = None) -> list[RowMapping]:
-        rank = queue_rank(today)
+        rank = queue_rank(today_at(self.conn, R.location_id, now))
         stmt = (select(t.fulfillment_requests, rank.label("queue_rank"))
                 .where(located_seen(R.location_id, self.scope))
                 .order_by(rank, R.placed_at, R.id).limit(limit))
@@ -142,10 +144,20 @@ class FulfillmentRepository:
             notify_state="delivered" if delivered else "pending", notify_attempts=attempts,
             notify_next_at=next_at, notify_last_error=error))
 
-    def uncollected(self, ready_before: dt.datetime, limit: int) -> list[RowMapping]:
+    def uncollected(self, now: dt.datetime, days: int, limit: int) -> list[RowMapping]:
+        """Pickups ready for longer than `days` of their store's calendar (pickup_expiry)."""
+        by_expiry = zones_by(self.conn, lambda zone: pickup_expiry(zone, now, days))
+        if not by_expiry:
+            return []
+        expired: ColumnElement[bool]
+        if len(by_expiry) == 1:  # every store's calendar agrees
+            [before] = by_expiry
+            expired = R.ready_at < before
+        else:
+            expired = or_(*(in_zones(R.location_id, zones) & (R.ready_at < before)
+                            for before, zones in by_expiry.items()))
         return list(self.conn.execute(
-            select(R.id, R.order_id).where(R.status == "ready_for_pickup",
-                                           R.ready_at < ready_before)
+            select(R.id, R.order_id).where(R.status == "ready_for_pickup", expired)
             .order_by(R.ready_at).limit(limit)).mappings())
 
     # -- shipments

@@ -6,13 +6,26 @@ import datetime as dt
 import json
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import and_, case, delete, func, literal_column, or_, select, text, tuple_, update
+from sqlalchemy import (
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.engine import Connection, RowMapping
 
 from oms.adapters.db import tables as t
+from oms.adapters.db.local_days import today_at
 from oms.adapters.db.upsert import insert_for
 from oms.domain.catalog import Barcode, BarcodeType, Product
 from oms.domain.events import Event
@@ -338,7 +351,8 @@ class StockRepository:
     def set_levels(
         self, rows: Sequence[dict[str, Any]], now: dt.datetime, *, add: bool = False
     ) -> dict[tuple[str, str], VersionedLevel]:
-        """Upsert on_hand (and safety_stock where given) for many (location, sku).
+        """Upsert on_hand (and safety_stock where given) for many (location, sku); a row
+        without safety_stock keeps the stored one (0 for a new level).
 
         With `add`, on_hand is a delta added to the current value; a row that would take
         on_hand below zero or above MAX_QUANTITY is left unchanged and missing from the result.
@@ -352,8 +366,8 @@ class StockRepository:
             "version": current.version + 1,
             "updated_at": excluded.updated_at,
         }
-        with_safety = any("safety_stock" in row for row in rows)
-        if with_safety:
+        every_row_gives_safety = all("safety_stock" in row for row in rows)
+        if every_row_gives_safety:
             set_["safety_stock"] = excluded.safety_stock
 
         # reserved stays as it is: ATP rose if on_hand less safety stock did.
@@ -380,7 +394,36 @@ class StockRepository:
             for row in sorted(rows, key=lambda r: (r["location_id"], r["sku"]))
         ]
         result = self.conn.execute(stmt, params)
-        return {(r.location_id, r.sku): _level(r) for r in result}
+        changed = {(r.location_id, r.sku): _level(r) for r in result}
+        if not every_row_gives_safety:
+            self._set_safety_stock(rows, changed)
+        return changed
+
+    def _set_safety_stock(self, rows: Sequence[dict[str, Any]],
+                          changed: dict[tuple[str, str], VersionedLevel]) -> None:
+        """A batch mixing rows with and without safety_stock: the upsert left every stored
+        safety stock alone; the rows that give one set it now, on rows this transaction
+        already holds (no lock is taken in another order)."""
+        given = {(row["location_id"], row["sku"]): row["safety_stock"] for row in rows
+                 if "safety_stock" in row}
+        to_set = {key: value for key, value in given.items()
+                  if key in changed and changed[key].level.safety_stock != value}
+        if not to_set:
+            return
+        c = t.stock_levels.c
+        self.conn.execute(
+            update(t.stock_levels)
+            .where(c.location_id == bindparam("key_location_id"), c.sku == bindparam("key_sku"))
+            # Safety stock lowered is ATP risen: orders on hold may look again.
+            .values(safety_stock=bindparam("new_safety_stock"),
+                    atp_rises=c.atp_rises + case(
+                        (bindparam("new_safety_stock") < c.safety_stock, 1), else_=0)),
+            [{"key_location_id": loc, "key_sku": sku, "new_safety_stock": value}
+             for (loc, sku), value in sorted(to_set.items())])
+        for key, value in to_set.items():
+            before = changed[key]
+            changed[key] = VersionedLevel(replace(before.level, safety_stock=value),
+                                          before.version)
 
     def reserve(self, location_id: str, sku: str, quantity: int, now: dt.datetime) -> (
         VersionedLevel | None
@@ -500,13 +543,14 @@ class StockRepository:
         )
         return {(r.location_id, r.sku, r.available_on): r.version for r in result}
 
-    def future_atp(self, skus: Sequence[str], from_date: dt.date) -> dict[tuple[str, str], int]:
-        """Per (location, sku), the most one delivery still has for pre-orders (a pre-order
-        line is reserved against a single delivery)."""
+    def future_atp(self, skus: Sequence[str], now: dt.datetime) -> dict[tuple[str, str], int]:
+        """Per (location, sku), the most one delivery from the location's today on still has
+        for pre-orders (a pre-order line is reserved against a single delivery)."""
         f = t.future_stock.c
         rows = self.conn.execute(
             select(f.location_id, f.sku, func.max(f.quantity - f.reserved).label("atp"))
-            .where(f.sku.in_(list(skus)), f.available_on >= from_date)
+            .where(f.sku.in_(list(skus)),
+                   f.available_on >= today_at(self.conn, f.location_id, now))
             .group_by(f.location_id, f.sku))
         return {(r.location_id, r.sku): int(r.atp) for r in rows}
 
@@ -521,15 +565,16 @@ class StockRepository:
                 rises[r.sku] = rises.get(r.sku, 0) + int(r.rises)
         return rises
 
-    def reserve_future(self, location_id: str, sku: str, quantity: int, from_date: dt.date,
-                       now: dt.datetime) -> Any:
-        """Reserve against the earliest delivery that still has `quantity`; its date, or
-        None. Each attempt is a conditional UPDATE: a delivery taken meanwhile is skipped
-        for the next one."""
+    def reserve_future(self, location_id: str, sku: str, quantity: int, now: dt.datetime
+                       ) -> Any:
+        """Reserve against the earliest delivery, from the location's today on, that still
+        has `quantity`; its date, or None. Each attempt is a conditional UPDATE: a delivery
+        taken meanwhile is skipped for the next one."""
         f = t.future_stock.c
         dates = self.conn.scalars(
             select(f.available_on).where(
-                f.location_id == location_id, f.sku == sku, f.available_on >= from_date,
+                f.location_id == location_id, f.sku == sku,
+                f.available_on >= today_at(self.conn, f.location_id, now),
                 f.quantity - f.reserved >= quantity).order_by(f.available_on))
         for available_on in list(dates):
             taken = self.conn.execute(
@@ -577,12 +622,14 @@ class StockRepository:
         return _level(row)
 
     def future(
-        self, skus: Sequence[str], location_id: str | None = None, *, from_date: dt.date
+        self, skus: Sequence[str], location_id: str | None = None, *, now: dt.datetime
     ) -> list[FutureStock]:
+        """Deliveries expected from each location's today on."""
         f = t.future_stock.c
         stmt = (
             select(f.location_id, f.sku, f.quantity, f.available_on, f.reserved)
-            .where(f.sku.in_(list(skus)), f.available_on >= from_date, f.quantity > 0)
+            .where(f.sku.in_(list(skus)),
+                   f.available_on >= today_at(self.conn, f.location_id, now), f.quantity > 0)
             .order_by(f.sku, f.location_id, f.available_on)
         )
         if location_id is not None:
@@ -644,12 +691,14 @@ class ReservationRepository:
         ).first()
         return None if row is None else _reservation(row)
 
-    def due_preorders(self, today: dt.date, limit: int) -> list[ReservationRecord]:
-        """Active pre-order reservations whose delivery date has come, oldest first."""
+    def due_preorders(self, now: dt.datetime, limit: int) -> list[ReservationRecord]:
+        """Active pre-order reservations whose delivery date has come at their location,
+        oldest first."""
         c = t.reservations.c
         rows = self.conn.execute(
             select(t.reservations)
-            .where(c.status == ReservationStatus.ACTIVE.value, c.available_on <= today)
+            .where(c.status == ReservationStatus.ACTIVE.value,
+                   c.available_on <= today_at(self.conn, c.location_id, now))
             .order_by(c.created_at, c.id).limit(limit))
         return [_reservation(r) for r in rows]
 
@@ -851,6 +900,12 @@ class EventRepository:
         row = self.conn.execute(stmt).first()
         return (0, 0) if row is None else (int(row.txid), int(row.position))
 
+    def last_sequence(self, entity_id: str) -> int:
+        """The sequence of the entity's last event (0 if none)."""
+        e = t.events.c
+        return int(self.conn.scalar(select(func.max(e.sequence))
+                                    .where(e.entity_id == entity_id)) or 0)
+
     def by_keys(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], StoredEvent]:
         if not keys:
             return {}
@@ -896,6 +951,10 @@ class ApiKeyRepository:
         row = self.conn.execute(
             select(t.api_keys).where(t.api_keys.c.key_hash == key_hash)
         ).first()
+        return None if row is None else _api_key(row)
+
+    def get(self, key_id: str) -> ApiKeyRecord | None:
+        row = self.conn.execute(select(t.api_keys).where(t.api_keys.c.id == key_id)).first()
         return None if row is None else _api_key(row)
 
     def all(self) -> list[ApiKeyRecord]:

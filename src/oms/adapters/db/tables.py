@@ -244,6 +244,9 @@ orders = Table(
 Index("ix_orders_placed", orders.c.placed_at, orders.c.id)
 Index("ix_orders_customer_placed", orders.c.customer_id, orders.c.placed_at)
 Index("ix_orders_status_placed", orders.c.status, orders.c.placed_at)
+# Search by the shop's order number whatever the channel (uq_orders_channel_external_id
+# begins with the channel, so it cannot answer that).
+Index("ix_orders_external_id", orders.c.external_id)
 
 order_items = Table(
     "order_items",

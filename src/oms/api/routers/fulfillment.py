@@ -137,7 +137,7 @@ def list_requests(
         principal.require_at(location_id)
         location_ids = [location_id]
     rows = uow.fulfillment.page(
-        today=utcnow().date(), after=_queue_cursor(cursor), limit=limit + 1,
+        now=utcnow(), after=_queue_cursor(cursor), limit=limit + 1,
         location_ids=location_ids, status=status.value if status else None,
         type=type.value if type else None, order_id=order_id)
     more = len(rows) > limit

@@ -62,5 +62,4 @@ def get_availability(
     sku: Annotated[list[str], Query(min_length=1, max_length=100)],
     location_id: Annotated[str | None, Query(pattern=CODE_PATTERN)] = None,
 ) -> dict[str, Any]:
-    today = utcnow().date()
-    return {"items": inventory.availability(uow, sku, location_id, today)}
+    return {"items": inventory.availability(uow, sku, location_id, utcnow())}

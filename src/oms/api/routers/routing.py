@@ -9,10 +9,10 @@ from oms.adapters.db.unit_of_work import UnitOfWork
 from oms.api.deps import Admins, AnyRole, ReadUow
 from oms.api.transactions import WriteTx
 from oms.domain.errors import FieldError, NotFound
-from oms.domain.events import utcnow
 from oms.domain.locations import validate_country
 from oms.domain.orders import ServiceLevel
 from oms.schemas import Code, Strict
+from oms.services import routing as routing_rules
 
 router = APIRouter(prefix="/v1/routing", tags=["routing"])
 
@@ -49,10 +49,9 @@ def put_rules(body: RulesIn, tx: WriteTx, _: Admins) -> Response:
                for n, loc in named if loc not in known]
     if unknown:
         raise NotFound("; ".join(e.message for e in unknown), unknown)
-    now = utcnow()
-    uow.routing.put_rules([{"service_level": r.service_level.value, "country": r.country,
-                            "groups": r.groups} for r in body.rules], now)
-    uow.commit()
+    routing_rules.replace_rules(uow, [{"service_level": r.service_level.value,
+                                       "country": r.country, "groups": r.groups}
+                                      for r in body.rules])
     return tx.done(_rules_out(uow))
 
 
