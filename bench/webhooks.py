@@ -43,9 +43,9 @@ def run(ctx: Context, backend: str) -> list[Result]:
             settings = Settings(database_url=url, egress_allow_private=True)
             transport = HttpTransport(allow_private=True,
                                       connections=settings.webhook_concurrency)
+            target = webhooks.check_target(f"http://127.0.0.1:{port}/hook", transport, True)
             with UnitOfWork(engine) as uow:
-                webhooks.create(uow, transport, True, f"http://127.0.0.1:{port}/hook", ["*"],
-                                "benchmark")
+                webhooks.create(uow, target, ["*"], "benchmark")
             now = utcnow()
             with UnitOfWork(engine) as uow:
                 uow.record(*(Event("bench.tick", f"entity-{i % ENTITIES}", i // ENTITIES + 1,

@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     default_parcel_weight_grams: int = 1000
     #: A pickup not collected within this many days of being ready is cancelled.
     pickup_expiry_days: int = 7
+    #: Threads per process that carry out PSP and carrier calls once their step committed.
+    provider_call_threads: int = Field(default=8, ge=1, le=256)
+    #: How long a request waits for those calls (a label to show) before it answers with
+    #: them still pending; the worker finishes them.
+    provider_answer_wait_seconds: float = Field(default=10.0, ge=0, le=120)
     #: How long a DC's or 3PL's endpoint may take to answer a notification.
     provider_timeout_seconds: float = 10.0
     #: Whether outgoing requests (webhooks, DC/3PL callbacks, HTTP adapters) may go to

@@ -38,26 +38,33 @@ log = logging.getLogger("oms.worker")
 
 
 def housekeeping(engine: Engine, settings: Settings, providers: Providers) -> int:
-    """One pass; returns 0: its loop always waits `interval` before the next."""
-    # Pre-orders first: their delivery's stock is theirs before waiting orders look.
-    released = release_due_preorders(engine, utcnow())
-    if released:
-        log.info("released %d pre-order reservations to their locations", released)
-    looked_at = reroute_waiting(engine)
-    if looked_at:
-        log.info("routed again %d orders on hold", looked_at)
-    notified = notify_providers(engine, providers, utcnow())
-    if notified:
-        log.info("delivered %d fulfilment requests to their DCs and 3PLs", notified)
-    expired = expire_uncollected_pickups(engine, providers, utcnow(),
-                                         settings.pickup_expiry_days)
-    if expired:
-        log.info("cancelled %d pickups not collected within %d days", expired,
-                 settings.pickup_expiry_days)
-    called = carry_out_due(engine, providers, utcnow())
-    if called:
-        log.info("carried out %d PSP and carrier calls left over or to try again", called)
-    purge_answers(engine, utcnow() - dt.timedelta(hours=settings.idempotency_ttl_hours))
+    """One pass; returns 0: its loop always waits `interval` before the next. A step that
+    fails is logged and the others still run: one failing step must not starve the rest
+    (the PSP and carrier calls left over above all)."""
+    days = settings.pickup_expiry_days
+    steps: list[tuple[str, Callable[[], int]]] = [
+        # Pre-orders first: their delivery's stock is theirs before waiting orders look.
+        ("released %d pre-order reservations to their locations",
+         lambda: release_due_preorders(engine, utcnow())),
+        ("routed again %d orders on hold", lambda: reroute_waiting(engine)),
+        ("delivered %d fulfilment requests to their DCs and 3PLs",
+         lambda: notify_providers(engine, providers, utcnow())),
+        (f"cancelled %d pickups not collected within {days} days",
+         lambda: expire_uncollected_pickups(engine, providers, utcnow(), days)),
+        ("carried out %d PSP and carrier calls left over or to try again",
+         lambda: carry_out_due(engine, providers, utcnow())),
+        ("dropped %d answers of Idempotency-Keys past their lifetime",
+         lambda: purge_answers(engine, utcnow()
+                               - dt.timedelta(hours=settings.idempotency_ttl_hours))),
+    ]
+    for message, step in steps:
+        try:
+            done = step()
+        except Exception:
+            log.exception("housekeeping step failed: %s", message.replace("%d ", ""))
+            continue
+        if done:
+            log.info(message, done)
     return 0
 
 

@@ -23,10 +23,14 @@ from sqlalchemy.exc import OperationalError
 
 from oms.adapters.db import tables as t
 from oms.adapters.db.unit_of_work import UnitOfWork
+from oms.domain.errors import InsufficientStock
 from oms.domain.events import utcnow
+from oms.services import routing
 from oms.services.apikeys import authenticate
+from oms.services.inventory import ReserveLine
 from oms.settings import Settings
 from tests.helpers import Api, problem
+from tests.ordering import Shop, order_body
 
 ADJUST = "/v1/inventory/adjustments"
 
@@ -160,7 +164,7 @@ def test_a_failed_commit_stores_neither_change_nor_answer(
     assert failures
     body = problem(first, 503)
     assert first.headers["retry-after"] == "1"
-    assert "nothing was changed" in body["detail"]
+    assert "send the request again" in body["detail"]
     assert _on_hand(api) == 5
     assert _stored_keys(engine) == 0
     second = api.post(ADJUST, json=_batch(1), headers={"Idempotency-Key": "c-1"})
@@ -336,3 +340,23 @@ def test_a_body_over_the_limit_is_413(api: Api) -> None:
     r = api.post(ADJUST, content=b'{"adjustments": [' + b" " * (1024 * 1024) + b"]}",
                  headers={"Content-Type": "application/json"})
     assert problem(r, 413)["type"] == "urn:oms:problem:payload-too-large"
+
+
+def test_a_refusal_that_says_send_again_is_not_kept(
+        api: Api, shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stock changing under routing is refused with "send the order again": the same key
+    sent again runs again instead of replaying that refusal."""
+    shop({("mitte", "SKU-1"): 5})
+
+    def always_taken_meanwhile(uow: object, lines: list[ReserveLine]) -> None:
+        raise InsufficientStock(lines[0].location_id, lines[0].sku, lines[0].quantity)
+
+    monkeypatch.setattr(routing.inventory, "reserve", always_taken_meanwhile)
+    key = {"Idempotency-Key": "order-W-9"}
+    body = order_body(("SKU-1", 1), external_id="W-9")
+    assert "send the order again" in problem(api.post("/v1/orders", json=body, headers=key),
+                                             409)["detail"]
+    monkeypatch.undo()
+    again = api.post("/v1/orders", json=body, headers=key)
+    assert again.status_code == 201, again.text
+    assert "idempotent-replayed" not in again.headers

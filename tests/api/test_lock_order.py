@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import httpx
 import pytest
@@ -16,7 +17,9 @@ from sqlalchemy import Engine, text
 
 from oms.adapters.db.engine import make_engine
 from oms.api.app import create_app
+from oms.services import routing
 from oms.settings import Settings
+from tests.fulfilling import requests_of
 from tests.helpers import Api, problem
 from tests.ordering import Shop, order_body, place
 
@@ -84,3 +87,49 @@ def test_a_lock_held_too_long_answers_503_and_changes_nothing(
             assert api.get("/v1/inventory/berlin/A").json()["on_hand"] == 6
     finally:
         impatient_engine.dispose()
+
+
+@pytest.mark.postgres_only
+def test_a_rejection_routed_elsewhere_takes_its_rows_in_key_order(
+        live_url: str, api: Api, shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rejection gives stock back at potsdam and takes it at hamburg; an adjustment of both
+    locks hamburg first. Held at the worst moment, neither deadlocks the other."""
+    shop({("potsdam", "SKU-1"): 5, ("hamburg", "SKU-1"): 5})
+    order = place(api, order_body(("SKU-1", 1), external_id="W-D"))
+    [request] = requests_of(api, order["id"])
+    assert request["location_id"] == "potsdam"
+    released, go = threading.Event(), threading.Event()
+    reserve = routing.inventory.reserve
+
+    def reserve_when_told(uow: Any, lines: Any) -> Any:
+        released.set()
+        go.wait(5)
+        return reserve(uow, lines)
+
+    # Pauses the rejection between giving back potsdam's stock and taking hamburg's.
+    monkeypatch.setattr(routing.inventory, "reserve", reserve_when_told)
+    answers: dict[str, httpx.Response] = {}
+
+    def reject() -> None:
+        answers["reject"] = httpx.post(
+            f"{live_url}/v1/fulfillment-requests/{request['id']}/reject",
+            json={"reason": "broken"}, headers=api.headers, timeout=30)
+
+    def adjust() -> None:
+        answers["adjust"] = httpx.post(f"{live_url}/v1/inventory/adjustments", json={
+            "adjustments": [
+                {"location_id": "hamburg", "sku": "SKU-1", "delta": 1, "reason": "count"},
+                {"location_id": "potsdam", "sku": "SKU-1", "delta": 1, "reason": "count"}]},
+            headers=api.headers, timeout=30)
+
+    rejecting = threading.Thread(target=reject)
+    rejecting.start()
+    assert released.wait(5)
+    adjusting = threading.Thread(target=adjust)
+    adjusting.start()
+    time.sleep(0.5)
+    go.set()
+    rejecting.join()
+    adjusting.join()
+    assert {name: r.status_code for name, r in answers.items()} == {"reject": 200,
+                                                                     "adjust": 200}

@@ -298,3 +298,66 @@ def test_cancelling_items_the_shop_already_captured_refunds_them(
     assert [(c.amount_minor, c.idempotency_key) for c in psp.refund_calls] == [
         (LINE, f"{payment['id']}:refund:{LINE}")]
     assert [e["type"] for e in events(api, entity_id=payment["id"])] == ["payment.refunded"]
+
+
+# -- what a review found, pinned ----------------------------------------------------------
+
+
+def test_a_refused_capture_stays_shown_while_a_later_one_succeeds(
+        api: Api, shop: Shop, engine: Engine, app_client: TestClient) -> None:
+    """Two departures, two captures answered out of turn: the first refused, the second
+    taken. What the first was for is still owed, so the payment says so."""
+    shop({("mitte", "SKU-1"): 5, ("hamburg", "SKU-2"): 5})
+    order = place(api, order_body(("SKU-1", 1), ("SKU-2", 1), external_id="W-M"))
+    requests = requests_of(api, order["id"])
+    assert len(requests) == 2
+    psp = simulated_psp(app_client)
+    psp.unreachable = True
+    for request in requests:
+        for name in ("accept", "pick", "pack", "ship"):
+            step(api, request["id"], name)
+    psp.unreachable = False
+    first_key = psp.calls[0].idempotency_key
+    accepted = psp.capture
+
+    def refuse_the_first(request: PaymentRequest) -> PaymentResult:
+        if request.idempotency_key == first_key:
+            return PaymentResult(False, reason="declined by the issuer")
+        return accepted(request)
+
+    psp.capture = refuse_the_first  # type: ignore[method-assign]
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)
+    assert carry_out_due(engine, providers_of(app_client), later) == 2
+    payment = payment_of(api, order["id"])
+    assert (payment["status"], payment["captured"], payment["failure_reason"]) == (
+        "capture_failed", f"{LINE / 100:.2f}", "declined by the issuer")
+    # Asked again through the order, it is taken, and the payment is whole.
+    psp.capture = accepted  # type: ignore[method-assign]
+    r = api.post(f"/v1/orders/{order['id']}/capture", json={})
+    assert r.status_code == 200, r.text
+    payment = payment_of(api, order["id"])
+    assert (payment["status"], payment["captured"], payment["failure_reason"]) == (
+        "captured", payment["amount"], None)
+
+
+def test_payments_are_taken_in_the_order_they_were_made(
+        api: Api, shop: Shop, engine: Engine, app_client: TestClient) -> None:
+    """Captures take from the first payment, a cancel gives back from the last: whatever
+    order the database returns rows in after updates."""
+    shop({("mitte", "SKU-1"): 10})
+    body = order_body(("SKU-1", 2), external_id="W-P")
+    total = 2 * LINE + SHIPPING
+    body["payments"] = [dict(body["payments"][0], reference="PSP-A", amount="10.00"),
+                        dict(body["payments"][0], reference="PSP-B",
+                             amount=f"{(total - 1000) / 100:.2f}")]
+    order = place(api, body)
+    with engine.begin() as conn:
+        # Rewritten rows move to the end of a PostgreSQL heap.
+        conn.execute(text("UPDATE payments SET failure_reason = NULL WHERE reference = 'PSP-A'"))
+    item = order["items"][0]["id"]
+    r = api.post(f"/v1/orders/{order['id']}/cancel", json={"items": [item]})
+    assert r.status_code == 200, r.text
+    psp = simulated_psp(app_client)
+    # The last payment is voided first; the first keeps its authorisation.
+    assert [(c.reference, c.amount_minor) for c in psp.void_calls] == [("PSP-B", total - 1000),
+                                                                       ("PSP-A", 1000)]

@@ -4,7 +4,10 @@ with `*` for every code not named. The simulated ones are the default."""
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +16,8 @@ from oms.adapters.payments import PaymentProvider
 from oms.adapters.providers import Notifier
 from oms.adapters.providers.http_callback import HttpCallbackNotifier
 from oms.settings import Settings
+
+log = logging.getLogger(__name__)
 
 SIMULATED_CARRIER = "oms.adapters.carriers.simulated:SimulatedCarrier"
 SIMULATED_PSP = "oms.adapters.payments.simulated:SimulatedPsp"
@@ -39,14 +44,35 @@ class _ByCode:
         return self.instances[path]
 
 
+class CallRunner:
+    """Runs calls to providers on threads of its own, and waits for them a bounded time: a
+    provider that hangs holds these threads, not the API's, and an answer that waited long
+    enough goes out with the call still pending (the worker finishes what is left)."""
+
+    def __init__(self, threads: int, wait_seconds: float) -> None:
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="provider-call")
+        self.wait_seconds = wait_seconds
+
+    def run(self, work: Callable[[], None]) -> None:
+        future = self._pool.submit(work)
+        try:
+            future.result(timeout=self.wait_seconds)
+        except FutureTimeout:
+            log.warning("a provider call is still running after %.1f s; answering without it",
+                        self.wait_seconds)
+        except Exception:
+            log.exception("a provider call failed; the worker will carry it out")
+
+
 class Providers:
     """The outside world the services talk to."""
 
     def __init__(self, carriers: Mapping[str, str], psps: Mapping[str, str],
-                 notifier: Notifier) -> None:
+                 notifier: Notifier, runner: CallRunner | None = None) -> None:
         self._carriers = _ByCode(carriers, SIMULATED_CARRIER)
         self._psps = _ByCode(psps, SIMULATED_PSP)
         self.notifier = notifier
+        self.runner = runner or CallRunner(8, 10.0)
 
     def carrier(self, code: str) -> Carrier:
         carrier: Carrier = self._carriers.get(code)
@@ -60,4 +86,6 @@ class Providers:
 def providers_from(settings: Settings) -> Providers:
     return Providers(settings.carrier_adapters, settings.psp_adapters,
                      HttpCallbackNotifier(settings.provider_timeout_seconds,
-                                          allow_private=settings.egress_allow_private))
+                                          allow_private=settings.egress_allow_private),
+                     CallRunner(settings.provider_call_threads,
+                                settings.provider_answer_wait_seconds))

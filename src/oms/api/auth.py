@@ -5,12 +5,14 @@ from the headers alone, before the body is read and before any Idempotency-Key i
 from __future__ import annotations
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeout
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from oms.adapters.db.unit_of_work import UnitOfWork
-from oms.api.problems import problem
+from oms.api.problems import database_problem, problem
 from oms.domain.access import Principal
 from oms.services.apikeys import authenticate
 
@@ -31,7 +33,13 @@ class AuthenticationMiddleware:
         scheme, _, key = Headers(scope=scope).get("authorization", "").partition(" ")
         principal = None
         if scheme.lower() == "bearer" and key.strip():
-            principal = await run_in_threadpool(self._check, key.strip())
+            try:
+                principal = await run_in_threadpool(self._check, key.strip())
+            except (DBAPIError, SQLAlchemyTimeout) as exc:
+                # Outside the app's exception handlers: answered here as they would.
+                response = database_problem(exc, scope["method"], scope["path"])
+                await response(scope, receive, send)
+                return
         if principal is None:
             detail = ("the API key is unknown or revoked" if key.strip()
                       else "send an API key as 'Authorization: Bearer <key>'")

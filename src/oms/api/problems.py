@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from oms.adapters.db.errors import is_transient
@@ -91,6 +92,23 @@ def domain_problem(exc: DomainError, path: str) -> JSONResponse:
     return problem(exc.kind, exc.detail, exc.errors, instance=path, headers=headers)
 
 
+def database_problem(exc: DBAPIError | SQLAlchemyTimeout, method: str, path: str
+                     ) -> JSONResponse:
+    """A deadlock, a lock held past lock_timeout, a lost connection, every connection in use:
+    the same request will most likely pass in a moment (503). Anything else is a bug."""
+    if isinstance(exc, SQLAlchemyTimeout) or is_transient(exc):
+        log.warning("transient database failure on %s %s: %s", method, path,
+                    getattr(exc, "orig", exc))
+        return problem("service-unavailable",
+                       "the database was busy or could not be reached; send the request "
+                       "again, with the same Idempotency-Key if it had one (a deadlock or a "
+                       "lock waited for too long changed nothing)",
+                       instance=path, headers={"Retry-After": "1"})
+    log.error("database error on %s %s", method, path, exc_info=exc)
+    return problem("internal-error", "an unexpected error occurred; it has been logged",
+                   instance=path)
+
+
 def _field(loc: Sequence[int | str]) -> str:
     parts = [str(p) for p in loc]
     if parts and parts[0] in ("body", "query", "path", "header"):
@@ -110,18 +128,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(DBAPIError)
     async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
-        if is_transient(exc):
-            # A deadlock, a lock held past lock_timeout, a connection lost: nothing was
-            # written, and the same request will most likely pass in a moment.
-            log.warning("transient database failure on %s %s: %s", request.method,
-                        request.url.path, exc.orig)
-            return problem("service-unavailable",
-                           "the database was busy and nothing was changed; send the request "
-                           "again (with the same Idempotency-Key, if it had one)",
-                           instance=request.url.path, headers={"Retry-After": "1"})
-        log.exception("database error on %s %s", request.method, request.url.path)
-        return problem("internal-error", "an unexpected error occurred; it has been logged",
-                       instance=request.url.path)
+        return database_problem(exc, request.method, request.url.path)
+
+    @app.exception_handler(SQLAlchemyTimeout)
+    async def _pool(request: Request, exc: SQLAlchemyTimeout) -> JSONResponse:
+        return database_problem(exc, request.method, request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

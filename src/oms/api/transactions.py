@@ -17,6 +17,7 @@ import datetime as dt
 import enum
 import hashlib
 import json
+import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -25,6 +26,8 @@ from urllib.parse import quote
 import anyio
 from fastapi import Depends, Request, Response
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeout
 
 from oms.adapters.db.idempotency import StoredAnswer
 from oms.adapters.db.unit_of_work import UnitOfWork
@@ -33,10 +36,14 @@ from oms.api.problems import domain_problem
 from oms.domain.errors import DomainError
 from oms.domain.events import utcnow
 
+log = logging.getLogger(__name__)
+
 MAX_KEY_LENGTH = 255
 JSON_TYPE = "application/json"
 #: The headers of an answer that a replay gives again.
 KEPT_HEADERS = ("content-type", "location")
+#: Refusals about the key itself, never kept as its answer.
+KEY_REFUSALS = frozenset({"idempotency-key-in-use", "idempotency-key-reused"})
 
 
 @dataclass(frozen=True)
@@ -119,19 +126,33 @@ class Tx:
             uow.finish()
             self.close()
             if refresh is not None:
-                with UnitOfWork(self.engine, read_only=True) as read:
-                    content = render(refresh(read))
-                if self._claimed:
-                    self._store_again(status, all_headers, content)
+                content = self._refreshed(refresh, status, all_headers, content)
         return Response(content, status, all_headers)
+
+    def _refreshed(self, refresh: Callable[[UnitOfWork], Any], status: int,
+                   headers: dict[str, str], committed: bytes) -> bytes:
+        """The answer made again after the work that waited for the commit; the committed
+        answer if that cannot be read now (the change is done either way, and a retry
+        replays the committed one)."""
+        try:
+            with UnitOfWork(self.engine, read_only=True) as read:
+                content = render(refresh(read))
+            if self._claimed:
+                self._store_again(status, headers, content)
+        except (DBAPIError, SQLAlchemyTimeout):
+            log.warning("the answer of %s could not be made again after its commit", self.path,
+                        exc_info=True)
+            return committed
+        return content
 
     def _store(self, uow: UnitOfWork, status: int, headers: dict[str, str],
                content: bytes) -> None:
         assert self.keyed is not None
         k = self.keyed
         kept = [[name, value] for name, value in headers.items() if name in KEPT_HEADERS]
+        now = utcnow()
         uow.idempotency.store(k.scope, k.key, k.request_hash, k.method, k.target, status,
-                              kept, content.decode(), utcnow())
+                              kept, content.decode(), now, expired_before=now - self.ttl)
 
     def _store_again(self, status: int, headers: dict[str, str], content: bytes) -> None:
         assert self.keyed is not None
@@ -149,7 +170,8 @@ class Tx:
         if uow is None:
             return
         try:
-            if self._claimed and not uow.committed and isinstance(exc, DomainError):
+            if (self._claimed and not uow.committed and isinstance(exc, DomainError)
+                    and not exc.retryable and exc.kind not in KEY_REFUSALS):
                 answer = domain_problem(exc, self.path)
                 uow.rollback()  # takes the key again
                 headers = {name: value for name, value in answer.headers.items()

@@ -18,6 +18,9 @@ class DomainError(Exception):
     detail: str
     errors: list[FieldError] = field(default_factory=list)
     kind: str = "invalid-request"
+    #: The same request may well pass when sent again (the state it met was passing): its
+    #: refusal is not kept as the answer of its Idempotency-Key.
+    retryable: bool = False
 
     def __str__(self) -> str:
         return self.detail
@@ -34,8 +37,9 @@ class NotFound(DomainError):
 
 
 class Conflict(DomainError):
-    def __init__(self, detail: str, errors: list[FieldError] | None = None) -> None:
-        super().__init__(detail, errors or [], "conflict")
+    def __init__(self, detail: str, errors: list[FieldError] | None = None, *,
+                 retryable: bool = False) -> None:
+        super().__init__(detail, errors or [], "conflict", retryable)
 
 
 class Forbidden(DomainError):

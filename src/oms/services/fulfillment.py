@@ -35,13 +35,12 @@ from oms.domain.fulfillment import (
     next_status,
 )
 from oms.domain.ids import new_id
-from oms.domain.orders import DEPARTED_STATUSES, ItemStatus
+from oms.domain.orders import ItemStatus
 from oms.domain.payments import CallKind, plan_captures
 from oms.domain.retries import delay_after
 from oms.services import inventory, provider_calls
 from oms.services.routing import (
     RowLike,
-    line_total,
     refresh_order_status,
     request_out,
     route_items,
@@ -319,6 +318,7 @@ def _reject(uow: UnitOfWork, work: _Work, item_ids: Sequence[str], reason: str,
             now: dt.datetime) -> None:
     """Release the items' stock here, record the rejection, and route them again."""
     rejected = set(item_ids)
+    inventory.lock_stock_of(uow, [i["sku"] for i in uow.orders.items([work.order["id"]])])
     inventory.release(uow, [x["reservation_id"] for x in work.open
                             if x["item_id"] in rejected and x["reservation_id"] is not None])
     uow.fulfillment.set_links(work.request["id"], list(rejected), LinkStatus.REJECTED.value,
@@ -464,17 +464,15 @@ def capture_owed(uow: UnitOfWork, order_id: str, now: dt.datetime) -> list[str]:
     refused capture leaves the amount owed: the next departure, or a retry, asks again."""
     order = uow.orders.get(order_id)
     assert order is not None
-    departed = [i for i in uow.orders.items([order_id]) if i["status"] in DEPARTED_STATUSES]
-    if not departed:
+    owed = provider_calls.owed_for_departed(uow, order)
+    if not owed:
         return []
-    owed = sum(line_total(i) for i in departed) + order["shipping_price_minor"]
-    # What the external system captured counts first; the grand total is the ceiling.
+    # What the external system captured counts first.
     books = provider_calls.payment_books(uow, order_id)
     payments = {book.id: p for p, book in books}
     return [provider_calls.add_payment_call(uow, payments[book.id], book, CallKind.CAPTURE,
                                             amount, now)
-            for book, amount in plan_captures([b for _, b in books],
-                                              min(owed, order["grand_total_minor"]))]
+            for book, amount in plan_captures([b for _, b in books], owed)]
 
 
 def notify_providers(engine: Engine, providers: Providers, now: dt.datetime,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -281,18 +281,27 @@ def release_due_preorders(engine: Engine, now: dt.datetime, limit: int = 500) ->
             if not uow.reservations.move_to_stock(reservation.id, reservation.available_on):
                 continue  # another worker moved it
             now = utcnow()
+            # On-hand stock first, then future stock: the order every path takes them in.
+            changed = uow.stock.add_reserved(reservation.location_id, reservation.sku,
+                                             reservation.quantity, now)
             delivery = uow.stock.unreserve_future(
                 reservation.location_id, reservation.sku, reservation.available_on,
                 reservation.quantity, now, delivered=True)
             record_future_change(uow, reservation.location_id, reservation.sku, delivery,
                                  "preorder_released", now)
-            changed = uow.stock.add_reserved(reservation.location_id, reservation.sku,
-                                             reservation.quantity, now)
             record_change(uow, changed, "preorder_released", now,
                           quantity=reservation.quantity, reservation_id=reservation.id)
             uow.commit()
             moved += 1
     return moved
+
+
+def lock_stock_of(uow: UnitOfWork, skus: Iterable[str]) -> None:
+    """Take every location's stock of these skus, on hand then future, in key order, before
+    touching any: a step that gives stock back at one location and takes it at another (a
+    rejection routed elsewhere) then takes its rows in the order every other path takes them
+    (DESIGN §3.8), whichever locations routing picks."""
+    uow.stock.lock_skus(sorted(set(skus)))
 
 
 def release(uow: UnitOfWork, reservation_ids: Sequence[str]) -> None:
@@ -319,8 +328,9 @@ def _close_all(uow: UnitOfWork, reservation_ids: Sequence[str],
         _close(uow, reservation.id, status)
 
 
-def stock_lock_key(r: ReservationRecord) -> tuple[bool, str, str, str]:
-    return (r.available_on is not None, r.location_id, r.sku, r.id)
+def stock_lock_key(r: ReservationRecord) -> tuple[bool, str, str, dt.date, str]:
+    return (r.available_on is not None, r.location_id, r.sku, r.available_on or dt.date.min,
+            r.id)
 
 
 @dataclass(frozen=True)

@@ -28,10 +28,10 @@ from oms.adapters.registry import Providers
 from oms.domain.events import Event, utcnow
 from oms.domain.ids import new_id
 from oms.domain.money import Money
-from oms.domain.orders import PaymentState
+from oms.domain.orders import DEPARTED_STATUSES, PaymentState
 from oms.domain.payments import CallKind, CallStatus, PaymentBook, payment_state
-from oms.domain.retries import SCHEDULE, delay_after
-from oms.services.routing import RowLike
+from oms.domain.retries import delay_after
+from oms.services.routing import RowLike, line_total
 from oms.services.shipments import shipment_out
 
 log = logging.getLogger(__name__)
@@ -39,9 +39,6 @@ log = logging.getLogger(__name__)
 #: Whoever carries a call out holds it this long; then the worker may take it over. Longer
 #: than any provider may take to answer.
 LEASE = dt.timedelta(minutes=2)
-#: A provider still unreachable after this many attempts (about a day and a half on the
-#: retry schedule) is taken as having refused.
-MAX_ATTEMPTS = len(SCHEDULE) + 4
 
 
 def payment_books(uow: UnitOfWork, order_id: str) -> list[tuple[RowMapping, PaymentBook]]:
@@ -49,6 +46,16 @@ def payment_books(uow: UnitOfWork, order_id: str) -> list[tuple[RowMapping, Paym
     payments = uow.orders.payments(order_id)
     pending = uow.calls.pending_amounts([p["id"] for p in payments])
     return [(p, book_of(p, pending)) for p in payments]
+
+
+def owed_for_departed(uow: UnitOfWork, order: RowLike) -> int:
+    """What the goods that left are worth, shipping included, up to the grand total."""
+    departed = [i for i in uow.orders.items([order["id"]])
+                if i["status"] in DEPARTED_STATUSES]
+    if not departed:
+        return 0
+    owed = sum(line_total(i) for i in departed) + order["shipping_price_minor"]
+    return int(min(owed, order["grand_total_minor"]))
 
 
 def book_of(p: RowLike, pending: Mapping[tuple[str, str], int]) -> PaymentBook:
@@ -79,33 +86,45 @@ def add_label_call(uow: UnitOfWork, shipment: dict[str, Any] | RowMapping, now: 
 def _add(uow: UnitOfWork, kind: CallKind, key: str, order_id: str, provider: str,
          now: dt.datetime, *, payment_id: str | None = None, shipment_id: str | None = None,
          amount: int | None = None) -> str:
+    # Held from the clock's now, not the step's (a worker pass's `now` may be minutes old).
+    held_until = utcnow() + LEASE
     call_id = new_id()
     uow.calls.add({
         "id": call_id, "kind": kind.value, "idempotency_key": key, "order_id": order_id,
         "payment_id": payment_id, "shipment_id": shipment_id, "provider": provider,
         "amount_minor": amount, "status": CallStatus.PENDING.value, "attempts": 0,
         # Held by the request that writes it, which carries it out once it commits.
-        "next_attempt_at": now, "lease_until": now + LEASE, "last_error": None,
+        "next_attempt_at": now, "lease_until": held_until, "last_error": None,
         "created_at": now, "completed_at": None})
     return call_id
 
 
 def after_commit(uow: UnitOfWork, providers: Providers, call_ids: Sequence[str]) -> None:
-    """Carry these calls out as soon as the transaction that wrote them commits."""
+    """Carry these calls out as soon as the transaction that wrote them commits (on the
+    providers' own threads, waited for a bounded time)."""
     if call_ids:
         ids = list(call_ids)
-        uow.after_commit(lambda: carry_out(uow.engine, providers, ids))
+        engine = uow.engine
+        uow.after_commit(lambda: providers.runner.run(lambda: carry_out(engine, providers,
+                                                                        ids)))
 
 
 def carry_out_due(engine: Engine, providers: Providers, now: dt.datetime,
                   limit: int = 50) -> int:
     """The worker's part: calls nobody carried out (or to be tried again). Several workers
-    may run this; each claims its batch. Returns how many calls were made."""
-    with UnitOfWork(engine) as uow:
-        due = uow.calls.claim_due(now, now + LEASE, limit)
-        uow.commit()
-    carry_out(engine, providers, [c["id"] for c in due])
-    return len(due)
+    may run this: each claims one call at a time, held while it is carried out, so a slow
+    provider does not let a claim run out under calls still waiting their turn. Returns how
+    many calls were made."""
+    made = 0
+    while made < limit:
+        with UnitOfWork(engine) as uow:
+            claimed = uow.calls.claim_due(now, utcnow() + LEASE, 1)
+            uow.commit()
+        if not claimed:
+            break
+        carry_out(engine, providers, [claimed[0]["id"]])
+        made += 1
+    return made
 
 
 @dataclass(frozen=True)
@@ -196,11 +215,13 @@ def _record(engine: Engine, call_id: str, outcome: _Outcome) -> None:
         if call is None:
             return  # another worker recorded it
         if outcome.retry:
-            attempts = uow.calls.retry_later(call_id, now + delay_after(call["attempts"] + 1),
-                                              outcome.reason or "unavailable")
-            if attempts < MAX_ATTEMPTS:
-                uow.commit()
-                return
+            # Never taken as a refusal: an attempt that timed out may have gone through, and
+            # only the same key keeps the provider from doing it twice. The call stays
+            # pending, on the retry schedule, with its last error shown.
+            uow.calls.retry_later(call_id, now + delay_after(call["attempts"] + 1),
+                                  outcome.reason or "unavailable")
+            uow.commit()
+            return
         status = CallStatus.SUCCEEDED if outcome.succeeded else CallStatus.FAILED
         uow.calls.complete(call_id, status.value, now, outcome.reason)
         if call["kind"] == CallKind.LABEL:
@@ -251,10 +272,16 @@ def _payment_outcome(uow: UnitOfWork, call: RowMapping, outcome: _Outcome,
         column = _COLUMN[kind]
         values[column] = payment[column] + amount
     refused_capture = kind is CallKind.CAPTURE and not outcome.succeeded
-    was_refused = payment["status"] == PaymentState.CAPTURE_FAILED
-    capture_refused = refused_capture or (was_refused and kind is not CallKind.CAPTURE)
     updated = {**payment, **values}
-    pending = uow.calls.pending_amounts([payment["id"]])
+    payments = [updated if p["id"] == payment["id"] else p
+                for p in uow.orders.payments(order["id"])]
+    pending = uow.calls.pending_amounts([p["id"] for p in payments])
+    # A refused capture shows until what it was for is taken: another capture succeeding
+    # meanwhile (a later departure's) does not hide that something is still owed.
+    still_owed = owed_for_departed(uow, order) - sum(book_of(p, pending).taken
+                                                      for p in payments)
+    capture_refused = refused_capture or (
+        payment["status"] == PaymentState.CAPTURE_FAILED and still_owed > 0)
     state = payment_state(book_of(updated, pending), capture_refused)
     values["status"] = state.value
     if refused_capture:

@@ -87,7 +87,7 @@ def route_items(uow: UnitOfWork, order: RowLike, items: Sequence[RowLike], trigg
         if refuse_unavailable:
             # Placing must not turn into a backorder: the client retries the whole order.
             raise Conflict("the stock of these items kept changing while the order was "
-                           "routed; send the order again")
+                           "routed; send the order again", retryable=True)
         records = []
         plan = RoutingPlan(on_hold={i["id"]: "stock kept changing while routing; retry later"
                                     for i in waiting})

@@ -45,8 +45,19 @@ FAN_OUT_BATCH = 1000
 MAX_REPLAY = 10_000
 
 
-def _check_target(url: str, transport: WebhookTransport, allow_private: bool,
-                  field: str = "url") -> str:
+@dataclass(frozen=True)
+class CheckedTarget:
+    """A webhook URL that passed `check_target`: what `create` and `change` take, so that
+    no subscription gets a URL that was not checked."""
+
+    url: str
+
+
+def check_target(url: str, transport: WebhookTransport, allow_private: bool,
+                 field: str = "url") -> CheckedTarget:
+    """Check the URL and, unless private targets are allowed, the addresses its host
+    resolves to. Call it before the unit of work: a name lookup may take seconds, and no
+    transaction should wait on it."""
     try:
         check_url(url)
     except ValueError as exc:
@@ -60,7 +71,7 @@ def _check_target(url: str, transport: WebhookTransport, allow_private: bool,
         refused = EgressPolicy().refusal(host, addresses)
         if refused is not None:
             raise ValidationFailed(f"{field}: {refused}", [FieldError(field, refused)])
-    return url
+    return CheckedTarget(url)
 
 
 def _check_types(event_types: Sequence[str]) -> list[str]:
@@ -82,11 +93,11 @@ def subscription_out(s: RowMapping | dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def create(uow: UnitOfWork, transport: WebhookTransport, allow_private: bool, url: str,
-           event_types: Sequence[str], description: str | None) -> dict[str, Any]:
+def create(uow: UnitOfWork, target: CheckedTarget, event_types: Sequence[str],
+           description: str | None) -> dict[str, Any]:
     """The new subscription with its secret, which is shown only here. It gets the events
     that happen from now on."""
-    _check_target(url, transport, allow_private)
+    url = target.url
     now = utcnow()
     txid, position = uow.events.latest()
     row: dict[str, Any] = {
@@ -113,14 +124,15 @@ def get(uow: UnitOfWork, subscription_id: str) -> dict[str, Any]:
     return subscription_out(_get(uow, subscription_id))
 
 
-def change(uow: UnitOfWork, transport: WebhookTransport, allow_private: bool,
-           subscription_id: str, changes: dict[str, Any]) -> dict[str, Any]:
-    """Change url, event types, description, or pause and resume. Resuming a disabled
-    subscription enables it again; its failed deliveries stay failed until replayed."""
+def change(uow: UnitOfWork, subscription_id: str, changes: dict[str, Any],
+           target: CheckedTarget | None = None) -> dict[str, Any]:
+    """Change url (`target`), event types, description, or pause and resume. Resuming a
+    disabled subscription enables it again; its failed deliveries stay failed until
+    replayed."""
     current = _get(uow, subscription_id, for_update=True)
     values: dict[str, Any] = {}
-    if "url" in changes:
-        values["url"] = _check_target(changes["url"], transport, allow_private)
+    if target is not None:
+        values["url"] = target.url
     if "event_types" in changes:
         values["event_types"] = _check_types(changes["event_types"])
     if "description" in changes:

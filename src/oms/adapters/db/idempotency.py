@@ -51,14 +51,17 @@ class IdempotencyRepository:
                             row.response_body, row.created_at)
 
     def store(self, scope: str, key: str, request_hash: str, method: str, path: str,
-              status: int, headers: list[list[str]], body: str, now: dt.datetime) -> None:
-        """Keep the answer, replacing an expired one of the same key."""
+              status: int, headers: list[list[str]], body: str, now: dt.datetime,
+              expired_before: dt.datetime) -> None:
+        """Keep the answer, in place of an answer of the same key stored before
+        `expired_before`; never in place of a live one."""
         values = {"request_hash": request_hash, "method": method, "path": path,
                   "response_status": status, "response_headers": headers,
                   "response_body": body, "created_at": now}
         stmt = insert_for(self.conn, t.idempotency_keys).values(scope=scope, key=key, **values)
-        self.conn.execute(stmt.on_conflict_do_update(index_elements=[k.scope, k.key],
-                                                     set_=values))
+        self.conn.execute(stmt.on_conflict_do_update(
+            index_elements=[k.scope, k.key], set_=values,
+            where=t.idempotency_keys.c.created_at < expired_before))
 
     def replace_answer(self, scope: str, key: str, request_hash: str, status: int,
                        headers: list[list[str]], body: str) -> None:

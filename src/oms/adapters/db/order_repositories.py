@@ -171,8 +171,11 @@ class OrderRepository:
             select(o.id, o.currency).where(o.id.in_(list(order_ids))))}
 
     def payments(self, order_id: str) -> list[RowMapping]:
+        """In the order they were made (ids are time-ordered): captures take from the first,
+        voids and refunds give back from the last."""
         return list(self.conn.execute(
             select(t.payments).where(t.payments.c.order_id == order_id)
+            .order_by(t.payments.c.id)
         ).mappings())
 
     def update_items(self, changes: Sequence[dict[str, Any]]) -> None:

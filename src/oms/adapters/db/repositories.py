@@ -425,6 +425,17 @@ class StockRepository:
             changed[key] = VersionedLevel(replace(before.level, safety_stock=value),
                                           before.version)
 
+    def lock_skus(self, skus: Sequence[str]) -> None:
+        """Lock every row of these skus, on hand then future, in key order (PostgreSQL; on
+        SQLite the one writer holds the whole database already)."""
+        if not skus or self.conn.dialect.name != "postgresql":
+            return
+        s, f = t.stock_levels.c, t.future_stock.c
+        self.conn.execute(select(s.location_id).where(s.sku.in_(list(skus)))
+                          .order_by(s.location_id, s.sku).with_for_update())
+        self.conn.execute(select(f.location_id).where(f.sku.in_(list(skus)))
+                          .order_by(f.location_id, f.sku, f.available_on).with_for_update())
+
     def reserve(self, location_id: str, sku: str, quantity: int, now: dt.datetime) -> (
         VersionedLevel | None
     ):

@@ -65,8 +65,9 @@ def _allow_private(request: Request) -> bool:
 
 @router.post("", status_code=201, summary="Subscribe; the answer shows the secret, once")
 def create(body: SubscriptionIn, request: Request, tx: WriteTx, _: Integrators) -> Response:
-    result = webhooks.create(tx.uow, _transport(request), _allow_private(request), body.url,
-                             body.event_types, body.description)
+    # The host is looked up before the transaction begins.
+    target = webhooks.check_target(body.url, _transport(request), _allow_private(request))
+    result = webhooks.create(tx.uow, target, body.event_types, body.description)
     return tx.done(result, status=201, headers={"location": f"/v1/webhooks/{result['id']}"})
 
 
@@ -100,8 +101,9 @@ def patch(subscription_id: str, body: SubscriptionPatch, request: Request, tx: W
     for name in ("url", "event_types", "paused"):
         if name in changes and changes[name] is None:
             raise ValidationFailed(f"{name} cannot be null", [FieldError(name, "null")])
-    return tx.done(webhooks.change(tx.uow, _transport(request), _allow_private(request),
-                                   subscription_id, changes))
+    target = (webhooks.check_target(changes["url"], _transport(request),
+                                    _allow_private(request)) if "url" in changes else None)
+    return tx.done(webhooks.change(tx.uow, subscription_id, changes, target))
 
 
 @router.delete("/{subscription_id}", status_code=204, summary="Unsubscribe")
