@@ -1,11 +1,13 @@
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from oms.api import models
 from oms.api.deps import Integrators
+from oms.api.openapi import answer, problems
 from oms.domain.errors import DomainError
 from oms.schemas import ImportKind
 from oms.services.imports import FileFormat, ImportMode, lines_of, run_import
@@ -29,6 +31,8 @@ MAX_IMPORT_BYTES = 200 * 1024 * 1024
         "text/csv": {"schema": {"type": "string"}},
         "application/x-ndjson": {"schema": {"type": "string"}},
     }, "required": True}},
+    response_model=models.ImportReport,
+    responses=problems(403),
 )
 async def post_import(
     kind: ImportKind,
@@ -36,7 +40,7 @@ async def post_import(
     _: Integrators,
     mode: Annotated[ImportMode, Query()] = ImportMode.DELTA,
     format: Annotated[FileFormat | None, Query()] = None,
-) -> dict[str, Any]:
+) -> Response:
     content_type = request.headers.get("content-type", "")
     fmt = format or (FileFormat.JSONL if ("ndjson" in content_type or "jsonl" in content_type)
                      else FileFormat.CSV)
@@ -53,4 +57,4 @@ async def post_import(
             run_import, request.app.state.engine, kind, lines_of(body), fmt, mode,
             settings.import_chunk_size,
         )
-    return report.as_dict()
+    return answer(report.as_dict())
