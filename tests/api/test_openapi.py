@@ -40,6 +40,8 @@ from tests.receiver import Receiver
 SPEC_URI = "urn:oms:openapi"
 #: Served beside the API, and not operations of it.
 DOCUMENTATION = ("/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc")
+#: Headers of ours that tell a client something: where an answer has them, it documents them.
+TELLING_HEADERS = ("location", "retry-after", "www-authenticate", "idempotent-replayed")
 
 
 def _pointer(*parts: str) -> str:
@@ -84,6 +86,10 @@ class Conformance:
         if status not in documented:
             self.mismatches.append(f"{where}: status not documented ({sorted(documented)})")
             return
+        headers = {name.lower() for name in documented[status].get("headers", {})}
+        undocumented = [h for h in TELLING_HEADERS if h in response.headers and h not in headers]
+        if undocumented:
+            self.mismatches.append(f"{where}: headers {undocumented} not documented")
         content = documented[status].get("content", {})
         if not response.content:
             if content:

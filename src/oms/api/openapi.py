@@ -18,7 +18,7 @@ those of the machinery all routes share, as that machinery decides them:
 - 400 (not JSON), 413 and 415 where there is a body;
 - on routes that take the `Idempotency-Key` header (those that run in a `WriteTx`): 400 (a
   key of the wrong length), 409 with `Retry-After` (a request with the key still runs), 422
-  (the key was used with another request);
+  (the key was used with another request), and `Idempotent-Replayed` on their answers;
 - 503 with `Retry-After` on every route (the database was busy; nothing was changed).
 """
 
@@ -56,6 +56,12 @@ _WWW_AUTHENTICATE = {"WWW-Authenticate": {"description": "`Bearer`",
                                           "schema": {"type": "string"}}}
 #: The header of `WriteTx`: a route that has it runs in a transaction that may replay.
 IDEMPOTENCY_KEY = "Idempotency-Key"
+_REPLAYED = {"Idempotent-Replayed": {
+    "description": "`true` when this is the stored answer of an earlier request with the same "
+                   "Idempotency-Key", "schema": {"type": "string", "enum": ["true"]}}}
+#: The `headers` of an answer that names where the resource it made is.
+LOCATION = {"Location": {"description": "The path of the resource",
+                         "schema": {"type": "string"}}}
 
 
 def answer(body: Any) -> Response:
@@ -121,6 +127,9 @@ def _add_shared_errors(path: str, operation: dict[str, Any]) -> None:
         _add(operation, 409, f"A request with this {IDEMPOTENCY_KEY} is still running",
              _RETRY_AFTER)
         _add(operation, 422, f"This {IDEMPOTENCY_KEY} was used with another request")
+        for status, response in operation["responses"].items():
+            if int(status) < 300:
+                response.setdefault("headers", {}).update(_REPLAYED)
     _add(operation, 503, REASONS[503], _RETRY_AFTER)
 
 

@@ -19,7 +19,7 @@ from oms.api.deps import (
     encode_cursor,
     require,
 )
-from oms.api.openapi import answer, problems
+from oms.api.openapi import LOCATION, answer, problems
 from oms.api.transactions import WriteTx
 from oms.domain.access import Principal, Role
 from oms.domain.errors import FieldError, Forbidden, NotFound, ValidationFailed
@@ -35,7 +35,8 @@ Managers = Annotated[Principal, Depends(require(Role.ADMIN, Role.MANAGER))]
 
 @router.post("/v1/orders", summary="Take an order placed outside the OMS", status_code=201,
              response_model=models.Order,
-             responses={200: {"model": models.Order,
+             responses={201: {"headers": LOCATION},
+                        200: {"model": models.Order, "headers": LOCATION,
                               "description": "The same order was sent before: as it is now"},
                         **problems(403, (409, "Another order has this external_id, or the "
                                               "stock kept changing while it was routed"))})

@@ -17,7 +17,7 @@ from oms.api.deps import (
     decode_any_cursor,
     encode_cursor,
 )
-from oms.api.openapi import answer, problems
+from oms.api.openapi import LOCATION, answer, problems
 from oms.api.transactions import WriteTx
 from oms.domain.errors import FieldError, ValidationFailed
 from oms.domain.webhooks import DeliveryStatus, SubscriptionStatus
@@ -66,7 +66,8 @@ def _allow_private(request: Request) -> bool:
 
 
 @router.post("", status_code=201, summary="Subscribe; the answer shows the secret, once",
-             response_model=models.NewSubscription, responses=problems(403))
+             response_model=models.NewSubscription,
+             responses={201: {"headers": LOCATION}, **problems(403)})
 def create(body: SubscriptionIn, request: Request, tx: WriteTx, _: Integrators) -> Response:
     result = webhooks.create(tx.uow, _transport(request), _allow_private(request), body.url,
                              body.event_types, body.description)
