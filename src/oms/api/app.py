@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi_offline import FastAPIOffline
 from sqlalchemy import Engine
@@ -12,7 +10,7 @@ from oms import __version__
 from oms.adapters.db.engine import make_engine
 from oms.adapters.eventstream.http import HttpTransport
 from oms.adapters.registry import providers_from
-from oms.api import problems
+from oms.api import models, openapi, problems
 from oms.api.auth import AuthenticationMiddleware
 from oms.api.deps import no_nul_in_path, no_nul_in_query
 from oms.api.limits import BodyLimitMiddleware
@@ -59,11 +57,14 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
                    webhooks, imports):
         app.include_router(module.router)
 
-    @app.get("/healthz", tags=["operations"], summary="Liveness and database reachability")
-    def health() -> dict[str, Any]:
+    @app.get("/healthz", tags=["operations"], summary="Liveness and database reachability",
+             response_model=models.Health)
+    def health() -> Response:
         with engine.connect() as conn:
             conn.exec_driver_sql("SELECT 1")
-        return {"status": "ok", "version": __version__}
+        return openapi.answer({"status": "ok", "version": __version__})
+
+    openapi.install(app)
 
     # The last added runs first: the caller is known before the body is looked at, and
     # every answer, a refusal or a replay too, carries the request id.

@@ -24,7 +24,7 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 import anyio
-from fastapi import Depends, Request, Response
+from fastapi import Depends, Header, Request, Response
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeout
@@ -208,11 +208,21 @@ def _plain(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON")
 
 
-async def write_tx(request: Request, principal: CurrentKey) -> AsyncIterator[Tx]:
+#: Declared so that the OpenAPI shows it on every route that takes it; its length is checked
+#: below, once stripped, and answered 400 like any other bad key.
+IdempotencyKey = Annotated[str | None, Header(
+    alias="Idempotency-Key",
+    description=("Makes a retry safe: the same key with the same request, while the key is "
+                 "kept (24 h by default), answers what the first one answered and changes "
+                 "nothing again. Keys belong to the API key that sent them."),
+    json_schema_extra={"minLength": 1, "maxLength": MAX_KEY_LENGTH})]
+
+
+async def write_tx(request: Request, principal: CurrentKey,
+                   idempotency_key: IdempotencyKey = None) -> AsyncIterator[Tx]:
     keyed = None
-    raw = request.headers.get("idempotency-key")
-    if raw is not None:
-        key = raw.strip()
+    if idempotency_key is not None:
+        key = idempotency_key.strip()
         if not 1 <= len(key) <= MAX_KEY_LENGTH:
             raise DomainError(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters",
                               [], "invalid-request")

@@ -465,7 +465,6 @@ webhook_attempts = Table(
     Column("attempted_at", UTCDateTime, nullable=False),
     Column("status_code", Integer, nullable=True),
     Column("duration_ms", Integer, nullable=False),
-    Column("response_body", String(1024), nullable=True),
     Column("error", String(500), nullable=True),
 )
 Index("ix_webhook_attempts_delivery", webhook_attempts.c.delivery_id,

@@ -1,17 +1,20 @@
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from oms.adapters.db.repositories import parse_event_id
+from oms.api import models
 from oms.api.deps import Integrators, ReadUow
+from oms.api.openapi import answer, problems
 from oms.domain.errors import FieldError, ValidationFailed
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
 
 
-@router.get("", summary="The event stream, oldest first")
+@router.get("", summary="The event stream, oldest first", response_model=models.EventPage,
+            responses=problems(403))
 def list_events(
     uow: ReadUow,
     _: Integrators,
@@ -20,14 +23,14 @@ def list_events(
     ] = None,
     entity_id: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> dict[str, Any]:
+) -> Response:
     try:
         position = parse_event_id(after) if after is not None else None
     except ValueError as exc:
         raise ValidationFailed("after must be an event id",
                                [FieldError("after", "not an event id")]) from exc
     events = uow.events.read(after=position, types=type or [], limit=limit, entity_id=entity_id)
-    return {
+    return answer({
         "items": [
             {"id": e.id, "type": e.type, "entity_id": e.entity_id, "sequence": e.sequence,
              "occurred_at": e.occurred_at.isoformat(), "payload": e.payload}
@@ -37,4 +40,4 @@ def list_events(
         "next_after": events[-1].id if events else after,
         # Committed events that follow once an older transaction ends: ask again shortly.
         "held_back": uow.events.held_back() if len(events) < limit else 0,
-    }
+    })

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import AfterValidator, Field
 
 from oms.adapters.carriers import Parcel
+from oms.api import models
 from oms.api.deps import (
     AnyRole,
     CursorParam,
@@ -19,6 +20,7 @@ from oms.api.deps import (
     encode_cursor,
     require,
 )
+from oms.api.openapi import answer, problems
 from oms.api.transactions import WriteTx
 from oms.domain.access import Principal, Role
 from oms.domain.errors import FieldError, NotFound, ValidationFailed
@@ -53,6 +55,10 @@ def _context(request: Request, actor: Principal) -> Context:
     settings = request.app.state.settings
     return Context(actor, request.app.state.providers, settings.default_carrier,
                    settings.default_parcel_weight_grams)
+
+
+#: The errors of a step of a request.
+STEP_ERRORS = problems(403, 404, (409, "The request is not in a status this step starts from"))
 
 
 class PickIn(Strict):
@@ -121,7 +127,9 @@ def _queue_cursor(cursor: str | None) -> tuple[int, dt.datetime, str] | None:
 
 
 @router.get("/v1/fulfillment-requests",
-            summary="A work queue: pre-orders whose stock is due first, then oldest orders")
+            summary="A work queue: pre-orders whose stock is due first, then oldest orders",
+            response_model=models.FulfillmentRequestPage,
+            responses=problems((403, "The key is not allowed at this location")))
 def list_requests(
     uow: ReadUow,
     principal: AnyRole,
@@ -131,7 +139,7 @@ def list_requests(
     order_id: Annotated[str | None, Query(max_length=36)] = None,
     cursor: CursorParam = None,
     limit: Limit = 50,
-) -> dict[str, Any]:
+) -> Response:
     location_ids: list[str] | None = None
     if location_id is not None:
         principal.require_at(location_id)
@@ -142,10 +150,11 @@ def list_requests(
         type=type.value if type else None, order_id=order_id)
     more = len(rows) > limit
     rows = rows[:limit]
-    return {"items": _requests_out(uow, rows),
-            "next_cursor": encode_cursor([rows[-1]["queue_rank"],
-                                          rows[-1]["placed_at"].isoformat(), rows[-1]["id"]])
-            if more else None}
+    return answer({"items": _requests_out(uow, rows),
+                   "next_cursor": encode_cursor([rows[-1]["queue_rank"],
+                                                 rows[-1]["placed_at"].isoformat(),
+                                                 rows[-1]["id"]])
+                   if more else None})
 
 
 def _requests_out(uow: ReadUow, rows: list[Any]) -> list[dict[str, Any]]:
@@ -157,8 +166,9 @@ def _requests_out(uow: ReadUow, rows: list[Any]) -> list[dict[str, Any]]:
 
 
 @router.get("/v1/fulfillment-requests/{request_id}",
-            summary="A fulfilment request with its items and shipments")
-def get_request(request_id: str, uow: ReadUow, _: AnyRole) -> dict[str, Any]:
+            summary="A fulfilment request with its items and shipments",
+            response_model=models.FulfillmentRequestDetail, responses=problems(404))
+def get_request(request_id: str, uow: ReadUow, _: AnyRole) -> Response:
     row = uow.fulfillment.get(request_id)
     if row is None:
         raise NotFound(f"no fulfillment request {request_id!r}")
@@ -167,24 +177,27 @@ def get_request(request_id: str, uow: ReadUow, _: AnyRole) -> dict[str, Any]:
     tracking = uow.fulfillment.tracking([s["id"] for s in shipments])
     body["shipments"] = [shipment_out(s, [e for e in tracking if e["shipment_id"] == s["id"]])
                          for s in shipments]
-    return body
+    return answer(body)
 
 
 @router.post("/v1/fulfillment-requests/{request_id}/accept",
-             summary="A store takes the request on")
+             summary="A store takes the request on",
+             response_model=models.FulfillmentRequest, responses=STEP_ERRORS)
 def accept(request_id: str, request: Request, tx: WriteTx, actor: StoreStaff) -> Response:
     return tx.done(fulfillment.accept(tx.uow, _context(request, actor), request_id))
 
 
 @router.post("/v1/fulfillment-requests/{request_id}/pick",
-             summary="The items are picked; missing ones are rejected and routed elsewhere")
+             summary="The items are picked; missing ones are rejected and routed elsewhere",
+             response_model=models.FulfillmentRequest, responses=STEP_ERRORS)
 def pick(request_id: str, body: PickIn, request: Request, tx: WriteTx, actor: StoreStaff
          ) -> Response:
     return tx.done(fulfillment.pick(tx.uow, _context(request, actor), request_id,
                                     body.missing, body.reason))
 
 
-@router.post("/v1/fulfillment-requests/{request_id}/pack", summary="Packed into parcels")
+@router.post("/v1/fulfillment-requests/{request_id}/pack", summary="Packed into parcels",
+             response_model=models.FulfillmentRequest, responses=STEP_ERRORS)
 def pack(request_id: str, body: PackIn, request: Request, tx: WriteTx, actor: StoreStaff
          ) -> Response:
     parcels = [Parcel(**p.model_dump()) for p in body.parcels] if body.parcels else None
@@ -199,7 +212,8 @@ def pack(request_id: str, body: PackIn, request: Request, tx: WriteTx, actor: St
                  "be reached in time the shipment's `label_status` is `pending` and the "
                  "worker books it: read it again with `GET /v1/shipments/{id}`. A refused "
                  "booking is `failed`, with the carrier's reason in `label_error`; book it "
-                 "again with `POST /v1/shipments/{id}/label`."))
+                 "again with `POST /v1/shipments/{id}/label`."),
+             response_model=models.ShippedRequest, responses=STEP_ERRORS)
 def ship(request_id: str, body: ShipIn, request: Request, tx: WriteTx, actor: StoreStaff
          ) -> Response:
     result = fulfillment.ship(tx.uow, _context(request, actor), request_id, body.carrier)
@@ -209,14 +223,16 @@ def ship(request_id: str, body: ShipIn, request: Request, tx: WriteTx, actor: St
 
 
 @router.post("/v1/fulfillment-requests/{request_id}/ready-for-pickup",
-             summary="Ready at the store; the customer is told")
+             summary="Ready at the store; the customer is told",
+             response_model=models.FulfillmentRequest, responses=STEP_ERRORS)
 def ready_for_pickup(request_id: str, request: Request, tx: WriteTx, actor: StoreStaff
                      ) -> Response:
     return tx.done(fulfillment.ready_for_pickup(tx.uow, _context(request, actor), request_id))
 
 
 @router.post("/v1/fulfillment-requests/{request_id}/hand-over",
-             summary="The customer collected the items")
+             summary="The customer collected the items",
+             response_model=models.FulfillmentRequest, responses=STEP_ERRORS)
 def hand_over(request_id: str, body: HandOverIn, request: Request, tx: WriteTx,
               actor: StoreStaff) -> Response:
     return tx.done(fulfillment.hand_over(tx.uow, _context(request, actor), request_id,
@@ -224,14 +240,16 @@ def hand_over(request_id: str, body: HandOverIn, request: Request, tx: WriteTx,
 
 
 @router.post("/v1/fulfillment-requests/{request_id}/acknowledge",
-             summary="A DC or 3PL confirms it has the request")
+             summary="A DC or 3PL confirms it has the request",
+             response_model=models.FulfillmentRequest, responses=STEP_ERRORS)
 def acknowledge(request_id: str, request: Request, tx: WriteTx, actor: Integrators
                 ) -> Response:
     return tx.done(fulfillment.acknowledge(tx.uow, _context(request, actor), request_id))
 
 
 @router.post("/v1/fulfillment-requests/{request_id}/shipments", status_code=201,
-             summary="A DC or 3PL reports a shipment of some or all items")
+             summary="A DC or 3PL reports a shipment of some or all items",
+             response_model=models.ShippedRequest, responses=STEP_ERRORS)
 def report_shipment(request_id: str, body: ShipmentIn, request: Request, tx: WriteTx,
                     actor: Integrators) -> Response:
     return tx.done(fulfillment.report_shipment(
@@ -240,23 +258,28 @@ def report_shipment(request_id: str, body: ShipmentIn, request: Request, tx: Wri
 
 
 @router.post("/v1/fulfillment-requests/{request_id}/reject",
-             summary="The location cannot fulfil these items: they are routed elsewhere")
+             summary="The location cannot fulfil these items: they are routed elsewhere",
+             response_model=models.FulfillmentRequest, responses=STEP_ERRORS)
 def reject(request_id: str, body: RejectIn, request: Request, tx: WriteTx, actor: Rejecters
            ) -> Response:
     return tx.done(fulfillment.reject(tx.uow, _context(request, actor), request_id,
                                       body.items, body.reason))
 
 
-@router.get("/v1/shipments/{shipment_id}", summary="A shipment with its tracking history")
-def get_shipment(shipment_id: str, uow: ReadUow, _: AnyRole) -> dict[str, Any]:
+@router.get("/v1/shipments/{shipment_id}", summary="A shipment with its tracking history",
+            response_model=models.Shipment, responses=problems(404))
+def get_shipment(shipment_id: str, uow: ReadUow, _: AnyRole) -> Response:
     shipment = uow.fulfillment.shipment(shipment_id)
     if shipment is None:
         raise NotFound(f"no shipment {shipment_id!r}")
-    return shipment_out(shipment, uow.fulfillment.tracking([shipment_id]), with_label=True)
+    return answer(shipment_out(shipment, uow.fulfillment.tracking([shipment_id]),
+                               with_label=True))
 
 
 @router.post("/v1/shipments/{shipment_id}/label",
-             summary="Book the carrier again after it refused (another carrier if named)")
+             summary="Book the carrier again after it refused (another carrier if named)",
+             response_model=models.Shipment,
+             responses=problems(403, 404, (409, "The carrier did not refuse the booking")))
 def book_label(shipment_id: str, body: ShipIn, request: Request, tx: WriteTx,
                actor: StoreStaff) -> Response:
     result = fulfillment.book_label_again(tx.uow, _context(request, actor), shipment_id,
@@ -265,7 +288,8 @@ def book_label(shipment_id: str, body: ShipIn, request: Request, tx: WriteTx,
 
 
 @router.post("/v1/shipments/{shipment_id}/tracking-events",
-             summary="A carrier's status update (for its webhooks)")
+             summary="A carrier's status update (for its webhooks)",
+             response_model=models.Shipment, responses=problems(403, 404))
 def post_tracking_event(shipment_id: str, body: TrackingEventIn, tx: WriteTx, _: Integrators
                         ) -> Response:
     return tx.done(fulfillment.record_tracking(

@@ -2,16 +2,17 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Annotated, Any, Literal
+from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
+from oms.api import models
 from oms.api.deps import Integrators
+from oms.api.openapi import answer, problems
 from oms.api.problems import PROBLEM_JSON, TYPE_PREFIX, problem
 from oms.domain.errors import DomainError
 from oms.domain.events import utcnow
@@ -38,39 +39,6 @@ UNTYPED = ("", "application/octet-stream", "text/plain")
 MAX_KEY_LENGTH = 255
 
 
-class RowErrorOut(BaseModel):
-    line: int
-    reason: str
-
-
-class ImportReportOut(BaseModel):
-    import_id: str
-    status: Literal["completed", "running", "interrupted"]
-    kind: ImportKind
-    mode: ImportMode
-    format: FileFormat
-    rows: int
-    imported: int
-    failed: int
-    zeroed: int
-    duplicates: int
-    errors: list[RowErrorOut]
-    errors_truncated: bool
-    applied_through_line: int
-    resumed_after_line: int | None
-
-
-class ImportRunOut(ImportReportOut):
-    created_at: dt.datetime
-    updated_at: dt.datetime
-    finished_at: dt.datetime | None
-
-
-def _problem_doc(description: str) -> dict[str, Any]:
-    return {"description": description,
-            "content": {PROBLEM_JSON: {"schema": {"type": "object"}}}}
-
-
 @router.post(
     "/{kind}",
     summary="Import a CSV or JSON Lines file (the raw request body)",
@@ -86,22 +54,21 @@ def _problem_doc(description: str) -> dict[str, Any]:
         "one `POST /v1/orders` body per line, and are placed LIVE (routed, stock reserved) "
         "unless the line says `\"historical\": true`."
     ),
-    response_model=ImportReportOut,
+    response_model=models.ImportReport,
     openapi_extra={"requestBody": {"content": {
         **{t: {"schema": {"type": "string"}} for t in CSV_TYPES + JSONL_TYPES},
         "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
     }, "required": True}},
-    responses={
-        400: _problem_doc("The Idempotency-Key is not 1 to 255 characters"),
-        409: _problem_doc("An import with this Idempotency-Key is still running"),
-        413: _problem_doc("The file is larger than OMS_MAX_IMPORT_BYTES"),
-        415: _problem_doc("The body's Content-Type is not a CSV or JSON Lines type"),
-        422: _problem_doc("The file cannot be read (not UTF-8, no CSV header, a line past "
-                          "the reader's limits), or the Idempotency-Key was used for another "
-                          "file"),
-        503: _problem_doc("The import stopped part way; the answer says which lines were "
-                          "applied; resend it with the same Idempotency-Key to resume"),
-    },
+    responses=problems(
+        403,
+        (409, "An import with this Idempotency-Key is still running"),
+        (413, "The file is larger than OMS_MAX_IMPORT_BYTES"),
+        (415, "The body's Content-Type is not a CSV or JSON Lines type"),
+        (422, "The file cannot be read (not UTF-8, no CSV header, a line past the reader's "
+              "limits), or the Idempotency-Key was used for another file"),
+        (503, "The import stopped part way: the answer says which lines were applied; resend "
+              "it with the same Idempotency-Key to resume"),
+    ),
 )
 async def post_import(
     kind: ImportKind,
@@ -144,18 +111,17 @@ async def post_import(
 
 
 @router.get("/{import_id}", summary="An import's report and how far it got",
-            response_model=ImportRunOut,
-            responses={404: _problem_doc("No import with this id")})
-async def get_import(import_id: str, request: Request, _: Integrators) -> dict[str, Any]:
+            response_model=models.ImportRun, responses=problems(403, 404))
+async def get_import(import_id: str, request: Request, _: Integrators) -> Response:
     run = await run_in_threadpool(import_runs.get_run, request.app.state.engine, import_id)
-    return {
+    return answer({
         "import_id": run.id, "status": import_runs.status_of(run, utcnow()), "kind": run.kind,
         "mode": run.mode, "format": run.format, **run.report,
         "errors_truncated": run.report["failed"] > len(run.report["errors"]),
         "applied_through_line": run.applied_through_line, "resumed_after_line": None,
-        "created_at": run.created_at, "updated_at": run.updated_at,
-        "finished_at": run.finished_at,
-    }
+        "created_at": run.created_at.isoformat(), "updated_at": run.updated_at.isoformat(),
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+    })
 
 
 def _format_of(content_type: str, asked: FileFormat | None, kind: str) -> FileFormat:

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import Field, field_validator
 
 from oms.adapters.db.unit_of_work import UnitOfWork
+from oms.api import models
 from oms.api.deps import (
     AnyRole,
     CursorParam,
@@ -18,6 +19,7 @@ from oms.api.deps import (
     encode_cursor,
     require,
 )
+from oms.api.openapi import LOCATION, answer, problems
 from oms.api.transactions import WriteTx
 from oms.domain.access import Principal, Role
 from oms.domain.errors import FieldError, Forbidden, NotFound, ValidationFailed
@@ -31,15 +33,22 @@ router = APIRouter(tags=["orders"])
 Managers = Annotated[Principal, Depends(require(Role.ADMIN, Role.MANAGER))]
 
 
-@router.post("/v1/orders", summary="Take an order placed outside the OMS", status_code=201)
+@router.post("/v1/orders", summary="Take an order placed outside the OMS", status_code=201,
+             response_model=models.Order,
+             responses={201: {"headers": LOCATION},
+                        200: {"model": models.Order, "headers": LOCATION,
+                              "description": "The same order was sent before: as it is now"},
+                        **problems(403, (409, "Another order has this external_id, or the "
+                                              "stock kept changing while it was routed"))})
 def post_order(body: OrderIn, tx: WriteTx, _: Integrators) -> Response:
     result, created = orders.place_order(tx.uow, body)
     return tx.done(result, status=201 if created else 200,
                    headers={"location": f"/v1/orders/{result['id']}"})
 
 
-@router.get("/v1/orders/{order_id}", summary="An order with its items, payments and events")
-def get_order(order_id: str, uow: ReadUow, _: AnyRole) -> dict[str, Any]:
+@router.get("/v1/orders/{order_id}", summary="An order with its items, payments and events",
+            response_model=models.OrderDetail, responses=problems(404))
+def get_order(order_id: str, uow: ReadUow, _: AnyRole) -> Response:
     body = orders.order_out(uow, order_id)
     events = uow.events.read(after=None, types=[], limit=1000, entity_id=body["id"])
     body["events"] = [{"id": e.id, "type": e.type, "sequence": e.sequence,
@@ -52,20 +61,21 @@ def get_order(order_id: str, uow: ReadUow, _: AnyRole) -> dict[str, Any]:
     tracking = uow.fulfillment.tracking([s["id"] for s in shipments])
     body["shipments"] = [shipment_out(s, [e for e in tracking if e["shipment_id"] == s["id"]])
                          for s in shipments]
-    return body
+    return answer(body)
 
 
 @router.get("/v1/orders/{order_id}/routing-decisions",
-            summary="Every routing run: the candidates weighed and why each was chosen or not")
-def get_routing_decisions(order_id: str, uow: ReadUow, _: AnyRole) -> dict[str, Any]:
+            summary="Every routing run: the candidates weighed and why each was chosen or not",
+            response_model=models.RoutingRuns, responses=problems(404))
+def get_routing_decisions(order_id: str, uow: ReadUow, _: AnyRole) -> Response:
     order = uow.orders.get(order_id)
     if order is None:
         raise NotFound(f"no order {order_id!r}")
-    return {"items": [
+    return answer({"items": [
         {"id": r["id"], "trigger": r["trigger"], "ran_at": r["ran_at"].isoformat(),
          "assignments": r["assignments"], "on_hold": r["on_hold"],
          "considerations": r["considerations"]}
-        for r in uow.routing.runs(order["id"])]}
+        for r in uow.routing.runs(order["id"])]})
 
 
 def _cursor(cursor: str | None) -> tuple[dt.datetime, str] | None:
@@ -82,7 +92,8 @@ def _cursor(cursor: str | None) -> tuple[dt.datetime, str] | None:
                                [FieldError("cursor", "malformed")]) from exc
 
 
-@router.get("/v1/orders", summary="Orders, newest first")
+@router.get("/v1/orders", summary="Orders, newest first",
+            response_model=models.OrderPage)
 def list_orders(
     uow: ReadUow,
     _: AnyRole,
@@ -96,7 +107,7 @@ def list_orders(
         "display id, external id or customer email"))] = None,
     cursor: CursorParam = None,
     limit: Limit = 50,
-) -> dict[str, Any]:
+) -> Response:
     rows = uow.orders.page(
         before=_cursor(cursor), limit=limit + 1, customer_id=customer_id,
         status=status.value if status else None, channel=channel.value if channel else None,
@@ -105,11 +116,11 @@ def list_orders(
     more = len(rows) > limit
     rows = rows[:limit]
     last = rows[-1] if rows else None
-    return {
+    return answer({
         "items": orders.orders_out(uow, rows),
         "next_cursor": encode_cursor([last["placed_at"].isoformat(), last["id"]])
         if more and last is not None else None,
-    }
+    })
 
 
 class CancelIn(Strict):
@@ -127,7 +138,8 @@ class CancelIn(Strict):
         return items
 
 
-@router.post("/v1/orders/{order_id}/cancel", summary="Cancel all or some items not yet shipped")
+@router.post("/v1/orders/{order_id}/cancel", summary="Cancel all or some items not yet shipped",
+             response_model=models.Order, responses=problems(403, 404))
 def cancel_order(order_id: str, body: CancelIn, request: Request, tx: WriteTx,
                  principal: Staff) -> Response:
     _require_order_scope(tx.uow, principal, order_id)
@@ -145,37 +157,42 @@ def _require_order_scope(uow: UnitOfWork, principal: Principal, order_id: str) -
         raise Forbidden("this key may act only on orders of its own locations")
 
 
-@router.post("/v1/orders/{order_id}/reroute", summary="Route the on-hold items again")
+@router.post("/v1/orders/{order_id}/reroute", summary="Route the on-hold items again",
+             response_model=models.Order, responses=problems(403, 404))
 def reroute_order(order_id: str, tx: WriteTx, principal: Managers) -> Response:
     _require_order_scope(tx.uow, principal, order_id)
     return tx.done(orders.reroute(tx.uow, order_id))
 
 
 @router.post("/v1/orders/{order_id}/capture",
-             summary="Capture again what shipped goods are owed, after a failed capture")
+             summary="Capture again what shipped goods are owed, after a failed capture",
+             response_model=models.Order, responses=problems(403, 404))
 def capture_order(order_id: str, request: Request, tx: WriteTx, _: Integrators) -> Response:
     result = orders.capture(tx.uow, request.app.state.providers, order_id)
     return tx.done(result, refresh=lambda uow: orders.order_out(uow, order_id))
 
 
-@router.get("/v1/customers/{customer_id}", summary="A customer (id or display id)")
-def get_customer(customer_id: str, uow: ReadUow, _: AnyRole) -> dict[str, Any]:
+@router.get("/v1/customers/{customer_id}", summary="A customer (id or display id)",
+            response_model=models.Customer, responses=problems(404))
+def get_customer(customer_id: str, uow: ReadUow, _: AnyRole) -> Response:
     customer = uow.customers.get(customer_id)
     if customer is None:
         raise NotFound(f"no customer {customer_id!r}")
-    return customer_out(customer)
+    return answer(customer_out(customer))
 
 
-@router.get("/v1/customers", summary="Find a customer by email")
+@router.get("/v1/customers", summary="Find a customer by email",
+            response_model=models.CustomerPage)
 def find_customers(uow: ReadUow, _: AnyRole,
-                   email: Annotated[str, Query(min_length=3, max_length=320)]) -> dict[str, Any]:
+                   email: Annotated[str, Query(min_length=3, max_length=320)]) -> Response:
     customer = uow.customers.by_email(email.lower())
-    return {"items": [customer_out(customer)] if customer else [], "next_cursor": None}
+    return answer({"items": [customer_out(customer)] if customer else [], "next_cursor": None})
 
 
-@router.get("/v1/customers/{customer_id}/orders", summary="A customer's purchase history")
+@router.get("/v1/customers/{customer_id}/orders", summary="A customer's purchase history",
+            response_model=models.OrderPage, responses=problems(404))
 def customer_orders(customer_id: str, uow: ReadUow, _: AnyRole, cursor: CursorParam = None,
-                    limit: Limit = 50) -> dict[str, Any]:
+                    limit: Limit = 50) -> Response:
     customer = uow.customers.get(customer_id)
     if customer is None:
         raise NotFound(f"no customer {customer_id!r}")

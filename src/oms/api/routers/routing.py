@@ -6,7 +6,9 @@ from fastapi import APIRouter, Response
 from pydantic import AfterValidator, Field, model_validator
 
 from oms.adapters.db.unit_of_work import UnitOfWork
+from oms.api import models
 from oms.api.deps import Admins, AnyRole, ReadUow
+from oms.api.openapi import answer, problems
 from oms.api.transactions import WriteTx
 from oms.domain.errors import FieldError, NotFound
 from oms.domain.locations import validate_country
@@ -40,7 +42,8 @@ def _rules_out(uow: UnitOfWork) -> dict[str, Any]:
                        "groups": r["groups"]} for r in uow.routing.rules()]}
 
 
-@router.put("/rules", summary="Replace the routing rules")
+@router.put("/rules", summary="Replace the routing rules", response_model=models.RoutingRules,
+            responses=problems(403, (404, "A rule names no known location")))
 def put_rules(body: RulesIn, tx: WriteTx, _: Admins) -> Response:
     uow = tx.uow
     named = [(n, loc) for n, r in enumerate(body.rules) for g in r.groups for loc in g]
@@ -55,6 +58,6 @@ def put_rules(body: RulesIn, tx: WriteTx, _: Admins) -> Response:
     return tx.done(_rules_out(uow))
 
 
-@router.get("/rules", summary="The routing rules")
-def get_rules(uow: ReadUow, _: AnyRole) -> dict[str, Any]:
-    return _rules_out(uow)
+@router.get("/rules", summary="The routing rules", response_model=models.RoutingRules)
+def get_rules(uow: ReadUow, _: AnyRole) -> Response:
+    return answer(_rules_out(uow))

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import Field, model_validator
 
 from oms.adapters.db.repositories import parse_event_id
+from oms.api import models
 from oms.api.deps import (
     CursorParam,
     Integrators,
@@ -16,6 +17,7 @@ from oms.api.deps import (
     decode_any_cursor,
     encode_cursor,
 )
+from oms.api.openapi import LOCATION, answer, problems
 from oms.api.transactions import WriteTx
 from oms.domain.errors import FieldError, ValidationFailed
 from oms.domain.webhooks import DeliveryStatus, SubscriptionStatus
@@ -63,7 +65,9 @@ def _allow_private(request: Request) -> bool:
     return bool(request.app.state.settings.egress_allow_private)
 
 
-@router.post("", status_code=201, summary="Subscribe; the answer shows the secret, once")
+@router.post("", status_code=201, summary="Subscribe; the answer shows the secret, once",
+             response_model=models.NewSubscription,
+             responses={201: {"headers": LOCATION}, **problems(403)})
 def create(body: SubscriptionIn, request: Request, tx: WriteTx, _: Integrators) -> Response:
     # The host is looked up before the transaction begins.
     target = webhooks.check_target(body.url, _transport(request), _allow_private(request))
@@ -71,10 +75,11 @@ def create(body: SubscriptionIn, request: Request, tx: WriteTx, _: Integrators) 
     return tx.done(result, status=201, headers={"location": f"/v1/webhooks/{result['id']}"})
 
 
-@router.get("", summary="Subscriptions")
+@router.get("", summary="Subscriptions", response_model=models.SubscriptionPage,
+            responses=problems(403))
 def list_subscriptions(uow: ReadUow, _: Integrators,
                        status: Annotated[SubscriptionStatus | None, Query()] = None,
-                       cursor: CursorParam = None, limit: Limit = 50) -> dict[str, Any]:
+                       cursor: CursorParam = None, limit: Limit = 50) -> Response:
     after = None
     if cursor is not None:
         after = decode_any_cursor(cursor)
@@ -85,16 +90,18 @@ def list_subscriptions(uow: ReadUow, _: Integrators,
                              status=status.value if status else None)
     more = len(rows) > limit
     rows = rows[:limit]
-    return {"items": [subscription_out(r) for r in rows],
-            "next_cursor": encode_cursor(rows[-1]["id"]) if more else None}
+    return answer({"items": [subscription_out(r) for r in rows],
+                   "next_cursor": encode_cursor(rows[-1]["id"]) if more else None})
 
 
-@router.get("/{subscription_id}", summary="A subscription")
-def get(subscription_id: str, uow: ReadUow, _: Integrators) -> dict[str, Any]:
-    return webhooks.get(uow, subscription_id)
+@router.get("/{subscription_id}", summary="A subscription", response_model=models.Subscription,
+            responses=problems(403, 404))
+def get(subscription_id: str, uow: ReadUow, _: Integrators) -> Response:
+    return answer(webhooks.get(uow, subscription_id))
 
 
-@router.patch("/{subscription_id}", summary="Change url or types; pause or resume")
+@router.patch("/{subscription_id}", summary="Change url or types; pause or resume",
+              response_model=models.Subscription, responses=problems(403, 404))
 def patch(subscription_id: str, body: SubscriptionPatch, request: Request, tx: WriteTx,
           _: Integrators) -> Response:
     changes = body.model_dump(exclude_unset=True)
@@ -106,23 +113,26 @@ def patch(subscription_id: str, body: SubscriptionPatch, request: Request, tx: W
     return tx.done(webhooks.change(tx.uow, subscription_id, changes, target))
 
 
-@router.delete("/{subscription_id}", status_code=204, summary="Unsubscribe")
+@router.delete("/{subscription_id}", status_code=204, summary="Unsubscribe",
+               responses=problems(403, 404))
 def delete(subscription_id: str, tx: WriteTx, _: Integrators) -> Response:
     webhooks.delete(tx.uow, subscription_id)
     return tx.done(None, status=204)
 
 
 @router.post("/{subscription_id}/rotate-secret",
-             summary="A new secret; the old one signs alongside it for 24 h")
+             summary="A new secret; the old one signs alongside it for 24 h",
+             response_model=models.RotatedSecret, responses=problems(403, 404))
 def rotate_secret(subscription_id: str, tx: WriteTx, _: Integrators) -> Response:
     return tx.done(webhooks.rotate_secret(tx.uow, subscription_id))
 
 
 @router.get("/{subscription_id}/deliveries",
-            summary="Each event's delivery with its attempts, newest event first")
+            summary="Each event's delivery with its attempts, newest event first",
+            response_model=models.DeliveryPage, responses=problems(403, 404))
 def deliveries(subscription_id: str, uow: ReadUow, _: Integrators,
                status: Annotated[DeliveryStatus | None, Query()] = None,
-               cursor: CursorParam = None, limit: Limit = 50) -> dict[str, Any]:
+               cursor: CursorParam = None, limit: Limit = 50) -> Response:
     webhooks.get(uow, subscription_id)
     before = None
     if cursor is not None:
@@ -139,12 +149,13 @@ def deliveries(subscription_id: str, uow: ReadUow, _: Integrators,
     more = len(rows) > limit
     rows = rows[:limit]
     items = deliveries_out(uow, rows)
-    return {"items": items, "next_cursor": encode_cursor(items[-1]["event_id"])
-            if more else None}
+    return answer({"items": items, "next_cursor": encode_cursor(items[-1]["event_id"])
+                   if more else None})
 
 
 @router.post("/{subscription_id}/replay", status_code=202,
-             summary="Deliver events again: those after an event id, or those named")
+             summary="Deliver events again: those after an event id, or those named",
+             response_model=models.Replayed, responses=problems(403, 404))
 def replay(subscription_id: str, body: ReplayIn, tx: WriteTx, _: Integrators) -> Response:
     return tx.done(webhooks.replay(tx.uow, subscription_id, body.after, body.event_ids),
                    status=202)
