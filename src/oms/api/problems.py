@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from oms.domain.errors import DomainError, FieldError
+from oms.json_text import JsonSyntaxError, JsonValueError
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ def problem(
     status: int | None = None,
     instance: str | None = None,
     headers: dict[str, str] | None = None,
+    extensions: dict[str, Any] | None = None,
 ) -> JSONResponse:
     code = status or _STATUS.get(kind, 400)
     body: dict[str, Any] = {
@@ -75,6 +77,7 @@ def problem(
         body["instance"] = instance
     if errors:
         body["errors"] = [{"field": e.field, "message": e.message} for e in errors]
+    body.update(extensions or {})
     return JSONResponse(body, status_code=code, media_type=PROBLEM_JSON, headers=headers)
 
 
@@ -96,6 +99,18 @@ def install(app: FastAPI) -> None:
         headers = {"WWW-Authenticate": "Bearer"} if exc.kind == "unauthorized" else None
         return problem(exc.kind, exc.detail, exc.errors, instance=request.url.path,
                        headers=headers)
+
+    @app.exception_handler(JsonSyntaxError)
+    async def _not_json(request: Request, exc: JsonSyntaxError) -> JSONResponse:
+        return problem("invalid-request", f"the body is not valid JSON: {exc}",
+                       [FieldError("body", str(exc))], instance=request.url.path,
+                       extensions={"line": exc.line, "column": exc.column})
+
+    @app.exception_handler(JsonValueError)
+    async def _json_value(request: Request, exc: JsonValueError) -> JSONResponse:
+        field = ".".join(map(str, exc.path)) or "body"
+        return problem("validation-error", f"{field}: {exc.message}",
+                       [FieldError(field, exc.message)], instance=request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -6,9 +6,10 @@ from fastapi import APIRouter, Query
 
 from oms.adapters.db.repositories import parse_event_id
 from oms.api.deps import Integrators, ReadUow
+from oms.api.routing import JsonBodyRoute
 from oms.domain.errors import FieldError, ValidationFailed
 
-router = APIRouter(prefix="/v1/events", tags=["events"])
+router = APIRouter(prefix="/v1/events", tags=["events"], route_class=JsonBodyRoute)
 
 
 @router.get("", summary="The event stream, oldest first")

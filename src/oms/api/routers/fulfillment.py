@@ -20,6 +20,7 @@ from oms.api.deps import (
     encode_cursor,
     require,
 )
+from oms.api.routing import JsonBodyRoute
 from oms.domain.access import LOCATION_BOUND, Principal, Role
 from oms.domain.errors import FieldError, NotFound, ValidationFailed
 from oms.domain.events import utcnow
@@ -29,7 +30,7 @@ from oms.services import fulfillment
 from oms.services.fulfillment import Context, shipment_out
 from oms.services.routing import request_out
 
-router = APIRouter(tags=["fulfillment"])
+router = APIRouter(tags=["fulfillment"], route_class=JsonBodyRoute)
 #: Store steps: the location's own staff, or an admin.
 StoreStaff = Annotated[Principal, Depends(require(Role.ADMIN, Role.MANAGER, Role.ASSOCIATE))]
 #: Anyone who may say a location cannot fulfil: its staff, its provider, an admin.

@@ -6,12 +6,13 @@ from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from oms.api.deps import Integrators
+from oms.api.routing import JsonBodyRoute
 from oms.domain.errors import DomainError
 from oms.schemas import ImportKind
 from oms.services.imports import FileFormat, ImportMode, lines_of, run_import
 from oms.services.order_imports import import_orders
 
-router = APIRouter(prefix="/v1/imports", tags=["imports"])
+router = APIRouter(prefix="/v1/imports", tags=["imports"], route_class=JsonBodyRoute)
 
 MAX_IMPORT_BYTES = 200 * 1024 * 1024
 

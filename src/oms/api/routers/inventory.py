@@ -11,6 +11,7 @@ from oms.api.deps import (
     Uow,
     require,
 )
+from oms.api.routing import JsonBodyRoute
 from oms.domain.access import Principal, Role
 from oms.domain.errors import Forbidden, NotFound
 from oms.domain.events import utcnow
@@ -18,7 +19,7 @@ from oms.domain.ids import CODE_PATTERN
 from oms.schemas import AdjustmentBatchIn, FutureBatchIn, StockLevelIn, level_out
 from oms.services import inventory
 
-router = APIRouter(tags=["inventory"])
+router = APIRouter(tags=["inventory"], route_class=JsonBodyRoute)
 Code = Annotated[str, Path(pattern=CODE_PATTERN)]
 StockKeepers = Annotated[Principal, Depends(require(Role.ADMIN, Role.INTEGRATOR, Role.MANAGER))]
 

@@ -15,13 +15,14 @@ from oms.api.deps import (
     decode_cursor,
     page,
 )
+from oms.api.routing import JsonBodyRoute
 from oms.domain.errors import NotFound
 from oms.domain.ids import CODE_PATTERN
 from oms.domain.locations import Capability, LocationType
 from oms.schemas import LocationIn, location_out
 from oms.services import locations
 
-router = APIRouter(prefix="/v1/locations", tags=["locations"])
+router = APIRouter(prefix="/v1/locations", tags=["locations"], route_class=JsonBodyRoute)
 LocationId = Annotated[str, Path(pattern=CODE_PATTERN)]
 
 

@@ -18,6 +18,7 @@ from oms.api.deps import (
     encode_cursor,
     require,
 )
+from oms.api.routing import JsonBodyRoute
 from oms.domain.access import LOCATION_BOUND, Principal, Role
 from oms.domain.errors import FieldError, Forbidden, NotFound, ValidationFailed
 from oms.domain.orders import Channel, OrderStatus
@@ -26,7 +27,7 @@ from oms.services import orders
 from oms.services.fulfillment import shipment_out
 from oms.services.orders import customer_out
 
-router = APIRouter(tags=["orders"])
+router = APIRouter(tags=["orders"], route_class=JsonBodyRoute)
 Managers = Annotated[Principal, Depends(require(Role.ADMIN, Role.MANAGER))]
 
 

@@ -6,13 +6,14 @@ from fastapi import APIRouter
 from pydantic import AfterValidator, Field, model_validator
 
 from oms.api.deps import Admins, AnyRole, ReadUow, Uow
+from oms.api.routing import JsonBodyRoute
 from oms.domain.errors import FieldError, NotFound
 from oms.domain.events import utcnow
 from oms.domain.locations import validate_country
 from oms.domain.orders import ServiceLevel
 from oms.schemas import Code, Strict
 
-router = APIRouter(prefix="/v1/routing", tags=["routing"])
+router = APIRouter(prefix="/v1/routing", tags=["routing"], route_class=JsonBodyRoute)
 
 
 class RuleIn(Strict):
