@@ -1,12 +1,17 @@
 """Wire formats (Pydantic): what the API, the importers and the event payloads speak.
 
 Shape is checked here; business rules (check digits, currencies, countries) come from the
-domain's own validators, called from here so that each error names its field.
+domain's own validators, called from here so that each error names its field. Every value is
+taken as JSON writes it: no number from a string or a boolean, no boolean from "yes", no time
+from a number; and the OpenAPI schema shows each rule checked here, so that a client built
+from it sends nothing the API refuses for its form.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -15,6 +20,7 @@ from pydantic import (
     AnyHttpUrl,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -23,26 +29,66 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic import Strict as StrictTypes
 
 from oms.domain.catalog import Barcode, BarcodeType, Product, validate_barcode
 from oms.domain.ids import CODE_PATTERN
 from oms.domain.inventory import MAX_QUANTITY, FutureStock, StockLevel
 from oms.domain.locations import (
+    COUNTRIES,
     Address,
     Capability,
     Location,
     LocationType,
+    time_zones,
     validate_country,
     validate_timezone,
 )
-from oms.domain.money import Money, validate_currency
+from oms.domain.money import CURRENCIES, Money, validate_currency
 from oms.domain.orders import Channel, PaymentStatus, ServiceLevel
+
+#: Strict models want an enum's Python member; on the wire it is its value, a JSON string,
+#: compared exactly (no number, no other case).
+AsValue = StrictTypes(False)
 
 Code = Annotated[str, StringConstraints(pattern=CODE_PATTERN)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Quantity = Annotated[int, Field(ge=0, le=MAX_QUANTITY)]
 Delta = Annotated[int, Field(ge=-MAX_QUANTITY, le=MAX_QUANTITY)]
 DECIMAL_PATTERN = r"^-?[0-9]{1,15}(\.[0-9]{1,6})?$"  # ASCII digits only
+
+
+Currency = Annotated[str, AfterValidator(validate_currency),
+                     Field(json_schema_extra={"enum": sorted(CURRENCIES)}, examples=["EUR"])]
+Country = Annotated[str, AfterValidator(validate_country),
+                    Field(json_schema_extra={"enum": sorted(COUNTRIES)}, examples=["DE"])]
+
+
+def _list_time_zones(schema: dict[str, Any]) -> None:
+    # Listed when the schema is written, not when this module is imported: it takes a while.
+    schema["enum"] = sorted(time_zones())
+
+
+TimeZone = Annotated[str, AfterValidator(validate_timezone),
+                     Field(json_schema_extra=_list_time_zones, examples=["Europe/Berlin"])]
+
+
+def _text_like(pattern: str, form: str) -> Callable[[Any], Any]:
+    """A check that the value is a JSON string of this form, before it is read as a date or a
+    time (which would also take a number of seconds since 1970, or "12345")."""
+    compiled = re.compile(pattern)
+
+    def check(value: Any) -> Any:
+        if not isinstance(value, str) or not compiled.match(value):
+            raise ValueError(f"must be {form}")
+        return value
+
+    return check
+
+
+RFC3339_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+RFC3339_TIME = (r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+                r"([Zz]|[+-][0-9]{2}:[0-9]{2})$")
 
 
 def _in_utc(value: dt.datetime) -> dt.datetime:
@@ -54,12 +100,18 @@ def _in_utc(value: dt.datetime) -> dt.datetime:
     return value
 
 
-#: A time with its zone, that is a date in UTC too.
-UtcTime = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+#: A calendar date as RFC 3339 writes it (JSON Schema's `date`).
+Date = Annotated[dt.date, AsValue, BeforeValidator(_text_like(
+    RFC3339_DATE, "a date as a string like 2026-11-20"))]
+#: A time with its offset as RFC 3339 writes it (JSON Schema's `date-time`), that is a date in
+#: UTC too.
+UtcTime = Annotated[AwareDatetime, AsValue, BeforeValidator(_text_like(
+    RFC3339_TIME, "an RFC 3339 time with its offset, as a string like 2026-11-20T10:15:00Z")),
+    AfterValidator(_in_utc)]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True)
 
     @field_validator("*")
     @classmethod
@@ -75,7 +127,7 @@ class MoneyIn(Strict):
         description="Decimal string, e.g. \"19.90\"; numbers are refused so no float creeps in",
         examples=["19.90"],
     )
-    currency: Annotated[str, AfterValidator(validate_currency)] = Field(examples=["EUR"])
+    currency: Currency
 
     @model_validator(mode="after")
     def _exact(self) -> MoneyIn:
@@ -91,7 +143,7 @@ def money_out(money: Money) -> dict[str, str]:
 
 
 class BarcodeIn(Strict):
-    type: BarcodeType
+    type: Annotated[BarcodeType, AsValue]
     value: Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
     @field_validator("value")
@@ -102,7 +154,7 @@ class BarcodeIn(Strict):
 
 
 class PreorderIn(Strict):
-    tentative_ship_date: dt.date
+    tentative_ship_date: Date
 
 
 class ProductIn(Strict):
@@ -167,19 +219,19 @@ class AddressIn(Strict):
     city: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
     region: Annotated[str, StringConstraints(max_length=100)] | None = None
     postal_code: Annotated[str, StringConstraints(min_length=1, max_length=20)]
-    country: Annotated[str, AfterValidator(validate_country)] = Field(examples=["DE"])
+    country: Country
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
 
 
 class LocationIn(Strict):
-    type: LocationType
+    type: Annotated[LocationType, AsValue]
     name: Text
     address: AddressIn
-    capabilities: list[Capability] = Field(default_factory=list)
+    capabilities: list[Annotated[Capability, AsValue]] = Field(default_factory=list)
     priority: int = Field(default=100, ge=0, le=1_000_000)
     active: bool = True
-    timezone: Annotated[str, AfterValidator(validate_timezone)] = "UTC"
+    timezone: TimeZone = "UTC"
     fulfillment_callback_url: Annotated[AnyHttpUrl, UrlConstraints(max_length=2000)] | None = (
         Field(default=None, description="DC and 3PL: where its fulfilment requests are POSTed, "
                                         "signed with the location's callback secret"))
@@ -270,7 +322,7 @@ class FutureEntryIn(Strict):
     location_id: Code
     sku: Code
     quantity: Quantity
-    available_on: dt.date
+    available_on: Date
 
     def to_domain(self) -> FutureStock:
         return FutureStock(self.location_id, self.sku, self.quantity, self.available_on)
@@ -329,7 +381,7 @@ class OrderItemIn(Strict):
 
 
 class ShippingOptionIn(Strict):
-    service_level: ServiceLevel
+    service_level: Annotated[ServiceLevel, AsValue]
     carrier: Annotated[str, StringConstraints(max_length=64)] | None = None
     price: Amount = "0"
     pickup_location_id: Code | None = None
@@ -342,7 +394,7 @@ class ShippingAddressIn(Strict):
     city: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
     region: Annotated[str, StringConstraints(max_length=100)] | None = None
     postal_code: Annotated[str, StringConstraints(min_length=1, max_length=20)]
-    country: Annotated[str, AfterValidator(validate_country)]
+    country: Country
     lat: float | None = Field(default=None, ge=-90, le=90)
     lon: float | None = Field(default=None, ge=-180, le=180)
     phone: Annotated[str, StringConstraints(max_length=40)] | None = None
@@ -367,7 +419,7 @@ class PaymentIn(Strict):
     psp: Annotated[str, StringConstraints(max_length=64)] | None = None
     reference: Annotated[str, StringConstraints(max_length=128)] | None = None
     amount: Amount
-    status: PaymentStatus
+    status: Annotated[PaymentStatus, AsValue]
 
 
 class TotalsIn(Strict):
@@ -375,10 +427,10 @@ class TotalsIn(Strict):
 
 
 class OrderIn(Strict):
-    channel: Channel
+    channel: Annotated[Channel, AsValue]
     external_id: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
     placed_at: UtcTime
-    currency: Annotated[str, AfterValidator(validate_currency)]
+    currency: Currency
     customer: CustomerIn
     items: list[OrderItemIn] = Field(min_length=1, max_length=500)
     shipping: ShippingIn | None = None

@@ -706,3 +706,57 @@ def test_a_body_of_a_content_type_the_route_does_not_take_is_415(
     r = call(api, "PUT", "/v1/products/X", content=json.dumps(product_body()).encode(),
              headers={"content-type": "application/vnd.oms+json; charset=utf-8"})
     assert r.status_code == 201, r.text
+
+
+def _item(body: dict[str, Any], **values: Any) -> dict[str, Any]:
+    return {**body, "items": [{**body["items"][0], **values}]}
+
+
+#: A value of another JSON type than the field's, that a lenient reader would convert.
+LAX_VALUES: dict[str, tuple[str, str, Callable[[], dict[str, Any]], str]] = {
+    "quantity true": ("POST", "/v1/orders",
+                      lambda: _item(order_body(("SKU-1", 1)), quantity=True), "items.0.quantity"),
+    "quantity '1'": ("POST", "/v1/orders",
+                     lambda: _item(order_body(("SKU-1", 1)), quantity="1"), "items.0.quantity"),
+    "placed_at 12345": ("POST", "/v1/orders",
+                        lambda: order_body(("SKU-1", 1), placed_at=12345), "placed_at"),
+    "placed_at '12345'": ("POST", "/v1/orders",
+                          lambda: order_body(("SKU-1", 1), placed_at="12345"), "placed_at"),
+    "historical 'yes'": ("POST", "/v1/orders",
+                         lambda: order_body(("SKU-1", 1), historical="yes"), "historical"),
+    "on_hand '5'": ("PUT", "/v1/inventory/mitte/SKU-1", lambda: {"on_hand": "5"}, "on_hand"),
+    "on_hand true": ("PUT", "/v1/inventory/mitte/SKU-1", lambda: {"on_hand": True}, "on_hand"),
+    "active 'yes'": ("PUT", "/v1/locations/mitte",
+                     lambda: location_body(active="yes"), "active"),
+    "priority '10'": ("PUT", "/v1/locations/mitte",
+                      lambda: location_body(priority="10"), "priority"),
+    "available_on as a time": ("POST", "/v1/inventory/future", lambda: {"entries": [
+        {"location_id": "mitte", "sku": "SKU-1", "quantity": 3,
+         "available_on": "2099-01-01T00:00:00"}]}, "entries.0.available_on"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LAX_VALUES))
+def test_a_value_of_another_json_type_is_refused_and_named(api: Api, shop: Shop,
+                                                            case: str) -> None:
+    shop({("mitte", "SKU-1"): 10})
+    method, path, make, field = LAX_VALUES[case]
+    before = api.get(path).json() if method == "PUT" else None
+    r = call(api, method, path, json=make())
+    assert error_fields(problem(r, 422)) == [field], r.text
+    if before is not None:
+        assert api.get(path).json() == before
+    assert api.get("/v1/orders").json()["items"] == []
+
+
+@pytest.mark.parametrize("code", ["XXX", "XTS", "XAU", "XDR", "CLF"])
+def test_a_code_of_no_currency_is_refused(api: Api, shop: Shop, code: str) -> None:
+    shop({("mitte", "SKU-1"): 10})
+    r = api.post("/v1/orders", json=order_body(("SKU-1", 1), currency=code))
+    assert error_fields(problem(r, 422)) == ["currency"]
+    r = api.put("/v1/products/Y", json=product_body(price={"amount": "1.00", "currency": code}))
+    assert error_fields(problem(r, 422)) == ["price.currency"]
+    problem(api.get("/v1/products/Y"), 404)
+    # Currencies of places that once used their own are still money: history is imported.
+    r = api.put("/v1/products/Y", json=product_body(price={"amount": "1.00", "currency": "HRK"}))
+    assert r.status_code == 201, r.text

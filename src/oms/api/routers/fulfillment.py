@@ -25,7 +25,7 @@ from oms.domain.access import LOCATION_BOUND, Principal, Role
 from oms.domain.errors import FieldError, NotFound, ValidationFailed
 from oms.domain.events import utcnow
 from oms.domain.fulfillment import RequestStatus, RequestType, ShipmentStatus
-from oms.schemas import Strict, UtcTime
+from oms.schemas import AsValue, Strict, UtcTime
 from oms.services import fulfillment
 from oms.services.fulfillment import Context, shipment_out
 from oms.services.routing import request_out
@@ -98,7 +98,7 @@ class ShipmentIn(Strict):
 
 
 class TrackingEventIn(Strict):
-    status: ShipmentStatus
+    status: Annotated[ShipmentStatus, AsValue]
     occurred_at: UtcTime
     description: Annotated[str, Field(max_length=500)] | None = None
     place: Annotated[str, Field(max_length=200)] | None = None

@@ -3,22 +3,21 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import Field, model_validator
 
 from oms.api.deps import Admins, AnyRole, ReadUow, Uow
 from oms.api.routing import JsonBodyRoute
 from oms.domain.errors import FieldError, NotFound
 from oms.domain.events import utcnow
-from oms.domain.locations import validate_country
 from oms.domain.orders import ServiceLevel
-from oms.schemas import Code, Strict
+from oms.schemas import AsValue, Code, Country, Strict
 
 router = APIRouter(prefix="/v1/routing", tags=["routing"], route_class=JsonBodyRoute)
 
 
 class RuleIn(Strict):
-    service_level: ServiceLevel
-    country: Annotated[str, AfterValidator(validate_country)]
+    service_level: Annotated[ServiceLevel, AsValue]
+    country: Country
     groups: list[list[Code]] = Field(min_length=1, max_length=20,
                                      description="Location groups, tried in this order")
 
