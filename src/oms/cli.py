@@ -244,7 +244,8 @@ def import_file(
             def advance(done: int) -> None:
                 progress.update(task, completed=done)
 
-            report = (import_orders(engine, lines, on_progress=advance) if kind == "orders"
+            report = (import_orders(engine, lines, on_progress=advance,
+                                    window=settings.placement_window()) if kind == "orders"
                       else run_import(engine, kind, lines, fmt, mode,
                                       settings.import_chunk_size, on_progress=advance))
         except UnicodeDecodeError as exc:

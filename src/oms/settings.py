@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from functools import lru_cache
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from oms.domain.orders import PlacementWindow
 
 
 class Settings(BaseSettings):
@@ -20,6 +23,11 @@ class Settings(BaseSettings):
     #: Connection pool per process (PostgreSQL).
     db_pool_size: int = 10
     db_max_overflow: int = 20
+    #: A live (not historical) order placed longer ago than this is refused.
+    live_order_max_age_days: int = 30
+    #: An order placed this far ahead of the OMS's clock is taken as a sender's clock running
+    #: fast; further ahead, it is refused.
+    order_clock_skew_seconds: int = 300
     #: Rows per transaction in bulk imports.
     import_chunk_size: int = 1000
     #: Adapters per carrier code, e.g. {"dhl": "mycompany.carriers:Dhl", "*": "..."}; codes
@@ -53,6 +61,11 @@ class Settings(BaseSettings):
     #: JetStream drops a message whose id it saw within this window (a worker's restart
     #: publishes again what it had not recorded as acknowledged).
     nats_duplicate_window_seconds: int = 3600
+
+
+    def placement_window(self) -> PlacementWindow:
+        return PlacementWindow(dt.timedelta(days=self.live_order_max_age_days),
+                               dt.timedelta(seconds=self.order_clock_skew_seconds))
 
 
 @lru_cache(maxsize=1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -760,3 +761,53 @@ def test_a_code_of_no_currency_is_refused(api: Api, shop: Shop, code: str) -> No
     # Currencies of places that once used their own are still money: history is imported.
     r = api.put("/v1/products/Y", json=product_body(price={"amount": "1.00", "currency": "HRK"}))
     assert r.status_code == 201, r.text
+
+
+def _now(**shift: float) -> str:
+    return (dt.datetime.now(dt.UTC) + dt.timedelta(**shift)).isoformat()
+
+
+@pytest.mark.parametrize("placed_at", ["0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z"])
+def test_a_live_order_placed_at_the_ends_of_the_calendar_is_refused(
+    api: Api, shop: Shop, placed_at: str
+) -> None:
+    shop({("mitte", "SKU-1"): 10})
+    r = api.post("/v1/orders", json=order_body(("SKU-1", 1), placed_at=placed_at))
+    assert error_fields(problem(r, 422)) == ["placed_at"]
+    assert api.get("/v1/orders").json()["items"] == []
+    assert api.get("/v1/inventory/mitte/SKU-1").json()["reserved"] == 0
+
+
+def test_a_live_order_is_placed_near_now_and_a_historical_one_in_the_past(
+    engine: Engine, settings: Settings, make_key: Callable[..., str]
+) -> None:
+    window = settings.model_copy(update={"live_order_max_age_days": 30,
+                                         "order_clock_skew_seconds": 300})
+    with TestClient(create_app(window, engine), raise_server_exceptions=False) as client:
+        api = Api(client, make_key("admin"))
+        api.put("/v1/locations/mitte", json=location_body())
+        api.put("/v1/products/SKU-1", json=product_body())
+        api.put("/v1/inventory/mitte/SKU-1", json={"on_hand": 10})
+
+        refused = {"31 days ago": _now(days=-31), "10 minutes ahead": _now(minutes=10)}
+        for n, when in enumerate(refused.values()):
+            r = api.post("/v1/orders", json=order_body(("SKU-1", 1), external_id=f"L-{n}",
+                                                       placed_at=when))
+            assert error_fields(problem(r, 422)) == ["placed_at"]
+        assert "historical" in problem(api.post("/v1/orders", json=order_body(
+            ("SKU-1", 1), external_id="L-old", placed_at=refused["31 days ago"])), 422)["detail"]
+        # A sender's clock a little fast, and last week's order, are live orders like any.
+        for n, when in enumerate([_now(minutes=2), _now(days=-7)]):
+            place(api, order_body(("SKU-1", 1), external_id=f"L-ok-{n}", placed_at=when))
+
+        history = {"channel": "historical", "historical": True, "payments": [], "shipping": None,
+                   "items": [{"sku": "SKU-1", "quantity": 1, "unit_price": "19.90",
+                              "tax": "3.78", "status": "fulfilled"}],
+                   "totals": {"grand_total": "23.68"}}
+        r = api.post("/v1/orders", json=order_body(external_id="H-1", **history,
+                                                   placed_at="2001-02-03T04:05:06Z"))
+        assert r.status_code == 201, r.text
+        r = api.post("/v1/orders", json=order_body(external_id="H-2", **history,
+                                                   placed_at=_now(days=1)))
+        assert error_fields(problem(r, 422)) == ["placed_at"]
+        assert api.get("/v1/inventory/mitte/SKU-1").json()["reserved"] == 2

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from oms.adapters.db.unit_of_work import UnitOfWork
 from oms.domain.errors import DomainError
 from oms.domain.events import Event, utcnow
+from oms.domain.orders import PlacementWindow
 from oms.schemas import OrderIn
 from oms.services.imports import ImportMode, ImportReport, describe_validation_error
 from oms.services.orders import (
@@ -51,6 +52,7 @@ def import_orders(
     lines: Iterable[str],
     chunk_size: int = 500,
     on_progress: Callable[[int], None] | None = None,
+    window: PlacementWindow = PlacementWindow(),
 ) -> ImportReport:
     """Load orders; one already loaded (same channel and external_id, same content) is
     counted as a duplicate and left as it is."""
@@ -59,18 +61,19 @@ def import_orders(
     for item in _orders(lines, report):
         chunk.append(item)
         if len(chunk) >= chunk_size:
-            _load(engine, chunk, report)
+            _load(engine, chunk, report, window)
             chunk = []
             if on_progress is not None:
                 on_progress(report.rows)
     if chunk:
-        _load(engine, chunk, report)
+        _load(engine, chunk, report, window)
     if on_progress is not None:
         on_progress(report.rows)
     return report
 
 
-def _load(engine: Engine, chunk: list[tuple[int, OrderIn]], report: ImportReport) -> None:
+def _load(engine: Engine, chunk: list[tuple[int, OrderIn]], report: ImportReport,
+          window: PlacementWindow) -> None:
     """Historical orders of the chunk go in with a few statements for all of them; current
     orders are placed (and routed) one by one."""
     with UnitOfWork(engine) as uow:
@@ -80,7 +83,7 @@ def _load(engine: Engine, chunk: list[tuple[int, OrderIn]], report: ImportReport
         mark, counts = uow.pending_mark(), report.snapshot()
         try:
             with uow.savepoint():
-                _load_historical(uow, historical, report)
+                _load_historical(uow, historical, report, window)
         except IntegrityError:
             # Another importer loaded some of the same orders meanwhile: one by one instead.
             uow.discard_since(mark)
@@ -90,7 +93,7 @@ def _load(engine: Engine, chunk: list[tuple[int, OrderIn]], report: ImportReport
             mark = uow.pending_mark()
             try:
                 with uow.savepoint():
-                    place_in_transaction(uow, order, fingerprint)
+                    place_in_transaction(uow, order, fingerprint, window)
                 report.imported += 1
             except (DomainError, IntegrityError) as exc:
                 uow.discard_since(mark)
@@ -121,7 +124,7 @@ def _new_orders(uow: UnitOfWork, chunk: list[tuple[int, OrderIn]], report: Impor
 
 
 def _load_historical(uow: UnitOfWork, batch: list[tuple[int, OrderIn, str]],
-                     report: ImportReport) -> None:
+                     report: ImportReport, window: PlacementWindow) -> None:
     if not batch:
         return
     now = utcnow()
@@ -129,7 +132,7 @@ def _load_historical(uow: UnitOfWork, batch: list[tuple[int, OrderIn, str]],
     valid = []
     for number, order, fingerprint in batch:
         try:
-            validate_order(order, dates)
+            validate_order(order, dates, now, window)
         except DomainError as exc:
             report.fail(number, _reason(exc))
             continue

@@ -48,7 +48,7 @@ async def post_import(
     settings = request.app.state.settings
     if kind == "orders":
         report = await run_in_threadpool(import_orders, request.app.state.engine,
-                                         lines_of(body))
+                                         lines_of(body), window=settings.placement_window())
     else:
         report = await run_in_threadpool(
             run_import, request.app.state.engine, kind, lines_of(body), fmt, mode,

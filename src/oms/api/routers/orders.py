@@ -32,8 +32,10 @@ Managers = Annotated[Principal, Depends(require(Role.ADMIN, Role.MANAGER))]
 
 
 @router.post("/v1/orders", summary="Take an order placed outside the OMS", status_code=201)
-def post_order(body: OrderIn, uow: Uow, _: Integrators, response: Response) -> dict[str, Any]:
-    result, created = orders.place_order(uow, body)
+def post_order(body: OrderIn, request: Request, uow: Uow, _: Integrators, response: Response
+               ) -> dict[str, Any]:
+    result, created = orders.place_order(uow, body,
+                                         request.app.state.settings.placement_window())
     if not created:
         response.status_code = 200
     response.headers["Location"] = f"/v1/orders/{result['id']}"
