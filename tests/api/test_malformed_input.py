@@ -811,3 +811,13 @@ def test_a_live_order_is_placed_near_now_and_a_historical_one_in_the_past(
                                                    placed_at=_now(days=1)))
         assert error_fields(problem(r, 422)) == ["placed_at"]
         assert api.get("/v1/inventory/mitte/SKU-1").json()["reserved"] == 2
+
+
+@pytest.mark.parametrize("types", [["no.such.type"], ["nosuch.*"], ["order.*", "order.shipped"]])
+def test_a_webhook_for_an_event_type_that_does_not_exist_is_refused(api: Api,
+                                                                    types: list[str]) -> None:
+    r = api.post("/v1/webhooks", json={"url": "https://erp.example/oms", "event_types": types})
+    body = problem(r, 422)
+    assert error_fields(body) == ["event_types"]
+    assert "order.*" in body["errors"][0]["message"]
+    assert api.get("/v1/webhooks").json()["items"] == []

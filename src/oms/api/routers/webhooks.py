@@ -19,15 +19,17 @@ from oms.api.deps import (
 )
 from oms.api.routing import JsonBodyRoute
 from oms.domain.errors import FieldError, ValidationFailed
-from oms.domain.webhooks import DeliveryStatus, SubscriptionStatus
+from oms.domain.webhooks import TYPE_PATTERNS, DeliveryStatus, SubscriptionStatus
 from oms.schemas import Strict
 from oms.services import webhooks
 from oms.services.webhooks import deliveries_out, subscription_out
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], route_class=JsonBodyRoute)
 Url = Annotated[str, Field(min_length=1, max_length=2000, examples=["https://erp.example/oms"])]
-EventTypes = Annotated[list[Annotated[str, Field(max_length=64)]], Field(
-    min_length=1, max_length=100, description="Exact names, prefixes like `order.*`, or `*`")]
+EventTypes = Annotated[
+    list[Annotated[str, Field(max_length=64, json_schema_extra={"enum": list(TYPE_PATTERNS)})]],
+    Field(min_length=1, max_length=100, json_schema_extra={"uniqueItems": True},
+          description="Event types, all events of one kind like `order.*`, or `*`")]
 
 
 class SubscriptionIn(Strict):
