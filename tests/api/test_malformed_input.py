@@ -821,3 +821,28 @@ def test_a_webhook_for_an_event_type_that_does_not_exist_is_refused(api: Api,
     assert error_fields(body) == ["event_types"]
     assert "order.*" in body["errors"][0]["message"]
     assert api.get("/v1/webhooks").json()["items"] == []
+
+
+def test_a_routing_rule_with_an_empty_group_is_refused(api: Api, shop: Shop) -> None:
+    shop({("mitte", "SKU-1"): 10})
+    rules = {"rules": [{"service_level": "standard", "country": "DE",
+                        "groups": [["mitte"], []]}]}
+    assert error_fields(problem(api.put("/v1/routing/rules", json=rules), 422)) == [
+        "rules.0.groups.1"]
+    assert api.get("/v1/routing/rules").json()["rules"] == []
+
+
+def test_the_tracking_statuses_the_spec_lists_are_those_a_carrier_may_report(
+    api: Api, world: World
+) -> None:
+    spec = api.get("/openapi.json").json()
+    schema = spec["components"]["schemas"]["TrackingEventIn"]["properties"]["status"]
+    statuses = schema["enum"] if "enum" in schema else spec["components"]["schemas"][
+        schema["$ref"].rsplit("/", 1)[-1]]["enum"]
+    assert "created" not in statuses
+    body = DEEP["tracking"][2](world.ids)
+    for status in statuses:
+        r = send_deep(api, world, "tracking", {**body, "status": status})
+        assert r.status_code == 200, (status, r.text)
+    r = send_deep(api, world, "tracking", {**body, "status": "created"})
+    assert error_fields(problem(r, 422)) == ["status"]

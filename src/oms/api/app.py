@@ -13,8 +13,8 @@ from oms.adapters.db.engine import make_engine
 from oms.adapters.db.idempotency import IdempotencyStore
 from oms.adapters.eventstream.http import HttpTransport
 from oms.adapters.registry import providers_from
-from oms.api import problems
-from oms.api.deps import no_nul_in_path, no_nul_in_query
+from oms.api import openapi, problems
+from oms.api.deps import check_path, no_nul_in_query
 from oms.api.idempotency import IdempotencyMiddleware
 from oms.api.routers import (
     events,
@@ -40,13 +40,14 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     settings = settings or get_settings()
     engine = engine or make_engine(settings)
     app = FastAPI(title="oms", version=__version__, description=DESCRIPTION,
-                  dependencies=[Depends(no_nul_in_query), Depends(no_nul_in_path)])
+                  dependencies=[Depends(no_nul_in_query), Depends(check_path)])
     app.state.settings = settings
     app.state.engine = engine
     app.state.providers = providers_from(settings)
     app.state.webhook_transport = HttpTransport(settings.webhook_timeout_seconds,
                                                 allow_private=settings.webhook_allow_private)
     problems.install(app)
+    openapi.install(app)
     for module in (products, locations, inventory, orders, fulfillment, routing, events,
                    webhooks, imports):
         app.include_router(module.router)

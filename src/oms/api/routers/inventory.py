@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
+from pydantic import Field
 
 from oms.api.deps import (
     AnyRole,
@@ -59,8 +60,9 @@ def post_future(body: FutureBatchIn, uow: Uow, _: Integrators) -> dict[str, Any]
 def get_availability(
     uow: ReadUow,
     _: AnyRole,
-    sku: Annotated[list[str], Query(min_length=1, max_length=100)],
-    location_id: Annotated[str | None, Query(pattern=CODE_PATTERN)] = None,
+    sku: Annotated[list[Annotated[str, Field(pattern=CODE_PATTERN, max_length=64)]],
+                   Query(min_length=1, max_length=100)],
+    location_id: Annotated[str | None, Query(pattern=CODE_PATTERN, max_length=64)] = None,
 ) -> dict[str, Any]:
     today = utcnow().date()
     return {"items": inventory.availability(uow, sku, location_id, today)}

@@ -118,8 +118,9 @@ def list_orders(
 
 class CancelIn(Strict):
     # At least one: an empty list must not read as "every item".
-    items: list[str] | None = Field(default=None, min_length=1, max_length=500,
-                                    description="Item ids; none: every item not yet shipped")
+    items: list[Annotated[str, Field(min_length=1, max_length=36)]] | None = Field(
+        default=None, min_length=1, max_length=500, json_schema_extra={"uniqueItems": True},
+        description="Item ids; none: every item not yet shipped")
     reason: str | None = Field(default=None, max_length=300)
 
     @field_validator("items")

@@ -15,11 +15,16 @@ from oms.schemas import AsValue, Code, Country, Strict
 router = APIRouter(prefix="/v1/routing", tags=["routing"], route_class=JsonBodyRoute)
 
 
+#: Locations tried together: the best of them by the routing criteria is chosen.
+Group = Annotated[list[Code], Field(min_length=1, max_length=100,
+                                    json_schema_extra={"uniqueItems": True})]
+
+
 class RuleIn(Strict):
     service_level: Annotated[ServiceLevel, AsValue]
     country: Country
-    groups: list[list[Code]] = Field(min_length=1, max_length=20,
-                                     description="Location groups, tried in this order")
+    groups: list[Group] = Field(min_length=1, max_length=20,
+                                description="Location groups, tried in this order")
 
 
 class RulesIn(Strict):
