@@ -7,6 +7,7 @@ order as a web shop's integration sees it.
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import random
 import threading
@@ -44,7 +45,9 @@ CUSTOMERS = 500
 
 def order_body(external_id: str, skus: list[str], customer: int) -> dict[str, Any]:
     return {
-        "channel": "web", "external_id": external_id, "placed_at": "2026-11-20T10:15:00Z",
+        "channel": "web", "external_id": external_id,
+        # A live order is placed now: the API refuses one dated far from its clock.
+        "placed_at": dt.datetime.now(dt.UTC).isoformat(),
         "currency": "EUR", "customer": {"email": f"customer{customer}@example.com"},
         "items": [{"sku": sku, "quantity": 1, "unit_price": str(UNIT_PRICE), "tax": str(TAX)}
                   for sku in skus],

@@ -48,7 +48,7 @@ def run(ctx: Context, backend: str) -> list[Result]:
                 webhooks.create(uow, target, ["*"], "benchmark")
             now = utcnow()
             with UnitOfWork(engine) as uow:
-                uow.record(*(Event("bench.tick", f"entity-{i % ENTITIES}", i // ENTITIES + 1,
+                uow.record(*(Event("inventory.changed", f"entity-{i % ENTITIES}", i // ENTITIES + 1,
                                    {"n": i}, now) for i in range(count)))
                 uow.commit()
             started = time.perf_counter()

@@ -285,7 +285,8 @@ def import_file(
 
     with source:
         try:
-            report = (import_orders(engine, source, on_progress=advance, sender=sender)
+            report = (import_orders(engine, source, on_progress=advance, sender=sender,
+                                    window=settings.placement_window())
                       if kind == "orders"
                       else run_import(engine, kind, source, fmt, mode, settings.import_chunk_size,
                                       on_progress=advance, sender=sender))

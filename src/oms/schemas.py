@@ -1,12 +1,17 @@
 """Wire formats (Pydantic): what the API, the importers and the event payloads speak.
 
 Shape is checked here; business rules (check digits, currencies, countries) come from the
-domain's own validators, called from here so that each error names its field.
+domain's own validators, called from here so that each error names its field. Every value is
+taken as JSON writes it: no number from a string or a boolean, no boolean from "yes", no time
+from a number; and the OpenAPI schema shows each rule checked here, so that a client built
+from it sends nothing the API refuses for its form.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -15,6 +20,7 @@ from pydantic import (
     AnyHttpUrl,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -23,27 +29,109 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic import Strict as StrictTypes
 
-from oms.domain.catalog import Barcode, BarcodeType, Product, validate_barcode
+from oms.domain.catalog import GTIN_LENGTHS, Barcode, BarcodeType, Product, validate_barcode
 from oms.domain.ids import CODE_PATTERN
 from oms.domain.inventory import MAX_QUANTITY, FutureStock, StockLevel
 from oms.domain.locations import (
+    COUNTRIES,
     Address,
     Capability,
     Location,
     LocationType,
+    time_zones,
     validate_country,
     validate_timezone,
 )
-from oms.domain.money import Money, validate_currency
+from oms.domain.money import CURRENCIES, Money, minor_units, validate_currency
 from oms.domain.orders import Channel, PaymentStatus, ServiceLevel
 from oms.domain.webhooks import check_url
 
-Code = Annotated[str, StringConstraints(pattern=CODE_PATTERN)]
+#: Strict models want an enum's Python member; on the wire it is its value, a JSON string,
+#: compared exactly (no number, no other case).
+AsValue = StrictTypes(False)
+
+Code = Annotated[str, StringConstraints(pattern=CODE_PATTERN, max_length=64)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Quantity = Annotated[int, Field(ge=0, le=MAX_QUANTITY)]
 Delta = Annotated[int, Field(ge=-MAX_QUANTITY, le=MAX_QUANTITY)]
 DECIMAL_PATTERN = r"^-?[0-9]{1,15}(\.[0-9]{1,6})?$"  # ASCII digits only
+
+
+def amount_pattern(decimals: int, *, integer_digits: int, signed: bool) -> str:
+    """A decimal string with at most `decimals` places that are not trailing zeros (JPY 1500.00
+    is 1500) and six places in all."""
+    places = r"\.0{1,6}" if decimals == 0 else rf"\.[0-9]{{1,{decimals}}}0{{0,{6 - decimals}}}"
+    return rf"^{'-?' if signed else ''}[0-9]{{1,{integer_digits}}}({places})?$"
+
+
+def amounts_in_currency(paths: list[tuple[str, ...]], *, integer_digits: int,
+                        signed: bool = False) -> list[Any]:
+    """JSON Schema for amounts (at `paths` in an object: property names, `[]` for a list's
+    items) whose decimal places depend on the object's `currency`: EUR 2, JPY 0, KWD 3."""
+    by_decimals: dict[int, list[str]] = {}
+    for code in sorted(CURRENCIES):
+        by_decimals.setdefault(minor_units(code), []).append(code)
+    rules = []
+    for decimals, codes in sorted(by_decimals.items()):
+        then: dict[str, Any] = {}
+        for path in paths:
+            node = then
+            for step in path:
+                node = (node.setdefault("items", {}) if step == "[]"
+                        else node.setdefault("properties", {}).setdefault(step, {}))
+            node["pattern"] = amount_pattern(decimals, integer_digits=integer_digits,
+                                             signed=signed)
+        rules.append({"if": {"properties": {"currency": {"enum": codes}},
+                             "required": ["currency"]}, "then": then})
+    return rules
+
+
+Currency = Annotated[str, AfterValidator(validate_currency),
+                     Field(json_schema_extra={"enum": sorted(CURRENCIES)}, examples=["EUR"])]
+Country = Annotated[str, AfterValidator(validate_country),
+                    Field(json_schema_extra={"enum": sorted(COUNTRIES)}, examples=["DE"])]
+
+
+def _list_time_zones(schema: dict[str, Any]) -> None:
+    # Listed when the schema is written, not when this module is imported: it takes a while.
+    schema["enum"] = sorted(time_zones())
+
+
+TimeZone = Annotated[str, AfterValidator(validate_timezone),
+                     Field(json_schema_extra=_list_time_zones, examples=["Europe/Berlin"])]
+
+
+def _text_like(pattern: str, form: str) -> Callable[[Any], Any]:
+    """A check that the value is a JSON string of this form, before it is read as a date or a
+    time (which would also take a number of seconds since 1970, or "12345")."""
+    compiled = re.compile(pattern)
+
+    def check(value: Any) -> Any:
+        if not isinstance(value, str) or not compiled.match(value):
+            raise ValueError(f"must be {form}")
+        return value
+
+    return check
+
+
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+#: The http(s) URLs every check of a target URL passes, as the schema describes them: a DNS
+#: name (or IPv4 address) as host, a port, printable ASCII after it. Whether the name resolves
+#: and to what is found out when the URL is given, and said then.
+HTTP_URL_PATTERN = (rf"^[Hh][Tt][Tt][Pp][Ss]?://({_LABEL}\.){{0,2}}{_LABEL}(:[0-9]{{1,4}})?"
+                    r"([/?#][!-~]*)?$")
+
+#: An event id as the feed gives it: two 64-bit numbers below 2**63, in hexadecimal.
+EVENT_ID_PATTERN = r"^[0-7][0-9a-fA-F]{15}[0-7][0-9a-fA-F]{15}$"
+#: Read by the event log's own parser, which answers "not an event id"; the schema shows its
+#: rule.
+EventId = Annotated[str, Field(max_length=32, json_schema_extra={"pattern": EVENT_ID_PATTERN})]
+
+RFC3339_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+RFC3339_TIME = (r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+                r"([Zz]|[+-][0-9]{2}:[0-9]{2})$")
 
 
 def _in_utc(value: dt.datetime) -> dt.datetime:
@@ -55,12 +143,27 @@ def _in_utc(value: dt.datetime) -> dt.datetime:
     return value
 
 
-#: A time with its zone, that is a date in UTC too.
-UtcTime = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+#: A calendar date as RFC 3339 writes it (JSON Schema's `date`).
+Date = Annotated[dt.date, AsValue, BeforeValidator(_text_like(
+    RFC3339_DATE, "a date as a string like 2026-11-20"))]
+#: A time with its offset as RFC 3339 writes it (JSON Schema's `date-time`), that is a date in
+#: UTC too.
+UtcTime = Annotated[AwareDatetime, AsValue, BeforeValidator(_text_like(
+    RFC3339_TIME, "an RFC 3339 time with its offset, as a string like 2026-11-20T10:15:00Z")),
+    AfterValidator(_in_utc)]
+
+
+def may_be_left_out(schema: dict[str, Any]) -> None:
+    """The schema of an optional field that is refused as null (leaving it out is how to say
+    nothing): its type alone, not "or null"."""
+    options = schema.pop("anyOf", None)
+    if options:
+        schema.update(next(o for o in options if o != {"type": "null"}))
+    schema.pop("default", None)
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True)
 
     @field_validator("*")
     @classmethod
@@ -72,11 +175,14 @@ class Strict(BaseModel):
 
 
 class MoneyIn(Strict):
-    amount: Annotated[str, StringConstraints(pattern=DECIMAL_PATTERN)] = Field(
+    model_config = ConfigDict(json_schema_extra={"allOf": amounts_in_currency(
+        [("amount",)], integer_digits=15, signed=True)})
+
+    amount: Annotated[str, StringConstraints(pattern=DECIMAL_PATTERN, max_length=23)] = Field(
         description="Decimal string, e.g. \"19.90\"; numbers are refused so no float creeps in",
         examples=["19.90"],
     )
-    currency: Annotated[str, AfterValidator(validate_currency)] = Field(examples=["EUR"])
+    currency: Currency
 
     @model_validator(mode="after")
     def _exact(self) -> MoneyIn:
@@ -91,9 +197,22 @@ def money_out(money: Money) -> dict[str, str]:
     return {"amount": money.formatted_amount(), "currency": money.currency}
 
 
+def _barcode_forms() -> list[Any]:
+    """The form of each type's value (the GS1 check digit of a GTIN can only be described)."""
+    forms: dict[BarcodeType, dict[str, Any]] = {
+        kind: {"pattern": f"^[0-9]{{{length}}}$"} for kind, length in GTIN_LENGTHS.items()}
+    forms[BarcodeType.CODE128] = {"pattern": r"^[ -~]*[!-~][ -~]*$", "maxLength": 48}
+    return [{"if": {"properties": {"type": {"const": kind.value}}, "required": ["type"]},
+             "then": {"properties": {"value": form}}} for kind, form in forms.items()]
+
+
 class BarcodeIn(Strict):
-    type: BarcodeType
-    value: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    model_config = ConfigDict(json_schema_extra={"allOf": _barcode_forms()})
+
+    type: Annotated[BarcodeType, AsValue]
+    value: Annotated[str, StringConstraints(min_length=1, max_length=64)] = Field(
+        description="EAN-13, UPC-A and EAN-8: digits ending in their GS1 check digit; "
+                    "Code 128: printable ASCII")
 
     @field_validator("value")
     @classmethod
@@ -103,14 +222,16 @@ class BarcodeIn(Strict):
 
 
 class PreorderIn(Strict):
-    tentative_ship_date: dt.date
+    tentative_ship_date: Date
 
 
 class ProductIn(Strict):
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
-    barcodes: list[BarcodeIn] = Field(default_factory=list, max_length=20)
-    price: MoneyIn
-    tax_class: Annotated[str, StringConstraints(pattern=CODE_PATTERN)] = "standard"
+    barcodes: list[BarcodeIn] = Field(default_factory=list, max_length=20,
+                                      json_schema_extra={"uniqueItems": True})
+    price: MoneyIn = Field(description="Not negative", json_schema_extra={
+        "properties": {"amount": {"pattern": r"^[0-9]{1,15}(\.[0-9]{1,6})?$"}}})
+    tax_class: Code = "standard"
     preorder: PreorderIn | None = None
 
     @field_validator("price")
@@ -168,22 +289,25 @@ class AddressIn(Strict):
     city: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
     region: Annotated[str, StringConstraints(max_length=100)] | None = None
     postal_code: Annotated[str, StringConstraints(min_length=1, max_length=20)]
-    country: Annotated[str, AfterValidator(validate_country)] = Field(examples=["DE"])
+    country: Country
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
 
 
 class LocationIn(Strict):
-    type: LocationType
+    type: Annotated[LocationType, AsValue]
     name: Text
     address: AddressIn
-    capabilities: list[Capability] = Field(default_factory=list)
+    capabilities: list[Annotated[Capability, AsValue]] = Field(
+        default_factory=list, max_length=len(Capability), json_schema_extra={"uniqueItems": True})
     priority: int = Field(default=100, ge=0, le=1_000_000)
     active: bool = True
-    timezone: Annotated[str, AfterValidator(validate_timezone)] = "UTC"
-    fulfillment_callback_url: Annotated[AnyHttpUrl, UrlConstraints(max_length=2000)] | None = (
-        Field(default=None, description="DC and 3PL: where its fulfilment requests are POSTed, "
-                                        "signed with the location's callback secret"))
+    timezone: TimeZone = "UTC"
+    fulfillment_callback_url: Annotated[
+        AnyHttpUrl, UrlConstraints(max_length=2000),
+        Field(json_schema_extra={"pattern": HTTP_URL_PATTERN})] | None = Field(
+        default=None, description="DC and 3PL: where its fulfilment requests are POSTed, "
+                                  "signed with the location's callback secret")
 
     @field_validator("capabilities")
     @classmethod
@@ -261,7 +385,7 @@ class InventoryRow(Strict):
 class AdjustmentIn(Strict):
     location_id: Code
     sku: Code
-    delta: Delta
+    delta: Delta = Field(json_schema_extra={"not": {"const": 0}})
     reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
     @field_validator("delta")
@@ -280,7 +404,7 @@ class FutureEntryIn(Strict):
     location_id: Code
     sku: Code
     quantity: Quantity
-    available_on: dt.date
+    available_on: Date
 
     def to_domain(self) -> FutureStock:
         return FutureStock(self.location_id, self.sku, self.quantity, self.available_on)
@@ -318,8 +442,9 @@ ImportKind = Literal["products", "locations", "inventory", "orders"]
 
 # -- orders -------------------------------------------------------------------------------------
 
-Amount = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,13}(\.[0-9]{1,6})?$")]
-EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{2,63}$"
+Amount = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,13}(\.[0-9]{1,6})?$",
+                                          max_length=20)]
+EMAIL_PATTERN = r"^[^@\s\x00]{1,64}@[^@\s\x00]{1,255}\.[^@\s\x00]{2,63}$"
 
 
 class CustomerIn(Strict):
@@ -339,7 +464,7 @@ class OrderItemIn(Strict):
 
 
 class ShippingOptionIn(Strict):
-    service_level: ServiceLevel
+    service_level: Annotated[ServiceLevel, AsValue]
     carrier: Annotated[str, StringConstraints(max_length=64)] | None = None
     price: Amount = "0"
     pickup_location_id: Code | None = None
@@ -352,13 +477,24 @@ class ShippingAddressIn(Strict):
     city: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
     region: Annotated[str, StringConstraints(max_length=100)] | None = None
     postal_code: Annotated[str, StringConstraints(min_length=1, max_length=20)]
-    country: Annotated[str, AfterValidator(validate_country)]
+    country: Country
     lat: float | None = Field(default=None, ge=-90, le=90)
     lon: float | None = Field(default=None, ge=-180, le=180)
     phone: Annotated[str, StringConstraints(max_length=40)] | None = None
 
 
 class ShippingIn(Strict):
+    model_config = ConfigDict(json_schema_extra={"oneOf": [
+        {"properties": {"option": {
+            "properties": {"service_level": {"const": ServiceLevel.PICKUP.value},
+                           "pickup_location_id": {"type": "string"}},
+            "required": ["service_level", "pickup_location_id"]}}},
+        {"properties": {"option": {"properties": {"service_level": {"enum": [
+            s.value for s in ServiceLevel if s is not ServiceLevel.PICKUP]}}},
+                        "address": {"type": "object"}},
+         "required": ["address"]},
+    ]})
+
     option: ShippingOptionIn
     address: ShippingAddressIn | None = None
 
@@ -377,7 +513,7 @@ class PaymentIn(Strict):
     psp: Annotated[str, StringConstraints(max_length=64)] | None = None
     reference: Annotated[str, StringConstraints(max_length=128)] | None = None
     amount: Amount
-    status: PaymentStatus
+    status: Annotated[PaymentStatus, AsValue]
 
 
 class TotalsIn(Strict):
@@ -385,10 +521,25 @@ class TotalsIn(Strict):
 
 
 class OrderIn(Strict):
-    channel: Channel
+    model_config = ConfigDict(json_schema_extra={"allOf": [
+        {"if": {"properties": {"channel": {"enum": [Channel.WEB.value, Channel.OFFLINE.value]}},
+                "required": ["channel"]},
+         "then": {"properties": {"external_id": {"type": "string"}},
+                  "required": ["external_id"]}},
+        {"if": {"properties": {"channel": {"not": {"const": Channel.HISTORICAL.value}},
+                               "historical": {"const": False}}},
+         "then": {"properties": {"items": {"items": {"properties": {
+             "status": {"type": "null"}}}}}}},
+        *amounts_in_currency([("items", "[]", "unit_price"), ("items", "[]", "discount"),
+                              ("items", "[]", "tax"), ("shipping", "option", "price"),
+                              ("payments", "[]", "amount"), ("totals", "grand_total")],
+                             integer_digits=13),
+    ]})
+
+    channel: Annotated[Channel, AsValue]
     external_id: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
     placed_at: UtcTime
-    currency: Annotated[str, AfterValidator(validate_currency)]
+    currency: Currency
     customer: CustomerIn
     items: list[OrderItemIn] = Field(min_length=1, max_length=500)
     shipping: ShippingIn | None = None

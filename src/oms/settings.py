@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 from functools import lru_cache
@@ -9,6 +10,8 @@ from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from oms.domain.orders import PlacementWindow
 
 
 class Settings(BaseSettings):
@@ -38,6 +41,11 @@ class Settings(BaseSettings):
     #: A statement waiting longer than this for a row lock fails, and its request is
     #: answered 503 with Retry-After (PostgreSQL; 0: wait for ever).
     db_lock_timeout_seconds: float = Field(default=5.0, ge=0, le=3600)
+    #: A live (not historical) order placed longer ago than this is refused.
+    live_order_max_age_days: int = 30
+    #: An order placed this far ahead of the OMS's clock is taken as a sender's clock running
+    #: fast; further ahead, it is refused.
+    order_clock_skew_seconds: int = 300
     #: Rows per transaction in bulk imports.
     import_chunk_size: int = 1000
     #: Adapters per carrier code, e.g. {"dhl": "mycompany.carriers:Dhl", "*": "..."}; codes
@@ -83,6 +91,10 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = "json"
     #: DEBUG, INFO, WARNING or ERROR.
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    def placement_window(self) -> PlacementWindow:
+        return PlacementWindow(dt.timedelta(days=self.live_order_max_age_days),
+                               dt.timedelta(seconds=self.order_clock_skew_seconds))
 
 
 #: Old names of settings, still read, and their new ones.

@@ -26,7 +26,7 @@ from tests.helpers import Api, location_body, problem
 OMS = Path(sys.executable).parent / "oms"
 SKUS = [f"S{i:02d}" for i in range(50)]
 LISTED = SKUS[:40]  # a full snapshot that leaves out S40..S49
-LINES = 3000
+LINES = 10000
 KEY = "erp-counts-0001"
 
 

@@ -8,6 +8,7 @@ import random
 
 import pytest
 
+from oms.domain.events import EVENT_TYPES, Event
 from oms.domain.retries import SCHEDULE, delay_after
 from oms.domain.webhooks import (
     GIVE_UP_AFTER,
@@ -94,3 +95,18 @@ def test_gone_stops_and_three_days_of_failures_give_up() -> None:
     late = NOW + GIVE_UP_AFTER - dt.timedelta(hours=1)
     assert judge(500, None, 12, NOW, late).retry_at is None
     assert judge(500, None, 3, NOW, NOW + dt.timedelta(hours=1)).retry_at is not None
+
+
+@pytest.mark.parametrize("bad", ["no.such.type", "nosuch.*", "order.shipped", "order.created.*"])
+def test_only_event_types_that_exist_can_be_subscribed_to(bad: str) -> None:
+    with pytest.raises(ValueError, match="not an event type") as refused:
+        check_event_types([bad])
+    assert "'order.*'" in str(refused.value)
+    assert check_event_types(["order.created", "shipment.*", "*"]) == [
+        "order.created", "shipment.*", "*"]
+
+
+def test_an_event_of_a_type_not_listed_cannot_be_recorded() -> None:
+    with pytest.raises(ValueError, match="EVENT_TYPES"):
+        Event("order.teleported", "o-1", 1, {}, NOW)
+    assert Event("order.created", "o-1", 1, {}, NOW).type in EVENT_TYPES

@@ -10,9 +10,9 @@ from oms import __version__
 from oms.adapters.db.engine import make_engine
 from oms.adapters.eventstream.http import HttpTransport
 from oms.adapters.registry import providers_from
-from oms.api import models, openapi, problems
+from oms.api import models, openapi, problems, request_rules
 from oms.api.auth import AuthenticationMiddleware
-from oms.api.deps import no_nul_in_path, no_nul_in_query
+from oms.api.deps import check_path, no_nul_in_query
 from oms.api.limits import BodyLimitMiddleware
 from oms.api.request_log import RequestLogMiddleware
 from oms.api.routers import (
@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     engine = engine or make_engine(settings)
     # /docs and /redoc load Swagger UI and ReDoc from this server, not from a CDN.
     app = FastAPIOffline(title="oms", version=__version__, description=DESCRIPTION,
-                         dependencies=[Depends(no_nul_in_query), Depends(no_nul_in_path)])
+                         dependencies=[Depends(no_nul_in_query), Depends(check_path)])
     app.state.settings = settings
     app.state.engine = engine
     app.state.providers = providers_from(settings)
@@ -64,6 +64,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             conn.exec_driver_sql("SELECT 1")
         return openapi.answer({"status": "ok", "version": __version__})
 
+    # The document says the rules every request meets, then what every route answers.
+    request_rules.install(app)
     openapi.install(app)
 
     # The last added runs first: the caller is known before the body is looked at, and

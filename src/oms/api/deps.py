@@ -31,15 +31,23 @@ def no_nul_in_query(request: Request) -> None:
         )
 
 
-def no_nul_in_path(request: Request) -> None:
-    """Nor any path parameter: ids in paths are compared with text columns."""
-    names = sorted(name for name, value in request.path_params.items()
-                   if "\x00" in str(value))
-    if names:
-        raise ValidationFailed(
-            "path parameters must not contain NUL characters",
-            [FieldError(f"path.{name}", "must not contain NUL characters") for name in names],
-        )
+#: No id or code in a path is longer: codes have at most 64 characters, ids 36.
+MAX_PATH_PARAMETER = 64
+
+
+def check_path(request: Request) -> None:
+    """Nor any path parameter, and none is longer than an id or code can be: ids in paths are
+    compared with text columns."""
+    errors = [FieldError(f"path.{name}", "must not contain NUL characters")
+              for name, value in sorted(request.path_params.items()) if "\x00" in str(value)]
+    if errors:
+        raise ValidationFailed("path parameters must not contain NUL characters", errors)
+    errors = [FieldError(f"path.{name}", f"must be at most {MAX_PATH_PARAMETER} characters")
+              for name, value in sorted(request.path_params.items())
+              if len(str(value)) > MAX_PATH_PARAMETER]
+    if errors:
+        raise ValidationFailed(f"no id in a path is longer than {MAX_PATH_PARAMETER} "
+                               "characters", errors)
 
 
 async def current_principal(
@@ -90,7 +98,8 @@ Staff = Annotated[
     Principal, Depends(require(Role.ADMIN, Role.INTEGRATOR, Role.MANAGER, Role.ASSOCIATE))
 ]
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size")]
-CursorParam = Annotated[str | None, Query(description="`next_cursor` of the previous page")]
+CursorParam = Annotated[str | None, Query(
+    max_length=256, description="`next_cursor` of the previous page")]
 
 
 def encode_cursor(value: Any) -> str:

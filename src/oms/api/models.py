@@ -80,6 +80,13 @@ class Problem(Out):
     instance: str | SkipJsonSchema[None] = sometimes("The path of the request")
     errors: list[FieldProblem] | SkipJsonSchema[None] = sometimes(
         "Per field, when fields are to blame")
+    line: int | SkipJsonSchema[None] = sometimes("A body that is no JSON: where it breaks")
+    column: int | SkipJsonSchema[None] = sometimes("A body that is no JSON: where it breaks")
+    import_id: str | SkipJsonSchema[None] = sometimes("An import that stopped part way")
+    applied_through_line: int | SkipJsonSchema[None] = sometimes(
+        "An import that stopped part way: every line up to this one was applied")
+    report: ImportReport | SkipJsonSchema[None] = sometimes(
+        "An import that stopped part way: its report so far")
 
 
 # -- catalog, locations, stock ----------------------------------------------------------------

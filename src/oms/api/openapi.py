@@ -84,9 +84,11 @@ def install(app: FastAPI) -> None:
     """Have `app.openapi()` give every operation the errors of the machinery it runs
     through, all as problem+json."""
 
+    generate = app.openapi
+
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            _document_errors(FastAPI.openapi(app))
+            _document_errors(generate())
         assert app.openapi_schema is not None
         return app.openapi_schema
 

@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from oms.adapters.db.errors import is_transient
 from oms.domain.errors import DomainError, FieldError
+from oms.json_text import JsonSyntaxError, JsonValueError
 from oms.logs import REQUEST_ID
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ def problem(
     status: int | None = None,
     instance: str | None = None,
     headers: dict[str, str] | None = None,
+    extensions: dict[str, Any] | None = None,
 ) -> JSONResponse:
     code = status or _STATUS.get(kind, 400)
     body: dict[str, Any] = {
@@ -81,6 +83,7 @@ def problem(
         body["instance"] = instance
     if errors:
         body["errors"] = [{"field": e.field, "message": e.message} for e in errors]
+    body.update(extensions or {})
     return JSONResponse(body, status_code=code, media_type=PROBLEM_JSON, headers=headers)
 
 
@@ -133,6 +136,18 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(SQLAlchemyTimeout)
     async def _pool(request: Request, exc: SQLAlchemyTimeout) -> JSONResponse:
         return database_problem(exc, request.method, request.url.path)
+
+    @app.exception_handler(JsonSyntaxError)
+    async def _not_json(request: Request, exc: JsonSyntaxError) -> JSONResponse:
+        return problem("invalid-request", f"the body is not valid JSON: {exc}",
+                       [FieldError("body", str(exc))], instance=request.url.path,
+                       extensions={"line": exc.line, "column": exc.column})
+
+    @app.exception_handler(JsonValueError)
+    async def _json_value(request: Request, exc: JsonValueError) -> JSONResponse:
+        field = ".".join(map(str, exc.path)) or "body"
+        return problem("validation-error", f"{field}: {exc.message}",
+                       [FieldError(field, exc.message)], instance=request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -25,6 +25,7 @@ from urllib.parse import quote
 
 import anyio
 from fastapi import Depends, Header, Request, Response
+from pydantic import Field
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeout
@@ -210,12 +211,13 @@ def _plain(value: Any) -> Any:
 
 #: Declared so that the OpenAPI shows it on every route that takes it; its length is checked
 #: below, once stripped, and answered 400 like any other bad key.
-IdempotencyKey = Annotated[str | None, Header(
-    alias="Idempotency-Key",
-    description=("Makes a retry safe: the same key with the same request, while the key is "
-                 "kept (24 h by default), answers what the first one answered and changes "
-                 "nothing again. Keys belong to the API key that sent them."),
-    json_schema_extra={"minLength": 1, "maxLength": MAX_KEY_LENGTH})]
+IdempotencyKey = Annotated[
+    Annotated[str, Field(json_schema_extra={"minLength": 1, "maxLength": MAX_KEY_LENGTH})]
+    | None,
+    Header(alias="Idempotency-Key",
+           description=("Makes a retry safe: the same key with the same request, while the key "
+                        "is kept (24 h by default), answers what the first one answered and "
+                        "changes nothing again. Keys belong to the API key that sent them."))]
 
 
 async def write_tx(request: Request, principal: CurrentKey,

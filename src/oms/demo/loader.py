@@ -282,7 +282,10 @@ def build_orders(rng: random.Random, products: list[dict[str, Any]], anchor: dt.
                          "country": "DE", "lat": lat, "lon": lon}})
         orders.append(OrderIn.model_validate({
             "channel": "web", "external_id": f"DEMO-{n + 1:04d}",
-            "placed_at": dt.datetime.combine(anchor, dt.time(8 + n, 15), dt.UTC).isoformat(),
+            # The day before the anchor: always past (a live order cannot be placed ahead of
+            # now), within a week, and the same again when the demo is loaded again that week.
+            "placed_at": dt.datetime.combine(anchor - dt.timedelta(days=1), dt.time(8 + n, 15),
+                                             dt.UTC).isoformat(),
             "currency": "EUR", "customer": {"email": email, "name": name},
             "items": items, "shipping": shipping,
             "payments": [{"method": "card", "psp": "adyen", "reference": f"DEMO-PSP-{n + 1}",

@@ -19,7 +19,7 @@ class BarcodeType(StrEnum):
     CODE128 = "code128"
 
 
-_GTIN_LENGTH = {BarcodeType.EAN13: 13, BarcodeType.UPCA: 12, BarcodeType.EAN8: 8}
+GTIN_LENGTHS = {BarcodeType.EAN13: 13, BarcodeType.UPCA: 12, BarcodeType.EAN8: 8}
 
 
 def validate_barcode(kind: BarcodeType, value: str) -> str:
@@ -28,8 +28,8 @@ def validate_barcode(kind: BarcodeType, value: str) -> str:
     EAN-13, UPC-A and EAN-8 carry a GS1 check digit, verified with python-stdnum. Code 128
     has no check digit in the printed value; it may hold any printable ASCII character.
     """
-    if kind in _GTIN_LENGTH:
-        length = _GTIN_LENGTH[kind]
+    if kind in GTIN_LENGTHS:
+        length = GTIN_LENGTHS[kind]
         if len(value) != length or not value.isdigit():
             raise ValueError(f"{kind.value} barcode must be {length} digits, got {value!r}")
         try:

@@ -6,9 +6,13 @@ import datetime as dt
 import math
 from dataclasses import dataclass
 from enum import StrEnum
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from functools import cache
+from zoneinfo import ZoneInfo, available_timezones
 
 import pycountry
+
+#: ISO 3166-1 alpha-2 codes.
+COUNTRIES = frozenset(c.alpha_2 for c in pycountry.countries)
 
 
 class LocationType(StrEnum):
@@ -24,16 +28,21 @@ class Capability(StrEnum):
 
 
 def validate_country(code: str) -> str:
-    if len(code) != 2 or pycountry.countries.get(alpha_2=code.upper()) is None:
+    if code.upper() not in COUNTRIES:
         raise ValueError(f"{code!r} is not an ISO 3166-1 alpha-2 country code")
     return code.upper()
 
 
+@cache
+def time_zones() -> frozenset[str]:
+    """IANA time zone names. Read once, when first needed: listing them takes a while.
+    `localtime` (whatever the server's zone is) and `Factory` (no zone) are no place's."""
+    return frozenset(available_timezones() - {"localtime", "Factory"})
+
+
 def validate_timezone(name: str) -> str:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"{name!r} is not an IANA time zone") from exc
+    if name not in time_zones():
+        raise ValueError(f"{name!r} is not an IANA time zone")
     return name
 
 

@@ -5,17 +5,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from babel.numbers import get_currency_precision, list_currencies
+from babel.core import get_global
+from babel.numbers import get_currency_precision
 
-_CURRENCIES = frozenset(list_currencies())
+#: ISO 4217 codes of money that is or was legal tender somewhere (CLDR). Not the codes of no
+#: money: XXX (no currency), XTS (testing), gold and other metals, fund and accounting units.
+CURRENCIES = frozenset(
+    code
+    for history in get_global("territory_currencies").values()
+    for code, _start, _end, tender in history
+    if tender
+)
 
 #: Amounts are stored as signed 64-bit counts of minor units.
 MAX_MINOR = 2**63 - 1
 
 
 def validate_currency(code: str) -> str:
-    if code not in _CURRENCIES or len(code) != 3 or not code.isupper():
-        raise ValueError(f"{code!r} is not an ISO 4217 currency code")
+    if code not in CURRENCIES:
+        raise ValueError(f"{code!r} is not an ISO 4217 code of a currency")
     return code
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -93,6 +94,32 @@ def derive_status(statuses: Iterable[ItemStatus]) -> OrderStatus:
     if live == {ItemStatus.ROUTED}:
         return OrderStatus.ROUTED
     return OrderStatus.IN_PROGRESS
+
+
+@dataclass(frozen=True)
+class PlacementWindow:
+    """When an order may say it was placed. A live order is being placed now: a time long past
+    or ahead is a client's mistake (a wrong clock, a date in the wrong field) that would also
+    put it before or after every other order in the queues. A historical one was placed in the
+    past. `ahead` allows for a sender's clock running a little fast."""
+
+    max_age: dt.timedelta = dt.timedelta(days=30)
+    ahead: dt.timedelta = dt.timedelta(minutes=5)
+
+    def check(self, placed_at: dt.datetime, *, historical: bool, now: dt.datetime
+              ) -> list[FieldError]:
+        if placed_at > now + self.ahead:
+            return [FieldError("placed_at", f"{placed_at.isoformat()} is in the future; it is "
+                                            f"{now.isoformat(timespec='seconds')} now")]
+        if not historical and placed_at < now - self.max_age:
+            return [FieldError("placed_at", (
+                f"{placed_at.isoformat()} is more than {_days(self.max_age)} ago: a live order "
+                "is placed now, an order of the past is sent as historical"))]
+        return []
+
+
+def _days(span: dt.timedelta) -> str:
+    return f"{span.days} days" if span.days != 1 else "1 day"
 
 
 @dataclass(frozen=True)

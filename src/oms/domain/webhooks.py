@@ -12,6 +12,7 @@ from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from urllib.parse import urlsplit
 
+from oms.domain.events import EVENT_PREFIXES, EVENT_TYPES
 from oms.domain.retries import delay_after
 
 #: A delivery still failing this long after its event is given up; a subscription failing
@@ -21,8 +22,9 @@ GIVE_UP_AFTER = dt.timedelta(days=3)
 SECRET_OVERLAP = dt.timedelta(hours=24)
 #: A Retry-After further away than this is not waited for longer.
 MAX_RETRY_AFTER = dt.timedelta(hours=10)
-#: Event type patterns: an exact name (`order.created`), a prefix (`order.*`) or `*`.
-TYPE_PATTERN = re.compile(r"^(\*|[a-z][a-z_]*(\.[a-z][a-z_]*)*(\.\*)?)$")
+#: What a subscription may name: an event type (`order.created`), all events of one kind of
+#: entity (`order.*`), or every event (`*`).
+TYPE_PATTERNS = ("*", *sorted(f"{p}.*" for p in EVENT_PREFIXES), *sorted(EVENT_TYPES))
 #: A label of a host name as URLs carry them (underscores occur in real names).
 HOST_LABEL = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?$")
 
@@ -43,10 +45,12 @@ class DeliveryStatus(StrEnum):
 
 def check_event_types(patterns: Sequence[str]) -> list[str]:
     """The patterns, each valid and none twice."""
-    bad = [p for p in patterns if not TYPE_PATTERN.match(p)]
+    bad = [p for p in patterns if p not in TYPE_PATTERNS]
     if bad:
-        raise ValueError(f"not an event type or prefix: {', '.join(map(repr, bad))} "
-                         "(use e.g. 'order.created', 'order.*' or '*')")
+        raise ValueError(
+            f"not an event type or prefix: {', '.join(map(repr, bad))} (an event type such as "
+            "'order.created', one of "
+            f"{', '.join(repr(f'{p}.*') for p in sorted(EVENT_PREFIXES))}, or '*')")
     if len(set(patterns)) != len(patterns):
         raise ValueError("an event type is listed twice")
     return list(patterns)

@@ -439,7 +439,9 @@ def read_rows(lines: Iterable[str], kind: str, fmt: FileFormat, mode: ImportMode
             yield number, raw
             continue
         try:
-            row = model.model_validate(raw)
+            # A CSV cell is text whatever it holds: it is read as the value it spells. JSON
+            # Lines are JSON, taken as strictly as the API takes it (the models' own rule).
+            row = model.model_validate(raw, strict=False if fmt is FileFormat.CSV else None)
         except ValidationError as exc:
             key = ((raw["location_id"], raw["sku"])
                    if isinstance(raw.get("location_id"), str) and isinstance(raw.get("sku"), str)

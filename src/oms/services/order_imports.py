@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Engine
@@ -19,6 +20,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from oms.adapters.db.unit_of_work import UnitOfWork
 from oms.domain.errors import DomainError
 from oms.domain.events import Event
+from oms.domain.orders import PlacementWindow
 from oms.schemas import OrderIn
 from oms.services.import_runs import Sender
 from oms.services.imports import (
@@ -47,15 +49,17 @@ def import_orders(
     on_progress: Progress | None = None,
     *,
     sender: Sender | None = None,
+    window: PlacementWindow = PlacementWindow(),
 ) -> ImportReport:
     """Load orders; one already loaded (same channel and external_id, same content) is
-    counted as a duplicate and left as it is."""
+    counted as a duplicate and left as it is. Live orders must be placed within `window`."""
     return execute(engine, ImportReport("orders", ImportMode.DELTA, FileFormat.JSONL), source,
-                   _load, None, chunk_size, on_progress, sender or Sender())
+                   partial(_load, window=window), None, chunk_size, on_progress,
+                   sender or Sender())
 
 
 def _load(uow: UnitOfWork, chunk: list[tuple[int, OrderIn]], report: ImportReport,
-          now: dt.datetime) -> None:
+          now: dt.datetime, *, window: PlacementWindow) -> None:
     """Historical orders of the chunk go in with a few statements for all of them; current
     orders are placed (and routed) one by one."""
     fresh = _new_orders(uow, chunk, report)
@@ -64,7 +68,7 @@ def _load(uow: UnitOfWork, chunk: list[tuple[int, OrderIn]], report: ImportRepor
     mark, counts = uow.pending_mark(), report.snapshot()
     try:
         with uow.savepoint():
-            _load_historical(uow, historical, report, now)
+            _load_historical(uow, historical, report, now, window)
     except IntegrityError:
         # Another importer loaded some of the same orders meanwhile: one by one instead.
         uow.discard_since(mark)
@@ -74,7 +78,7 @@ def _load(uow: UnitOfWork, chunk: list[tuple[int, OrderIn]], report: ImportRepor
         mark = uow.pending_mark()
         try:
             with uow.savepoint():
-                place_in_transaction(uow, order, fingerprint)
+                place_in_transaction(uow, order, fingerprint, window)
             report.imported += 1
         except (DomainError, IntegrityError, DataError) as exc:
             uow.discard_since(mark)
@@ -104,14 +108,14 @@ def _new_orders(uow: UnitOfWork, chunk: list[tuple[int, OrderIn]], report: Impor
 
 
 def _load_historical(uow: UnitOfWork, batch: list[tuple[int, OrderIn, str]],
-                     report: ImportReport, now: dt.datetime) -> None:
+                     report: ImportReport, now: dt.datetime, window: PlacementWindow) -> None:
     if not batch:
         return
     dates = uow.products.preorder_dates(i.sku for _, o, _ in batch for i in o.items)
     valid = []
     for number, order, fingerprint in batch:
         try:
-            validate_order(order, dates)
+            validate_order(order, dates, now, window)
         except DomainError as exc:
             report.fail(number, _reason(exc))
             continue

@@ -32,6 +32,7 @@ from oms.domain.orders import (
     OrderStatus,
     PaymentAmount,
     PaymentStatus,
+    PlacementWindow,
     check_money,
     derive_status,
 )
@@ -60,7 +61,8 @@ def _minor(amount: str, currency: str, field: str) -> int:
         raise ValidationFailed(f"{field}: {exc}", [FieldError(field, str(exc))]) from exc
 
 
-def place_order(uow: UnitOfWork, order: OrderIn) -> tuple[dict[str, Any], bool]:
+def place_order(uow: UnitOfWork, order: OrderIn, window: PlacementWindow = PlacementWindow()
+                ) -> tuple[dict[str, Any], bool]:
     """Returns the order and whether it was created (False: the same order sent again)."""
     fingerprint = order_hash(order)
     if order.external_id is not None:
@@ -68,7 +70,7 @@ def place_order(uow: UnitOfWork, order: OrderIn) -> tuple[dict[str, Any], bool]:
         if existing is not None:
             return _duplicate(uow, existing, fingerprint, order.external_id), False
     try:
-        body = place_in_transaction(uow, order, fingerprint)
+        body = place_in_transaction(uow, order, fingerprint, window)
         uow.commit()
     except IntegrityError:
         # Another request placed the same (channel, external_id) first.
@@ -93,9 +95,11 @@ def _duplicate(uow: UnitOfWork, existing: RowMapping, fingerprint: str, external
     return order_out(uow, existing["id"])
 
 
-def validate_order(order: OrderIn, preorder_dates: Mapping[str, dt.date | None]) -> None:
-    """Refuse an order whose money does not add up or that names unknown products.
-    `preorder_dates` holds every known sku of the order (None: not a pre-order)."""
+def validate_order(order: OrderIn, preorder_dates: Mapping[str, dt.date | None],
+                   now: dt.datetime, window: PlacementWindow) -> None:
+    """Refuse an order placed at a time it cannot have been, whose money does not add up or
+    that names unknown products. `preorder_dates` holds every known sku of the order (None:
+    not a pre-order)."""
     currency = order.currency
     for n, i in enumerate(order.items):
         for name in ("unit_price", "discount", "tax"):
@@ -105,7 +109,8 @@ def validate_order(order: OrderIn, preorder_dates: Mapping[str, dt.date | None])
     _minor(order.totals.grand_total, currency, "totals.grand_total")
     for n, p in enumerate(order.payments):
         _minor(p.amount, currency, f"payments.{n}.amount")
-    errors = check_money(
+    errors = window.check(order.placed_at, historical=order.historical, now=now)
+    errors += check_money(
         [LineAmounts(i.quantity, Decimal(i.unit_price), Decimal(i.discount), Decimal(i.tax))
          for i in order.items],
         Decimal(order.shipping.option.price) if order.shipping else Decimal(0),
@@ -184,11 +189,12 @@ def customer_row(order: OrderIn) -> dict[str, Any]:
             "phone": order.customer.phone}
 
 
-def place_in_transaction(uow: UnitOfWork, order: OrderIn, fingerprint: str) -> dict[str, Any]:
+def place_in_transaction(uow: UnitOfWork, order: OrderIn, fingerprint: str,
+                         window: PlacementWindow) -> dict[str, Any]:
     """Write and route the order in the caller's transaction, without committing."""
     now = utcnow()
     preorder_dates = uow.products.preorder_dates(i.sku for i in order.items)
-    validate_order(order, preorder_dates)
+    validate_order(order, preorder_dates, now, window)
     named = [x for x in (order.fulfillment_location_id,
                          order.shipping.option.pickup_location_id if order.shipping else None)
              if x is not None]

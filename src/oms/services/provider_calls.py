@@ -286,7 +286,7 @@ def _payment_outcome(uow: UnitOfWork, call: RowMapping, outcome: _Outcome,
     values["status"] = state.value
     if refused_capture:
         values["failure_reason"] = (outcome.reason or "refused")[:300]
-    elif kind is CallKind.CAPTURE:
+    elif not capture_refused:
         values["failure_reason"] = None
     version = uow.fulfillment.update_payment(payment["id"], **values)
     currency = order["currency"]

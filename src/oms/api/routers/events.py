@@ -3,14 +3,17 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
+from pydantic import Field
 
 from oms.adapters.db.repositories import parse_event_id
 from oms.api import models
 from oms.api.deps import Integrators, ReadUow
 from oms.api.openapi import answer, problems
+from oms.api.routing import JsonBodyRoute
 from oms.domain.errors import FieldError, ValidationFailed
+from oms.schemas import EVENT_ID_PATTERN
 
-router = APIRouter(prefix="/v1/events", tags=["events"])
+router = APIRouter(prefix="/v1/events", tags=["events"], route_class=JsonBodyRoute)
 
 
 @router.get("", summary="The event stream, oldest first", response_model=models.EventPage,
@@ -18,9 +21,12 @@ router = APIRouter(prefix="/v1/events", tags=["events"])
 def list_events(
     uow: ReadUow,
     _: Integrators,
-    after: Annotated[str | None, Query(description="Id of the last event already read")] = None,
-    type: Annotated[list[str] | None, Query(description="Exact types or prefixes like order.*")
-    ] = None,
+    # The pattern is what parse_event_id takes: it answers for `after` like any other check.
+    after: Annotated[
+        Annotated[str, Field(json_schema_extra={"pattern": EVENT_ID_PATTERN, "maxLength": 32})]
+        | None, Query(description="Id of the last event already read")] = None,
+    type: Annotated[list[Annotated[str, Field(max_length=64)]] | None, Query(
+        max_length=100, description="Exact types or prefixes like order.*")] = None,
     entity_id: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Response:

@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
 
 from oms.adapters.carriers import Parcel
 from oms.api import models
@@ -21,18 +21,24 @@ from oms.api.deps import (
     require,
 )
 from oms.api.openapi import answer, problems
+from oms.api.routing import JsonBodyRoute
 from oms.api.transactions import WriteTx
 from oms.domain.access import Principal, Role
 from oms.domain.errors import FieldError, NotFound, ValidationFailed
 from oms.domain.events import utcnow
-from oms.domain.fulfillment import RequestStatus, RequestType, ShipmentStatus
-from oms.schemas import Strict, UtcTime
+from oms.domain.fulfillment import (
+    TRACKING_STATUSES,
+    RequestStatus,
+    RequestType,
+    ShipmentStatus,
+)
+from oms.schemas import AsValue, Strict, UtcTime
 from oms.services import fulfillment
 from oms.services.fulfillment import Context
 from oms.services.routing import request_out
 from oms.services.shipments import shipment_out
 
-router = APIRouter(tags=["fulfillment"])
+router = APIRouter(tags=["fulfillment"], route_class=JsonBodyRoute)
 #: Store steps: the location's own staff, or an admin.
 StoreStaff = Annotated[Principal, Depends(require(Role.ADMIN, Role.MANAGER, Role.ASSOCIATE))]
 #: Anyone who may say a location cannot fulfil: its staff, its provider, an admin.
@@ -48,7 +54,23 @@ def _distinct(items: list[str]) -> list[str]:
     return items
 
 
-ItemIds = Annotated[list[ItemId], AfterValidator(_distinct)]
+ItemIds = Annotated[list[ItemId], AfterValidator(_distinct),
+                    Field(json_schema_extra={"uniqueItems": True})]
+
+
+#: What a carrier may report, in the order a parcel goes through them.
+TRACKING_VALUES = [s.value for s in ShipmentStatus if s in TRACKING_STATUSES]
+
+
+def _reported_by_carriers(value: Any) -> Any:
+    if value not in TRACKING_VALUES:
+        raise ValueError(f"must be one of {', '.join(TRACKING_VALUES)} (created is the OMS's "
+                         "own status of a shipment it booked)")
+    return value
+
+
+TrackingStatus = Annotated[ShipmentStatus, AsValue, BeforeValidator(_reported_by_carriers),
+                           WithJsonSchema({"type": "string", "enum": TRACKING_VALUES})]
 
 
 def _context(request: Request, actor: Principal) -> Context:
@@ -100,11 +122,12 @@ class ShipmentIn(Strict):
                                 description="None: every item the request still has")
     carrier: Annotated[str, Field(min_length=1, max_length=64)]
     tracking_number: Annotated[str, Field(min_length=1, max_length=100)]
-    tracking_url: Annotated[str, Field(max_length=2000, pattern=r"^https?://")] | None = None
+    tracking_url: Annotated[str, Field(max_length=2000, pattern=r"^https?://[^\x00]*$")
+                            ] | None = None
 
 
 class TrackingEventIn(Strict):
-    status: ShipmentStatus
+    status: TrackingStatus
     occurred_at: UtcTime
     description: Annotated[str, Field(max_length=500)] | None = None
     place: Annotated[str, Field(max_length=200)] | None = None

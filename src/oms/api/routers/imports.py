@@ -4,7 +4,7 @@ import datetime as dt
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
@@ -14,6 +14,8 @@ from oms.api import models
 from oms.api.deps import Integrators
 from oms.api.openapi import answer, problems
 from oms.api.problems import PROBLEM_JSON, TYPE_PREFIX, problem
+from oms.api.routing import JsonBodyRoute
+from oms.api.transactions import IdempotencyKey
 from oms.domain.errors import DomainError
 from oms.domain.events import utcnow
 from oms.schemas import ImportKind
@@ -30,7 +32,7 @@ from oms.services.order_imports import import_orders
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/v1/imports", tags=["imports"])
+router = APIRouter(prefix="/v1/imports", tags=["imports"], route_class=JsonBodyRoute)
 
 CSV_TYPES = ("text/csv",)
 JSONL_TYPES = ("application/x-ndjson", "application/jsonl", "application/x-jsonlines")
@@ -76,8 +78,8 @@ async def post_import(
     principal: Integrators,
     mode: Annotated[ImportMode, Query()] = ImportMode.DELTA,
     format: Annotated[FileFormat | None, Query()] = None,
-    idempotency_key: Annotated[str | None, Header(
-        description="Resending the same file with the same key resumes or replays it")] = None,
+    # Resending the same file with the same key resumes or replays it.
+    idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     fmt = _format_of(request.headers.get("content-type", ""), format, kind)
     key = _checked_key(idempotency_key)
@@ -96,7 +98,8 @@ async def post_import(
         engine = request.app.state.engine
         try:
             if kind == "orders":
-                report = await run_in_threadpool(import_orders, engine, file, sender=sender)
+                report = await run_in_threadpool(import_orders, engine, file, sender=sender,
+                                                 window=settings.placement_window())
             else:
                 report = await run_in_threadpool(
                     run_import, engine, kind, file, fmt, mode, settings.import_chunk_size,

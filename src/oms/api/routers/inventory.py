@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Response
+from pydantic import Field
 
 from oms.api import models
 from oms.api.deps import (
@@ -12,6 +13,7 @@ from oms.api.deps import (
     require,
 )
 from oms.api.openapi import answer, problems
+from oms.api.routing import JsonBodyRoute
 from oms.api.transactions import WriteTx
 from oms.domain.access import Principal, Role
 from oms.domain.errors import Forbidden, NotFound
@@ -20,7 +22,7 @@ from oms.domain.ids import CODE_PATTERN
 from oms.schemas import AdjustmentBatchIn, FutureBatchIn, StockLevelIn, level_out
 from oms.services import inventory
 
-router = APIRouter(tags=["inventory"])
+router = APIRouter(tags=["inventory"], route_class=JsonBodyRoute)
 Code = Annotated[str, Path(pattern=CODE_PATTERN)]
 StockKeepers = Annotated[Principal, Depends(require(Role.ADMIN, Role.INTEGRATOR, Role.MANAGER))]
 
@@ -70,7 +72,8 @@ def post_future(body: FutureBatchIn, tx: WriteTx, _: Integrators) -> Response:
 def get_availability(
     uow: ReadUow,
     _: AnyRole,
-    sku: Annotated[list[str], Query(min_length=1, max_length=100)],
-    location_id: Annotated[str | None, Query(pattern=CODE_PATTERN)] = None,
+    sku: Annotated[list[Annotated[str, Field(pattern=CODE_PATTERN, max_length=64)]],
+                   Query(min_length=1, max_length=100)],
+    location_id: Annotated[str | None, Query(pattern=CODE_PATTERN, max_length=64)] = None,
 ) -> Response:
     return answer({"items": inventory.availability(uow, sku, location_id, utcnow())})

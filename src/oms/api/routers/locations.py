@@ -16,6 +16,7 @@ from oms.api.deps import (
     page,
 )
 from oms.api.openapi import answer, problems
+from oms.api.routing import JsonBodyRoute
 from oms.api.transactions import WriteTx
 from oms.domain.errors import NotFound
 from oms.domain.ids import CODE_PATTERN
@@ -23,7 +24,7 @@ from oms.domain.locations import Capability, LocationType
 from oms.schemas import LocationIn, location_out
 from oms.services import locations
 
-router = APIRouter(prefix="/v1/locations", tags=["locations"])
+router = APIRouter(prefix="/v1/locations", tags=["locations"], route_class=JsonBodyRoute)
 LocationId = Annotated[str, Path(pattern=CODE_PATTERN)]
 
 

@@ -20,6 +20,7 @@ from oms.api.deps import (
     require,
 )
 from oms.api.openapi import LOCATION, answer, problems
+from oms.api.routing import JsonBodyRoute
 from oms.api.transactions import WriteTx
 from oms.domain.access import Principal, Role
 from oms.domain.errors import FieldError, Forbidden, NotFound, ValidationFailed
@@ -29,7 +30,7 @@ from oms.services import orders
 from oms.services.orders import customer_out
 from oms.services.shipments import shipment_out
 
-router = APIRouter(tags=["orders"])
+router = APIRouter(tags=["orders"], route_class=JsonBodyRoute)
 Managers = Annotated[Principal, Depends(require(Role.ADMIN, Role.MANAGER))]
 
 
@@ -40,8 +41,9 @@ Managers = Annotated[Principal, Depends(require(Role.ADMIN, Role.MANAGER))]
                               "description": "The same order was sent before: as it is now"},
                         **problems(403, (409, "Another order has this external_id, or the "
                                               "stock kept changing while it was routed"))})
-def post_order(body: OrderIn, tx: WriteTx, _: Integrators) -> Response:
-    result, created = orders.place_order(tx.uow, body)
+def post_order(body: OrderIn, request: Request, tx: WriteTx, _: Integrators) -> Response:
+    result, created = orders.place_order(tx.uow, body,
+                                         request.app.state.settings.placement_window())
     return tx.done(result, status=201 if created else 200,
                    headers={"location": f"/v1/orders/{result['id']}"})
 
@@ -125,8 +127,9 @@ def list_orders(
 
 class CancelIn(Strict):
     # At least one: an empty list must not read as "every item".
-    items: list[str] | None = Field(default=None, min_length=1, max_length=500,
-                                    description="Item ids; none: every item not yet shipped")
+    items: list[Annotated[str, Field(min_length=1, max_length=36)]] | None = Field(
+        default=None, min_length=1, max_length=500, json_schema_extra={"uniqueItems": True},
+        description="Item ids; none: every item not yet shipped")
     reason: str | None = Field(default=None, max_length=300)
 
     @field_validator("items")

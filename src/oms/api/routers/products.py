@@ -7,12 +7,13 @@ from fastapi import APIRouter, Path, Query, Response
 from oms.api import models
 from oms.api.deps import AnyRole, CursorParam, Integrators, Limit, ReadUow, decode_cursor, page
 from oms.api.openapi import answer, problems
+from oms.api.routing import JsonBodyRoute
 from oms.api.transactions import WriteTx
 from oms.domain.ids import CODE_PATTERN
 from oms.schemas import ProductIn, product_out
 from oms.services import catalog
 
-router = APIRouter(prefix="/v1/products", tags=["catalog"])
+router = APIRouter(prefix="/v1/products", tags=["catalog"], route_class=JsonBodyRoute)
 Sku = Annotated[str, Path(pattern=CODE_PATTERN, description="The retailer's stock keeping unit")]
 
 

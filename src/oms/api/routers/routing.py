@@ -3,27 +3,32 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Response
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import Field, model_validator
 
 from oms.adapters.db.unit_of_work import UnitOfWork
 from oms.api import models
 from oms.api.deps import Admins, AnyRole, ReadUow
 from oms.api.openapi import answer, problems
+from oms.api.routing import JsonBodyRoute
 from oms.api.transactions import WriteTx
 from oms.domain.errors import FieldError, NotFound
-from oms.domain.locations import validate_country
 from oms.domain.orders import ServiceLevel
-from oms.schemas import Code, Strict
+from oms.schemas import AsValue, Code, Country, Strict
 from oms.services import routing as routing_rules
 
-router = APIRouter(prefix="/v1/routing", tags=["routing"])
+router = APIRouter(prefix="/v1/routing", tags=["routing"], route_class=JsonBodyRoute)
+
+
+#: Locations tried together: the best of them by the routing criteria is chosen.
+Group = Annotated[list[Code], Field(min_length=1, max_length=100,
+                                    json_schema_extra={"uniqueItems": True})]
 
 
 class RuleIn(Strict):
-    service_level: ServiceLevel
-    country: Annotated[str, AfterValidator(validate_country)]
-    groups: list[list[Code]] = Field(min_length=1, max_length=20,
-                                     description="Location groups, tried in this order")
+    service_level: Annotated[ServiceLevel, AsValue]
+    country: Country
+    groups: list[Group] = Field(min_length=1, max_length=20,
+                                description="Location groups, tried in this order")
 
 
 class RulesIn(Strict):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from oms.adapters.db.repositories import parse_event_id
 from oms.api import models
@@ -18,17 +18,21 @@ from oms.api.deps import (
     encode_cursor,
 )
 from oms.api.openapi import LOCATION, answer, problems
+from oms.api.routing import JsonBodyRoute
 from oms.api.transactions import WriteTx
 from oms.domain.errors import FieldError, ValidationFailed
-from oms.domain.webhooks import DeliveryStatus, SubscriptionStatus
-from oms.schemas import Strict
+from oms.domain.webhooks import TYPE_PATTERNS, DeliveryStatus, SubscriptionStatus
+from oms.schemas import HTTP_URL_PATTERN, EventId, Strict, may_be_left_out
 from oms.services import webhooks
 from oms.services.webhooks import deliveries_out, subscription_out
 
-router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
-Url = Annotated[str, Field(min_length=1, max_length=2000, examples=["https://erp.example/oms"])]
-EventTypes = Annotated[list[Annotated[str, Field(max_length=64)]], Field(
-    min_length=1, max_length=100, description="Exact names, prefixes like `order.*`, or `*`")]
+router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], route_class=JsonBodyRoute)
+Url = Annotated[str, Field(min_length=1, max_length=2000, examples=["https://erp.example/oms"],
+                           json_schema_extra={"pattern": HTTP_URL_PATTERN})]
+EventTypes = Annotated[
+    list[Annotated[str, Field(max_length=64, json_schema_extra={"enum": list(TYPE_PATTERNS)})]],
+    Field(min_length=1, max_length=100, json_schema_extra={"uniqueItems": True},
+          description="Event types, all events of one kind like `order.*`, or `*`")]
 
 
 class SubscriptionIn(Strict):
@@ -38,22 +42,29 @@ class SubscriptionIn(Strict):
 
 
 class SubscriptionPatch(Strict):
-    url: Url | None = None
-    event_types: EventTypes | None = None
+    # Left out: unchanged. Only the description can be cleared with null.
+    url: Url | None = Field(default=None, json_schema_extra=may_be_left_out)
+    event_types: EventTypes | None = Field(default=None, json_schema_extra=may_be_left_out)
     description: Annotated[str, Field(max_length=500)] | None = None
-    paused: bool | None = None
+    paused: bool | None = Field(default=None, json_schema_extra=may_be_left_out)
 
 
 class ReplayIn(Strict):
-    after: Annotated[str, Field(max_length=32)] | None = Field(
-        default=None, description="Every subscribed event after this event id")
-    event_ids: list[Annotated[str, Field(max_length=32)]] | None = Field(
-        default=None, min_length=1, max_length=1000)
+    model_config = ConfigDict(json_schema_extra={
+        "oneOf": [{"required": ["after"]}, {"required": ["event_ids"]}]})
+
+    after: EventId | None = Field(default=None, json_schema_extra=may_be_left_out,
+                                  description="Every subscribed event after this event id")
+    event_ids: Annotated[list[EventId], Field(
+        min_length=1, max_length=1000, json_schema_extra={"uniqueItems": True})
+    ] | None = Field(default=None, json_schema_extra=may_be_left_out)
 
     @model_validator(mode="after")
     def _one_of(self) -> ReplayIn:
         if (self.after is None) == (self.event_ids is None):
             raise ValueError("give either after or event_ids")
+        if self.event_ids is not None and len(set(self.event_ids)) != len(self.event_ids):
+            raise ValueError("an event is listed twice")
         return self
 
 
