@@ -351,7 +351,7 @@ def demo(
     if key:
         # The file outlives the database it was made for (a deleted or recreated DB file).
         with UnitOfWork(engine, read_only=True) as uow:
-            if apikeys.authenticate(uow, key) is None:
+            if apikeys.authenticate(uow, apikeys.hash_key(key)) is None:
                 key = ""
     if not key:
         with UnitOfWork(engine) as uow:

@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///./oms.db"
     #: Idempotency keys are kept at least this long (DESIGN §3.3: at least 24 h).
     idempotency_ttl_hours: int = 24
+    #: What the check of an API key answered is kept this long in each process: a revoked
+    #: key may still be taken for that long (0: check every request).
+    api_key_cache_seconds: float = Field(default=1.0, ge=0, le=60)
     #: A request body larger than this is refused (413) before it is read; imports have
     #: their own limit.
     max_body_bytes: int = 1024 * 1024

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import pytest
@@ -10,10 +11,12 @@ from sqlalchemy import Engine, select
 
 from oms.adapters.db import tables as t
 from oms.adapters.db.unit_of_work import UnitOfWork
+from oms.api.app import create_app
 from oms.domain.access import Role
 from oms.domain.errors import NotFound, ValidationFailed
 from oms.domain.events import utcnow
 from oms.services.apikeys import create_key
+from oms.settings import Settings
 from tests.helpers import Api, error_fields, location_body, problem, product_body
 
 AsRole = Callable[..., Api]
@@ -60,16 +63,41 @@ def test_the_right_key_with_another_scheme_is_401(app_client: TestClient,
     problem(app_client.get("/v1/products", headers={"Authorization": f"Token {key}"}), 401)
 
 
-def test_a_revoked_key_is_401(app_client: TestClient, make_key: Callable[..., str],
-                              engine: Engine) -> None:
-    key = make_key("integrator")
-    headers = {"Authorization": f"Bearer {key}"}
-    assert app_client.get("/v1/products", headers=headers).status_code == 200
+def _revoke_all(engine: Engine) -> None:
     with UnitOfWork(engine) as uow:
         (record,) = uow.api_keys.all()
         assert uow.api_keys.revoke(record.id, utcnow())
         uow.commit()
-    problem(app_client.get("/v1/products", headers=headers), 401)
+
+
+def test_a_revoked_key_is_401_once_the_check_kept_has_run_out(
+        engine: Engine, settings: Settings, make_key: Callable[..., str]) -> None:
+    """The key check's answer is kept a short while in each process: a revoked key is still
+    taken within that while, and refused after it."""
+    kept = settings.model_copy(update={"api_key_cache_seconds": 0.5})
+    with TestClient(create_app(kept, engine), raise_server_exceptions=False) as client:
+        key = make_key("integrator")
+        headers = {"Authorization": f"Bearer {key}"}
+        assert client.get("/v1/products", headers=headers).status_code == 200
+        revoked = time.monotonic()
+        _revoke_all(engine)
+        # Within the while: the answer kept says yes (the database is not asked).
+        r = client.get("/v1/products", headers=headers)
+        assert time.monotonic() - revoked < 0.5
+        assert r.status_code == 200
+        time.sleep(0.6)
+        problem(client.get("/v1/products", headers=headers), 401)
+
+
+def test_with_no_check_kept_a_revoked_key_is_401_at_once(
+        engine: Engine, settings: Settings, make_key: Callable[..., str]) -> None:
+    fresh = settings.model_copy(update={"api_key_cache_seconds": 0})
+    with TestClient(create_app(fresh, engine), raise_server_exceptions=False) as client:
+        key = make_key("integrator")
+        headers = {"Authorization": f"Bearer {key}"}
+        assert client.get("/v1/products", headers=headers).status_code == 200
+        _revoke_all(engine)
+        problem(client.get("/v1/products", headers=headers), 401)
 
 
 def test_an_associate_may_read_products_but_not_write_them(api: Api, as_role: AsRole) -> None:

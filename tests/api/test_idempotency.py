@@ -26,7 +26,7 @@ from oms.adapters.db.unit_of_work import UnitOfWork
 from oms.domain.errors import InsufficientStock
 from oms.domain.events import utcnow
 from oms.services import routing
-from oms.services.apikeys import authenticate
+from oms.services.apikeys import authenticate, hash_key
 from oms.services.inventory import ReserveLine
 from oms.settings import Settings
 from tests.helpers import Api, problem
@@ -178,7 +178,8 @@ def test_a_failed_commit_stores_neither_change_nor_answer(
 
 def _key_id(engine: Engine, api: Api) -> str:
     with UnitOfWork(engine, read_only=True) as uow:
-        principal = authenticate(uow, api.headers["Authorization"].removeprefix("Bearer "))
+        principal = authenticate(uow, hash_key(api.headers["Authorization"].removeprefix(
+            "Bearer ")))
     assert principal is not None
     return principal.key_id
 

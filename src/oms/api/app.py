@@ -72,6 +72,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     # every answer, a refusal or a replay too, carries the request id.
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes,
                        max_import_bytes=settings.max_import_bytes)
-    app.add_middleware(AuthenticationMiddleware, engine=engine)
+    app.add_middleware(AuthenticationMiddleware, engine=engine,
+                       cache_seconds=settings.api_key_cache_seconds)
     app.add_middleware(RequestLogMiddleware)
     return app

@@ -1,8 +1,15 @@
 """The caller is known before anything else is done with a request: the API key is checked
 from the headers alone, before the body is read and before any Idempotency-Key is looked at.
+
+What the check answered is kept in the process for `OMS_API_KEY_CACHE_SECONDS` (1 s by
+default), so that a busy client costs the database nothing for it: a key revoked meanwhile is
+still taken for at most that long by each process.
 """
 
 from __future__ import annotations
+
+import time
+from collections import OrderedDict
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
@@ -14,17 +21,45 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from oms.adapters.db.unit_of_work import UnitOfWork
 from oms.api.problems import database_problem, problem
 from oms.domain.access import Principal
-from oms.services.apikeys import authenticate
+from oms.services.apikeys import authenticate, hash_key
 
 #: Paths that need a key; the documentation and the health check do not.
 PROTECTED_PREFIX = "/v1/"
 PRINCIPAL = "principal"
 
 
+class KeyCache:
+    """Answers of the key check (a principal, or None for an unknown or revoked key) by the
+    key's hash, each kept `ttl` seconds; the least recently used goes first past `size`.
+    Used from the event loop only, so it needs no lock."""
+
+    def __init__(self, ttl: float, size: int = 10_000) -> None:
+        self.ttl = ttl
+        self.size = size
+        self._answers: OrderedDict[str, tuple[float, Principal | None]] = OrderedDict()
+
+    def get(self, key_hash: str) -> tuple[bool, Principal | None]:
+        """(whether an answer is kept, the answer)."""
+        kept = self._answers.get(key_hash)
+        if kept is None or kept[0] < time.monotonic():
+            return False, None
+        self._answers.move_to_end(key_hash)
+        return True, kept[1]
+
+    def put(self, key_hash: str, principal: Principal | None) -> None:
+        if self.ttl <= 0:
+            return
+        self._answers[key_hash] = (time.monotonic() + self.ttl, principal)
+        self._answers.move_to_end(key_hash)
+        while len(self._answers) > self.size:
+            self._answers.popitem(last=False)
+
+
 class AuthenticationMiddleware:
-    def __init__(self, app: ASGIApp, engine: Engine) -> None:
+    def __init__(self, app: ASGIApp, engine: Engine, cache_seconds: float = 1.0) -> None:
         self.app = app
         self.engine = engine
+        self.cache = KeyCache(cache_seconds)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(PROTECTED_PREFIX):
@@ -33,8 +68,12 @@ class AuthenticationMiddleware:
         scheme, _, key = Headers(scope=scope).get("authorization", "").partition(" ")
         principal = None
         if scheme.lower() == "bearer" and key.strip():
+            key_hash = hash_key(key.strip())
+            kept, principal = self.cache.get(key_hash)
             try:
-                principal = await run_in_threadpool(self._check, key.strip())
+                if not kept:
+                    principal = await run_in_threadpool(self._check, key_hash)
+                    self.cache.put(key_hash, principal)
             except (DBAPIError, SQLAlchemyTimeout) as exc:
                 # Outside the app's exception handlers: answered here as they would.
                 response = database_problem(exc, scope["method"], scope["path"])
@@ -50,6 +89,6 @@ class AuthenticationMiddleware:
         scope.setdefault("state", {})[PRINCIPAL] = principal
         await self.app(scope, receive, send)
 
-    def _check(self, key: str) -> Principal | None:
+    def _check(self, key_hash: str) -> Principal | None:
         with UnitOfWork(self.engine, read_only=True) as uow:
-            return authenticate(uow, key)
+            return authenticate(uow, key_hash)

@@ -66,8 +66,9 @@ def key_out(record: ApiKeyRecord) -> dict[str, Any]:
             "revoked_at": record.revoked_at.isoformat() if record.revoked_at else None}
 
 
-def authenticate(uow: UnitOfWork, key: str) -> Principal | None:
-    record = uow.api_keys.by_hash(hash_key(key))
+def authenticate(uow: UnitOfWork, key_hash: str) -> Principal | None:
+    """Who holds the key with this hash (`hash_key`), or None for an unknown or revoked key."""
+    record = uow.api_keys.by_hash(key_hash)
     if record is None or record.revoked_at is not None:
         return None
     return Principal(record.id, record.name, Role(record.role), frozenset(record.location_ids))
