@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     #: Connection pool per process (PostgreSQL).
     db_pool_size: int = 10
     db_max_overflow: int = 20
+    #: A pooled connection older than this is closed and opened anew when next taken.
+    db_pool_recycle_seconds: int = Field(default=1800, ge=1)
     #: PostgreSQL ends a session of ours that sits this long inside a transaction without
     #: running a statement (0: never). Such a transaction holds the event feed back, and
     #: locks, while it stays open.

@@ -5,11 +5,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from oms.adapters.db.unit_of_work import UnitOfWork
 from oms.api.auth import PRINCIPAL
@@ -69,10 +70,16 @@ CurrentKey = Annotated[Principal, Depends(current_principal)]
 # The caller's key comes first (it is checked on a connection of its own before the request
 # is read): a request holding its unit of work's connection while it waited for a second
 # one could, under load, hold the whole pool with no request able to finish.
-def get_read_uow(request: Request, principal: CurrentKey) -> Iterator[UnitOfWork]:
-    """Every read sees only what the caller's scope holds (oms.domain.access.Scope)."""
-    with UnitOfWork(request.app.state.engine, read_only=True, scope=principal.scope) as uow:
+async def get_read_uow(request: Request, principal: CurrentKey) -> AsyncIterator[UnitOfWork]:
+    """Every read sees only what the caller's scope holds (oms.domain.access.Scope). Taking
+    a connection may wait for the pool, so it is done on a thread; giving it back is not
+    (a read ends no transaction on the server, see UnitOfWork), so it is done here."""
+    uow = UnitOfWork(request.app.state.engine, read_only=True, scope=principal.scope)
+    await run_in_threadpool(uow.__enter__)
+    try:
         yield uow
+    finally:
+        uow.__exit__(None, None, None)
 
 
 ReadUow = Annotated[UnitOfWork, Depends(get_read_uow)]

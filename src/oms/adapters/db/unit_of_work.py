@@ -66,6 +66,11 @@ class UnitOfWork:
         conn = self.engine.connect()
         if self.read_only:
             conn = conn.execution_options(**{READ_ONLY: True})
+            if conn.dialect.name == "postgresql":
+                # Each statement sees its own snapshot under READ COMMITTED anyway: a read
+                # needs no BEGIN, and no ROLLBACK, which would also drop the connection's
+                # prepared statements.
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
         self.conn = conn
         self._tx = conn.begin()
         self.idempotency = IdempotencyRepository(conn)
