@@ -25,7 +25,7 @@ import httpx
 from rich.console import Console
 from sqlalchemy import Engine, create_engine, make_url, text
 
-from cpu import CpuSpent
+from costs import Spent
 from oms.adapters.db.engine import make_engine
 from oms.adapters.db.migrate import upgrade
 from oms.services.imports import FileFormat, ImportMode, run_import
@@ -434,6 +434,17 @@ class PerOperation:
     verbs: dict[str, float]
 
 
+@dataclass(frozen=True)
+class Cost:
+    """What one operation of a load cost on average; None where it could not be read."""
+
+    server_cpu_ms: float | None
+    database_cpu_ms: float | None
+    #: PostgreSQL's WAL, the whole server's.
+    wal_kib: float | None
+    events: float | None
+
+
 @dataclass
 class Figures:
     """What the headline table is made of, by (figure, database)."""
@@ -446,22 +457,22 @@ class Figures:
     checks: dict[tuple[str, str], bool] = field(default_factory=dict)
     #: Which load generator produced which figures.
     generators: dict[str, str] = field(default_factory=dict)
-    #: CPU milliseconds per operation of a load, (server processes, PostgreSQL backends),
-    #: by (figure, database); None where it could not be read.
-    cpu_ms: dict[tuple[str, str], tuple[float | None, float | None]] = field(
-        default_factory=dict)
+    #: What one operation of a load cost, by (figure, database).
+    costs: dict[tuple[str, str], Cost] = field(default_factory=dict)
     #: Failed requests of untimed loads (warm-ups), by database.
     untimed_failed: dict[str, int] = field(default_factory=dict)
 
     def warm_up_failed(self, database: str, failed: int) -> None:
         self.untimed_failed[database] = self.untimed_failed.get(database, 0) + failed
 
-    def cpu_per_operation(self, name: str, database: str, spent: CpuSpent,
-                          operations: int) -> None:
+    def cost(self, name: str, database: str, spent: Spent, operations: int,
+             events: int | None = None) -> None:
         if operations:
-            self.cpu_ms[(name, database)] = (
+            self.costs[(name, database)] = Cost(
                 None if spent.server is None else spent.server * 1000 / operations,
-                None if spent.database is None else spent.database * 1000 / operations)
+                None if spent.database is None else spent.database * 1000 / operations,
+                None if spent.wal_bytes is None else spent.wal_bytes / 1024 / operations,
+                None if events is None else events / operations)
 
 
 @dataclass

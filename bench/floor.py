@@ -29,7 +29,7 @@ from common import (
     free_port,
     running,
 )
-from cpu import measuring
+from costs import measuring
 from floor_app import schema_statements
 from wire import counting
 
@@ -192,8 +192,8 @@ def run(ctx: Context, backend: str) -> None:
                     loads[connections] = result = loadgen.run_wrk(
                         wrk, base_url, script, connections, seconds, workers,
                         tmp / f"wrk-floor-{label}.log")
-                ctx.figures.cpu_per_operation(f"{BENCHMARK}@{connections}", backend, spent,
-                                              result.ok)
+                ctx.figures.cost(f"{BENCHMARK}@{connections}", backend, spent, result.ok,
+                                 events=result.ok)
                 ctx.say(f"floor, {connections} connections: {result.rate:,.0f} orders/s, "
                         f"p50 {result.p50_ms:,.1f} ms, p99 {result.p99_ms:,.1f} ms, "
                         f"{result.failed} failed")

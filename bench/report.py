@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from rich.table import Table
 
 import pgbench
-from common import POSTGRESQL, SQLITE, Figures, Load, PerOperation, Sizes
+from common import POSTGRESQL, SQLITE, Cost, Figures, Load, PerOperation, Sizes
 
 DATABASES = (POSTGRESQL, SQLITE)
 
@@ -42,10 +42,16 @@ def _per_operation(spent: PerOperation | None) -> str:
     return "—" if spent is None else f"{spent.statements:.1f} / {spent.round_trips:.1f}"
 
 
-def _cpu(spent: tuple[float | None, float | None] | None) -> str:
-    if spent is None:
-        return "—"
-    return " / ".join("—" if ms is None else f"{ms:,.2f}" for ms in spent)
+def _pair(a: float | None, b: float | None, digits: int) -> str:
+    return " / ".join("—" if x is None else f"{x:,.{digits}f}" for x in (a, b))
+
+
+def _cpu(cost: Cost | None) -> str:
+    return "—" if cost is None else _pair(cost.server_cpu_ms, cost.database_cpu_ms, 2)
+
+
+def _written(cost: Cost | None) -> str:
+    return "—" if cost is None else _pair(cost.wal_kib, cost.events, 1)
 
 
 def _met(target: Target) -> str:
@@ -156,9 +162,13 @@ def headline(figures: Figures, sizes: Sizes) -> Table:
          {POSTGRESQL: _per_operation(figures.per_operation.get(("fulfillment", POSTGRESQL)))},
          None),
         (f"CPU ms per order, server / PostgreSQL, {many} conn.",
-         {db: _cpu(figures.cpu_ms.get((f"orders@{many}", db))) for db in DATABASES}, None),
+         {db: _cpu(figures.costs.get((f"orders@{many}", db))) for db in DATABASES}, None),
         ("  the floor's",
-         {db: _cpu(figures.cpu_ms.get((f"floor@{many}", db))) for db in DATABASES}, None),
+         {db: _cpu(figures.costs.get((f"floor@{many}", db))) for db in DATABASES}, None),
+        ("WAL KiB / events per order",
+         {db: _written(figures.costs.get((f"orders@{many}", db))) for db in DATABASES}, None),
+        ("  the floor's",
+         {db: _written(figures.costs.get((f"floor@{many}", db))) for db in DATABASES}, None),
         ("failed requests", {db: "—" if failed(db) is None else f"{failed(db):,}"
                              for db in DATABASES},
          Target("0 (required)", lambda db: None if failed(db) is None else failed(db) == 0,
@@ -173,7 +183,8 @@ def headline(figures: Figures, sizes: Sizes) -> Table:
                       "p50 / p99: latency of one request as the load generator sees it; "
                       "statements / round trips: as PostgreSQL receives them, BEGIN/COMMIT "
                       "and pings included (bench/wire.py); CPU: of the server's processes and "
-                      "of the PostgreSQL backends serving its database (bench/cpu.py). "
+                      "of the PostgreSQL backends serving its database, and the server's WAL "
+                      "(bench/costs.py). "
                       "See bench/README.md."))
     table.add_column("figure", no_wrap=True)
     for db in DATABASES:

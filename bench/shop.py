@@ -43,7 +43,7 @@ from common import (
     percentile,
     serving,
 )
-from cpu import measuring
+from costs import measuring
 from oms.adapters.db import tables as t
 from oms.adapters.db.unit_of_work import UnitOfWork
 from oms.domain.access import Role
@@ -173,6 +173,11 @@ def _stored(engine: Engine, prefix: str) -> int:
     with engine.connect() as conn:
         return conn.execute(select(func.count()).select_from(t.orders)
                             .where(c.external_id.like(f"{prefix}-%"))).scalar_one()
+
+
+def _events(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(t.events)).scalar_one()
 
 
 def _check_stored(ctx: Context, engine: Engine, backend: str, label: str,
@@ -353,13 +358,16 @@ def run(ctx: Context, backend: str, parts: tuple[str, ...] = PARTS) -> None:
                         ("O32", sizes.throughput_connections, sizes.order_seconds),
                         ("O4", sizes.latency_connections, sizes.latency_seconds)):
                     script = loadgen.order_script(tmp / f"{label}.lua", net, shop_key, label)
+                    events = _events(engine)
                     with measuring(server.pid, url if backend == POSTGRESQL else None) as spent:
                         result = loadgen.run_wrk(wrk, base_url, script, connections, seconds,
                                                  workers, tmp / f"wrk-{label}.log")
                     runs.append((label, result))
                     name = f"orders@{connections}"
                     ctx.figures.loads[(name, backend)] = result.as_load()
-                    ctx.figures.cpu_per_operation(name, backend, spent, result.ok)
+                    # Orders the server finished, those wrk stopped waiting for included.
+                    ctx.figures.cost(name, backend, spent, _stored(engine, label),
+                                     _events(engine) - events)
                     ctx.say(f"orders, {connections} connections: {result.rate:,.1f} orders/s, "
                             f"p50 {result.p50_ms:,.1f} ms, p99 {result.p99_ms:,.1f} ms, "
                             f"{result.failed} failed")

@@ -1,8 +1,10 @@
-"""CPU time spent during a load, read from /proc: the server's processes (uvicorn and its
-workers), and the PostgreSQL backends serving the benchmark's database when the server runs
-on this machine. Divided by the operations of the load, they say what one order costs each
-side, which is what capacity past one machine is computed from (see README, "Past one
-machine"). On a system without /proc, or a remote PostgreSQL, the figures are left out.
+"""What a load costs: CPU time read from /proc, of the server's processes (uvicorn and its
+workers) and of the PostgreSQL backends serving the benchmark's database when that server
+runs on this machine; and the WAL PostgreSQL wrote meanwhile. Divided by the operations of
+the load, they say what one order costs each side, which is what capacity past one machine
+is worked out from (README, "Past one machine"). Without /proc, or with a PostgreSQL
+elsewhere, the CPU figures are left out; the WAL is the whole server's, so anything else
+writing to it at the same time counts too.
 """
 
 from __future__ import annotations
@@ -62,24 +64,42 @@ def _snapshot(pids: list[int]) -> dict[int, float]:
 
 
 @dataclass
-class CpuSpent:
+class Spent:
+    #: CPU seconds.
     server: float | None = None
     database: float | None = None
+    wal_bytes: int | None = None
+
+
+def _wal_lsn(url: str) -> str:
+    conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(conninfo) as conn:
+        return str(conn.execute("SELECT pg_current_wal_lsn()").fetchone()[0])  # type: ignore[index]
+
+
+def _wal_bytes(url: str, since: str) -> int:
+    conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(conninfo) as conn:
+        return int(conn.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s)",
+                                (since,)).fetchone()[0])  # type: ignore[index]
 
 
 @contextlib.contextmanager
-def measuring(server_pid: int, postgres_url: str | None) -> Iterator[CpuSpent]:
-    """CPU seconds of the server's process tree and, for a local PostgreSQL, of the backends
-    connected to the database, between entering and leaving the block."""
-    spent = CpuSpent()
-    if not Path("/proc/self/stat").exists():
-        yield spent
-        return
+def measuring(server_pid: int, postgres_url: str | None) -> Iterator[Spent]:
+    """What the server's process tree and, for PostgreSQL, the backends connected to the
+    database spent between entering and leaving the block."""
+    spent = Spent()
+    proc = Path("/proc/self/stat").exists()
     local = postgres_url is not None and make_url(postgres_url).host in LOCAL_HOSTS
-    server_before = _snapshot(_tree(server_pid))
+    server_before = _snapshot(_tree(server_pid)) if proc else {}
     database_before = _snapshot(_postgres_backends(postgres_url)) if (
-        local and postgres_url) else {}
+        proc and local and postgres_url) else {}
+    wal_since = _wal_lsn(postgres_url) if postgres_url else None
     yield spent
+    if postgres_url and wal_since:
+        spent.wal_bytes = _wal_bytes(postgres_url, wal_since)
+    if not proc:
+        return
     server_after = _snapshot(_tree(server_pid))
     spent.server = sum(cpu - server_before.get(pid, 0.0) for pid, cpu in server_after.items())
     if local and postgres_url:
