@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,15 +57,14 @@ class LoadGeneratorMissing(RuntimeError):
     pass
 
 
-def wrk_path(say: object = print) -> str:
+def wrk_path(say: Callable[[str], None] = print) -> str:
     """wrk's path, installing Debian's package first when it is missing and we may."""
     found = shutil.which("wrk")
     if found:
         return found
     apt = shutil.which("apt-get")
     if apt and os.geteuid() == 0:
-        if callable(say):
-            say("wrk is not installed: apt-get install -y wrk")
+        say("wrk is not installed: apt-get install -y wrk")
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         finished = subprocess.run([apt, "install", "-y", "wrk"], env=env, capture_output=True,
                                   text=True, timeout=600, check=False)

@@ -209,8 +209,8 @@ def _verify(ctx: Context, engine: Engine, backend: str, net: network.Network,
             stock.on_hand - stock.reserved - stock.safety_stock < 0)).scalar_one()
         on_hand = conn.execute(select(func.sum(stock.on_hand))).scalar_one()
         web = orders.channel == "web"
-        statuses = dict(conn.execute(
-            select(orders.status, func.count()).where(web).group_by(orders.status)).all())
+        statuses: dict[str, int] = {r[0]: r[1] for r in conn.execute(
+            select(orders.status, func.count()).where(web).group_by(orders.status))}
         open_units = conn.execute(
             select(func.coalesce(func.sum(items.quantity), 0))
             .join(t.orders, t.orders.c.id == items.order_id)
@@ -314,10 +314,13 @@ def _count(ctx: Context, url: str, net: network.Network, shop_key: str,
             measure("orders", operations, place)
             measure("availability", operations, read)
             work.extend(_issued_requests(engine))
-            measure("fulfillment", min(operations, len(work) - 10), fulfil)
+            if len(work) > 10:
+                measure("fulfillment", min(operations, len(work) - 10), fulfil)
             client.close()
     for name in ("orders", "availability", "fulfillment"):
-        spent = ctx.figures.per_operation[(name, POSTGRESQL)]
+        spent = ctx.figures.per_operation.get((name, POSTGRESQL))
+        if spent is None:
+            continue
         ctx.say(f"{name}: {spent.statements:.1f} statements, {spent.round_trips:.1f} round "
                 "trips each (" + ", ".join(f"{verb} {n:.1f}" for verb, n in
                                            spent.verbs.items()) + ")")

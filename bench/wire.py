@@ -79,7 +79,7 @@ class _ClientStream:
                 continue
             if len(self.buffer) < 5:
                 return
-            kind = self.buffer[0:1]
+            kind = bytes(self.buffer[0:1])
             (length,) = struct.unpack("!I", self.buffer[1:5])
             if len(self.buffer) < 1 + length:
                 return
