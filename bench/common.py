@@ -443,6 +443,8 @@ class Cost:
     #: PostgreSQL's WAL, the whole server's.
     wal_kib: float | None
     events: float | None
+    #: Connections made to PostgreSQL.
+    sessions: float | None = None
 
 
 @dataclass
@@ -472,7 +474,8 @@ class Figures:
                 None if spent.server is None else spent.server * 1000 / operations,
                 None if spent.database is None else spent.database * 1000 / operations,
                 None if spent.wal_bytes is None else spent.wal_bytes / 1024 / operations,
-                None if events is None else events / operations)
+                None if events is None else events / operations,
+                None if spent.sessions is None else spent.sessions / operations)
 
 
 @dataclass

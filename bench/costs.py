@@ -69,19 +69,30 @@ class Spent:
     server: float | None = None
     database: float | None = None
     wal_bytes: int | None = None
+    #: PostgreSQL sessions opened (connections made) on the database.
+    sessions: int | None = None
 
 
-def _wal_lsn(url: str) -> str:
+def _server_counters(url: str) -> tuple[str, int]:
+    """The WAL position, and the sessions ever opened on the database."""
     conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(conninfo) as conn:
-        return str(conn.execute("SELECT pg_current_wal_lsn()").fetchone()[0])  # type: ignore[index]
+        # Statistics are read once per transaction unless cleared: clear them.
+        conn.execute("SELECT pg_stat_clear_snapshot()")
+        row = conn.execute(
+            "SELECT pg_current_wal_lsn()::text, sessions FROM pg_stat_database "
+            "WHERE datname = current_database()").fetchone()
+        assert row is not None
+        return row[0], int(row[1])
 
 
 def _wal_bytes(url: str, since: str) -> int:
     conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(conninfo) as conn:
-        return int(conn.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s)",
-                                (since,)).fetchone()[0])  # type: ignore[index]
+        row = conn.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s)",
+                           (since,)).fetchone()
+        assert row is not None
+        return int(row[0])
 
 
 @contextlib.contextmanager
@@ -94,10 +105,12 @@ def measuring(server_pid: int, postgres_url: str | None) -> Iterator[Spent]:
     server_before = _snapshot(_tree(server_pid)) if proc else {}
     database_before = _snapshot(_postgres_backends(postgres_url)) if (
         proc and local and postgres_url) else {}
-    wal_since = _wal_lsn(postgres_url) if postgres_url else None
+    counters = _server_counters(postgres_url) if postgres_url else None
     yield spent
-    if postgres_url and wal_since:
-        spent.wal_bytes = _wal_bytes(postgres_url, wal_since)
+    if postgres_url and counters:
+        spent.wal_bytes = _wal_bytes(postgres_url, counters[0])
+        # The measuring connections themselves are sessions too: one before, two after.
+        spent.sessions = _server_counters(postgres_url)[1] - counters[1] - 2
     if not proc:
         return
     server_after = _snapshot(_tree(server_pid))

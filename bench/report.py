@@ -50,6 +50,10 @@ def _cpu(cost: Cost | None) -> str:
     return "—" if cost is None else _pair(cost.server_cpu_ms, cost.database_cpu_ms, 2)
 
 
+def _sessions(cost: Cost | None) -> str:
+    return "—" if cost is None or cost.sessions is None else f"{cost.sessions:.2f}"
+
+
 def _written(cost: Cost | None) -> str:
     return "—" if cost is None else _pair(cost.wal_kib, cost.events, 1)
 
@@ -165,6 +169,10 @@ def headline(figures: Figures, sizes: Sizes) -> Table:
          {db: _cpu(figures.costs.get((f"orders@{many}", db))) for db in DATABASES}, None),
         ("  the floor's",
          {db: _cpu(figures.costs.get((f"floor@{many}", db))) for db in DATABASES}, None),
+        ("PostgreSQL connections made per order",
+         {POSTGRESQL: _sessions(figures.costs.get((f"orders@{many}", POSTGRESQL)))}, None),
+        ("  the floor's",
+         {POSTGRESQL: _sessions(figures.costs.get((f"floor@{many}", POSTGRESQL)))}, None),
         ("WAL KiB / events per order",
          {db: _written(figures.costs.get((f"orders@{many}", db))) for db in DATABASES}, None),
         ("  the floor's",
