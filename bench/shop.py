@@ -323,7 +323,7 @@ def _count(ctx: Context, url: str, net: network.Network, shop_key: str,
             continue
         ctx.say(f"{name}: {spent.statements:.1f} statements, {spent.round_trips:.1f} round "
                 "trips each (" + ", ".join(f"{verb} {n:.1f}" for verb, n in
-                                           spent.verbs.items()) + ")")
+                                           spent.verbs.items() if n >= 0.05) + ")")
 
 
 # -- the run ----------------------------------------------------------------------------------
