@@ -25,6 +25,7 @@ import httpx
 from rich.console import Console
 from sqlalchemy import Engine, create_engine, make_url, text
 
+from costs import Spent
 from oms.adapters.db.engine import make_engine
 from oms.adapters.db.migrate import upgrade
 from oms.services.imports import FileFormat, ImportMode, run_import
@@ -139,7 +140,7 @@ def engine_for(url: str) -> Iterator[Engine]:
 STARTUP_TIMEOUT = 30.0
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -159,33 +160,37 @@ def tail(path: Path, lines: int = 20) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
+def cores() -> int:
+    """CPU cores this process may run on: the worker processes each server gets."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 @contextlib.contextmanager
-def serving(database_url: str, log_path: Path) -> Iterator[str]:
-    """Run `oms serve` on a free port until the block ends; yields its base URL."""
-    port = _free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "OMS_DATABASE_URL": database_url}
+def running(command: Sequence[str], env: dict[str, str], log_path: Path, health_url: str,
+            name: str) -> Iterator[int]:
+    """Run a server until the block ends, once `health_url` answers 200; yields its pid."""
     with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [*_oms_command(), "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
+        process = subprocess.Popen(list(command), env=env, stdout=log,
+                                   stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"oms serve exited with {process.returncode}:\n"
+                raise RuntimeError(f"{name} exited with {process.returncode}:\n"
                                    f"{tail(log_path)}")
             try:
-                if httpx.get(f"{base_url}/healthz", timeout=1.0).status_code == 200:
+                if httpx.get(health_url, timeout=1.0).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"oms serve did not answer /healthz within "
+                raise RuntimeError(f"{name} did not answer {health_url} within "
                                    f"{STARTUP_TIMEOUT:.0f} s:\n{tail(log_path)}")
             time.sleep(0.1)
-        yield base_url
+        yield process.pid
     finally:
         process.terminate()
         try:
@@ -193,6 +198,24 @@ def serving(database_url: str, log_path: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@dataclass(frozen=True)
+class Server:
+    base_url: str
+    pid: int
+
+
+@contextlib.contextmanager
+def serving(database_url: str, log_path: Path, workers: int = 1) -> Iterator[Server]:
+    """Run `oms serve --workers <workers>` on a free port until the block ends."""
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "OMS_DATABASE_URL": database_url}
+    command = [*_oms_command(), "serve", "--host", "127.0.0.1", "--port", str(port),
+               "--workers", str(workers)]
+    with running(command, env, log_path, f"{base_url}/healthz", "oms serve") as pid:
+        yield Server(base_url, pid)
 
 
 # -- seed data --------------------------------------------------------------------------------
@@ -320,10 +343,6 @@ class Result:
     seconds: float
     latencies_ms: list[float] = field(default_factory=list, repr=False)
     errors: int = 0
-    #: For an operation made of steps (a fulfilment cycle): each step's latencies and failed
-    #: attempts, by step name, in the order the steps run.
-    steps: dict[str, list[float]] = field(default_factory=dict, repr=False)
-    step_errors: dict[str, int] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:
@@ -344,38 +363,119 @@ class Result:
 
 @dataclass(frozen=True)
 class Sizes:
-    """How much work each benchmark does (`--quick` shrinks everything)."""
+    """How long and how much each benchmark runs (`--quick` shrinks everything)."""
 
+    # The order benchmark and what runs on its network (seconds of wrk unless named).
+    throughput_connections: int = 32
+    latency_connections: int = 4
+    warm_up_seconds: int = 5
+    order_seconds: int = 20
+    latency_seconds: int = 10
+    availability_seconds: int = 10
+    floor_seconds: int = 15
+    fulfillment_clients: int = 16
+    fulfillment_seconds: int = 15
+    #: Operations placed one at a time through the statement-counting proxy.
+    counted_operations: int = 50
+    pgbench_scale: int = 10
+    pgbench_seconds: int = 15
+    pgbench_select_seconds: int = 10
+    # The component benchmarks.
     workers: int = 16
     reservations: int = 4000
     reservation_skus: int = 200
-    http_clients: int = 8
-    http_requests: int = 3000
-    availability_skus: int = 1000
     import_products: int = 20_000
     import_locations: int = 5
     import_orders: int = 5_000
-    order_clients: int = 32
-    orders: int = 1_500
-    order_skus: int = 300
-    fulfillment_clients: int = 32
-    fulfillment_cycles: int = 600
     webhook_events: int = 5_000
     routing_locations: int = 500
     routing_iterations: int = 500
-    pgbench_scale: int = 10
-    pgbench_seconds: int = 20
 
     @classmethod
     def quick(cls) -> Sizes:
-        return cls(reservations=800, http_requests=600, availability_skus=200,
-                   import_products=2_000, import_orders=1_000, orders=200,
-                   fulfillment_cycles=100, webhook_events=1_000,
-                   routing_iterations=100, pgbench_seconds=5)
+        return cls(warm_up_seconds=2, order_seconds=6, latency_seconds=4,
+                   availability_seconds=4, floor_seconds=5, fulfillment_seconds=5,
+                   counted_operations=20, pgbench_seconds=5, pgbench_select_seconds=4,
+                   reservations=800, import_products=2_000, import_orders=1_000,
+                   webhook_events=1_000, routing_iterations=100)
 
     @property
     def import_rows(self) -> int:
         return self.import_products * self.import_locations
+
+
+@dataclass
+class Load:
+    """One timed load against a server: a wrk run, or the fulfilment client's."""
+
+    generator: str
+    connections: int
+    seconds: float
+    #: Operations answered as expected.
+    ok: int
+    #: Operations answered otherwise, or not at all (socket errors, timeouts).
+    failed: int
+    p50_ms: float
+    p99_ms: float
+
+    @property
+    def rate(self) -> float:
+        return self.ok / self.seconds if self.seconds else 0.0
+
+
+@dataclass(frozen=True)
+class PerOperation:
+    """What one operation costs the database, averaged over `operations`."""
+
+    operations: int
+    statements: float
+    round_trips: float
+    #: Statements per operation by their first word (SELECT, INSERT, BEGIN, ...).
+    verbs: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What one operation of a load cost on average; None where it could not be read."""
+
+    server_cpu_ms: float | None
+    database_cpu_ms: float | None
+    #: PostgreSQL's WAL, the whole server's.
+    wal_kib: float | None
+    events: float | None
+    #: Connections made to PostgreSQL.
+    sessions: float | None = None
+
+
+@dataclass
+class Figures:
+    """What the headline table is made of, by (figure, database)."""
+
+    loads: dict[tuple[str, str], Load] = field(default_factory=dict)
+    per_operation: dict[tuple[str, str], PerOperation] = field(default_factory=dict)
+    #: pgbench's transactions per second, by script.
+    tps: dict[str, float] = field(default_factory=dict)
+    #: Consistency checks after a load: passed or not, by (what, database).
+    checks: dict[tuple[str, str], bool] = field(default_factory=dict)
+    #: Which load generator produced which figures.
+    generators: dict[str, str] = field(default_factory=dict)
+    #: What one operation of a load cost, by (figure, database).
+    costs: dict[tuple[str, str], Cost] = field(default_factory=dict)
+    #: Failed requests of untimed loads (warm-ups), by database.
+    untimed_failed: dict[str, int] = field(default_factory=dict)
+
+    def warm_up_failed(self, database: str, failed: int) -> None:
+        self.untimed_failed[database] = self.untimed_failed.get(database, 0) + failed
+
+    def cost(self, name: str, database: str, spent: Spent, operations: int,
+             events: int | None = None) -> None:
+        if operations:
+            self.costs[(name, database)] = Cost(
+                None if spent.server is None else spent.server * 1000 / operations,
+                None if spent.database is None else spent.database * 1000 / operations,
+                None if spent.wal_bytes is None else spent.wal_bytes / 1024 / operations,
+                None if events is None else events / operations,
+                None if spent.sessions is None else spent.sessions / operations)
 
 
 @dataclass
@@ -384,6 +484,7 @@ class Context:
     sizes: Sizes
     console: Console
     problems: list[str] = field(default_factory=list)
+    figures: Figures = field(default_factory=Figures)
 
     def say(self, message: str) -> None:
         self.console.print(f"  {message}")

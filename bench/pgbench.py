@@ -1,8 +1,9 @@
-"""pgbench's TPC-B-like load on the PostgreSQL server the other benchmarks use.
+"""pgbench on the PostgreSQL server the other benchmarks use: its TPC-B-like write transaction
+(`tpcb-like`) and its primary-key read (`select-only`), 8 clients, scale 10.
 
-Not a figure of oms: a yardstick for the server, disks and machine of this run, so that the
-orders/s on PostgreSQL can be read against what the same server does with a simple write
-transaction and no application in front of it.
+Not a figure of oms: a yardstick for the server, disks and machine of this run, so that
+orders/s can be read against what the same server does with a simple write transaction, and
+availability reads against a simple read, with no application in front of it.
 """
 
 from __future__ import annotations
@@ -15,12 +16,11 @@ from pathlib import Path
 
 from sqlalchemy import make_url
 
-from common import POSTGRESQL, Context, Result, tail
+from common import POSTGRESQL, Context, cores, tail
 
-UNIT = "tx"
-CLIENTS = 32
-THREADS = 2
-BENCHMARK = "pgbench tpcb-like"
+CLIENTS = 8
+TPCB = "tpcb-like"
+SELECT_ONLY = "select-only"
 
 
 def pgbench_path() -> str | None:
@@ -48,28 +48,17 @@ def _number(pattern: str, output: str) -> float:
     return float(found.group(1))
 
 
-def _latencies_ms(log_dir: Path) -> list[float]:
-    """Per-transaction latencies from the `--log` files (one per thread): the third field of
-    a line is the latency in microseconds, or `failed`/`skipped`."""
-    latencies = []
-    for path in log_dir.glob("pgbench_log.*"):
-        for line in path.read_text().splitlines():
-            fields = line.split()
-            if len(fields) >= 3 and fields[2].isdigit():
-                latencies.append(int(fields[2]) / 1000)
-    return latencies
-
-
-def run(ctx: Context, backend: str) -> list[Result]:
+def run(ctx: Context, backend: str) -> None:
     assert backend == POSTGRESQL
     pgbench = pgbench_path()
     if pgbench is None:
         ctx.say("[yellow]pgbench is not installed (not on PATH, no /usr/bin/pgbench); "
                 "skipping the PostgreSQL yardstick[/yellow]")
-        return []
+        return
     sizes = ctx.sizes
     work = ctx.databases.tmp / "pgbench"
     work.mkdir(exist_ok=True)
+    threads = str(min(cores(), CLIENTS))
     with ctx.databases.scratch_postgres("pgbench") as url:
         target = make_url(url)
         env = {**os.environ}
@@ -83,22 +72,15 @@ def run(ctx: Context, backend: str) -> list[Result]:
         assert target.database is not None
         _run([pgbench, "-i", "-s", str(sizes.pgbench_scale), "-q", *connection,
               target.database], env, work, 300, work / "init.log")
-        output = _run(
-            [pgbench, "-c", str(CLIENTS), "-j", str(THREADS), "-T", str(sizes.pgbench_seconds),
-             "-b", "tpcb-like", "--log", "--log-prefix", str(work / "pgbench_log"),
-             *connection, target.database],
-            env, work, sizes.pgbench_seconds + 120, work / "run.log")
-
-    tps = _number(r"^tps = ([0-9.]+) \(without initial connection time\)", output)
-    processed = int(_number(r"^number of transactions actually processed: (\d+)", output))
-    failed = re.search(r"^number of failed transactions: (\d+)", output, re.MULTILINE)
-    errors = int(failed.group(1)) if failed else 0
-    if errors:
-        ctx.problem(f"pgbench: {errors} transactions failed")
-    latencies = _latencies_ms(work)
-    # pgbench's own tps leaves out connecting; the duration is chosen to give the same rate.
-    result = Result(BENCHMARK, POSTGRESQL, processed + errors, UNIT,
-                    processed / tps if tps else 0.0, latencies, errors)
-    ctx.say(f"{BENCHMARK}: scale {sizes.pgbench_scale}, {CLIENTS} clients, "
-            f"{THREADS} threads, {sizes.pgbench_seconds} s: {tps:,.0f} tps")
-    return [result]
+        for script, seconds in ((TPCB, sizes.pgbench_seconds),
+                                (SELECT_ONLY, sizes.pgbench_select_seconds)):
+            output = _run([pgbench, "-c", str(CLIENTS), "-j", threads, "-T", str(seconds),
+                           "-b", script, *connection, target.database],
+                          env, work, seconds + 120, work / f"{script}.log")
+            tps = _number(r"^tps = ([0-9.]+) \(without initial connection time\)", output)
+            failed = re.search(r"^number of failed transactions: (\d+)", output, re.MULTILINE)
+            if failed and int(failed.group(1)):
+                ctx.problem(f"pgbench {script}: {failed.group(1)} transactions failed")
+            ctx.figures.tps[script] = tps
+            ctx.say(f"pgbench {script}: scale {sizes.pgbench_scale}, {CLIENTS} clients, "
+                    f"{threads} threads, {seconds} s: {tps:,.0f} tps")
