@@ -238,7 +238,7 @@ class _Round:
         self.needed = np.array([[quantity[j]] for j in items], dtype=np.int64)
         if len(set(keys)) == len(keys):
             # One line per sku: each fits wherever its sku's ATP covers it.
-            self.held = stock[keys]
+            self.held = stock if keys == list(range(len(stock))) else stock[keys]
             self.fits = self.held >= self.needed
             self.used: Ints | None = None
         else:
@@ -250,8 +250,10 @@ class _Round:
                 fit = self.fits[row]
                 np.greater_equal(stock[k], used[k] + quantity[j], out=fit)
                 np.add(used[k], quantity[j], out=used[k], where=fit)
-        self.takes: Ints = np.count_nonzero(self.fits, axis=0)
+        self.takes: Ints = self.fits.sum(axis=0)
         self.any = bool(self.takes.any())
+        #: Per item, how many candidates could take it.
+        self.could: list[int] = self.fits.sum(axis=1).tolist()
         self.left = np.zeros(cands.count, dtype=np.int64)
         self.key: Ints | None = None
         self.complete = False
@@ -299,7 +301,7 @@ class _Round:
         one and up to ALTERNATIVES more."""
         best = [self.order[fit[self.order]][:ALTERNATIVES + 1] for fit in self.fits]
         if not self.complete and any(len(b) < min(n, ALTERNATIVES + 1) for b, n in zip(
-                best, np.count_nonzero(self.fits, axis=1).tolist(), strict=True)):
+                best, self.could, strict=True)):
             # Fewer of the best few could take an item than its alternatives: sort them all.
             self._sort_all()
             best = [self.order[fit[self.order]][:ALTERNATIVES + 1] for fit in self.fits]
@@ -363,12 +365,13 @@ def decide(
     quantity = [i.quantity for i in items]
     none = np.zeros(len(network), dtype=np.int64)
     # Per (pre-order or not, sku): ATP at each location, negative counting as none.
-    held = np.maximum(np.stack([((future_atp or {}) if preorder else atp).get(sku, none)
+    held = np.maximum(np.array([((future_atp or {}) if preorder else atp).get(sku, none)
                                 for preorder, sku in keys]), 0)
     # Only eligible locations holding any of the skus can take anything: the candidates.
-    at = np.flatnonzero(weighed & held.any(axis=0))
+    at = np.flatnonzero(weighed & (held.max(axis=0) > 0))
     cands = _Candidates(network, at, rule, destination, len(items))
-    at_start = held[:, at]
+    # (take keeps rows contiguous; indexing [:, at] would not.)
+    at_start = held.take(at, axis=1)
     eligible = int(np.count_nonzero(weighed))
 
     stock = at_start
@@ -388,12 +391,10 @@ def decide(
         remaining = [j for j in remaining if j not in round_of]
 
     # Per item, how many eligible locations held too little of it at the start.
-    too_little = (np.count_nonzero(at_start[key_of] < np.array(quantity)[:, None], axis=1)
+    per_item = at_start if key_of == list(range(len(keys))) else at_start[key_of]
+    too_little = ((per_item < np.array(quantity)[:, None]).sum(axis=1)
                   + (eligible - cands.count)).tolist()
-    per_round = [(r.best(), np.stack([np.bincount(r.lost_on()[fit], minlength=_CHOSEN + 1)
-                                      for fit in r.fits]).tolist(),
-                  np.count_nonzero(r.fits, axis=1).tolist())
-                 for r in rounds]
+    best = [r.best() for r in rounds]
     assignments: dict[str, str] = {}
     on_hold: dict[str, str] = {}
     decisions = []
@@ -409,11 +410,11 @@ def decide(
             continue
         r_at, row = placed
         r = rounds[r_at]
-        best, lost_on, could = (found[row] for found in per_round[r_at])
         # Enough at the start, yet unable to take it when it was placed.
-        counts[ReasonCode.ATP_WENT_TO_OTHER_ITEMS] = eligible - too_little[j] - could
+        counts[ReasonCode.ATP_WENT_TO_OTHER_ITEMS] = eligible - too_little[j] - r.could[row]
+        lost_on = np.bincount(r.lost_on()[r.fits[row]], minlength=_CHOSEN + 1).tolist()
         counts.update(zip(_RANKING, lost_on, strict=False))
-        chosen, *others = best
+        chosen, *others = best[r_at][row]
         assignments[item.item_id] = cands.ids[chosen]
         decisions.append(ItemDecision(
             item.item_id, cands.ids[chosen], why_chosen(cands.rank(chosen)), r.score(chosen),
