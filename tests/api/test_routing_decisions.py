@@ -111,6 +111,8 @@ def test_asking_about_no_location_is_refused(api: Api, shop: Shop) -> None:
                              params={"location_id": ["potsdam", "atlantis"]}), 422)
     assert "atlantis" in answer["detail"]
     assert [e["field"] for e in answer["errors"]] == ["location_id.1"]
+    problem(api.get(f"/v1/orders/{order['id']}/routing-decisions",
+                    params={"location_id": "x" * 65}), 422)
 
 
 def test_a_run_keeps_no_account_of_locations_that_held_none_of_the_order(

@@ -75,7 +75,7 @@ def get_routing_decisions(
     order_id: str,
     uow: ReadUow,
     _: AnyRole,
-    location_id: Annotated[list[str] | None, Query(
+    location_id: Annotated[list[Annotated[str, Field(max_length=64)]] | None, Query(
         max_length=20, description="Say why this location was or was not chosen for each "
                                    "item, in every run; give it again for more")] = None,
 ) -> Response:
@@ -85,7 +85,7 @@ def get_routing_decisions(
     asked = list(dict.fromkeys(location_id or []))
     created_at = {}
     for n, asked_id in enumerate(asked):
-        found = uow.locations.get(asked_id) if len(asked_id) <= 64 else None
+        found = uow.locations.get(asked_id)
         if found is None:
             raise ValidationFailed(f"no location {asked_id!r}",
                                    [FieldError(f"location_id.{n}", "no such location")])
