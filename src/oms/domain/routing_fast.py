@@ -233,7 +233,6 @@ class _Round:
     def __init__(self, cands: _Candidates, stock: Ints, items: Sequence[int],
                  key_of: Sequence[int], quantity: Sequence[int]) -> None:
         self.cands = cands
-        self.items = list(items)
         keys = [key_of[j] for j in items]
         self.needed = np.array([[quantity[j]] for j in items], dtype=np.int64)
         if len(set(keys)) == len(keys):

@@ -14,7 +14,6 @@ none of the skus.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +24,6 @@ from oms.domain.routing import (
     Rank,
     ReasonCode,
     RoutingItem,
-    RoutingPlan,
     RoutingRule,
     Score,
     StockKey,
@@ -93,29 +91,6 @@ class Decision:
     on_hold: dict[str, str]
     items: tuple[ItemDecision, ...]
     inputs: RunInputs | None
-
-
-def summarize(items: Sequence[RoutingItem], plan: RoutingPlan) -> tuple[ItemDecision, ...]:
-    """The compact account of a plan that recorded every consideration."""
-    of_item: dict[str, list[Consideration]] = {i.item_id: [] for i in items}
-    for c in plan.considerations:
-        of_item[c.item_id].append(c)
-    decisions = []
-    for item in items:
-        considered = of_item[item.item_id]
-        chosen = next((c for c in considered if c.verdict is Verdict.CHOSEN), None)
-        lost = [c for c in considered if c.verdict is not Verdict.CHOSEN]
-        best = sorted((c for c in lost if c.score is not None),
-                      key=lambda c: c.score.order_key(c.location_id) if c.score else ())
-        decisions.append(ItemDecision(
-            item.item_id, chosen.location_id if chosen else None,
-            chosen.reason if chosen else plan.on_hold[item.item_id],
-            chosen.score if chosen else None,
-            tuple(Alternative(c.location_id, c.code, c.reason, c.score)
-                  for c in best[:ALTERNATIVES]),
-            dict(Counter(c.code for c in lost)),
-        ))
-    return tuple(decisions)
 
 
 def explain(inputs: RunInputs, location_ids: Iterable[str]) -> list[Consideration]:
