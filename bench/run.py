@@ -72,7 +72,7 @@ def results_table(results: Sequence[Result], sizes: Sizes) -> Table:
         "deliveries: webhook requests sent, signed, by the worker's webhook loop to a local "
         "receiver answering 204; latency is the HTTP round trip" if webhooks.UNIT in units
         else "",
-        "routes: route() calls in one thread" if routing.UNIT in units else "",
+        routing.NOTE if routing.UNIT in units else "",
         f"rows: import latency is per {Settings().import_chunk_size}-row chunk "
         "(one transaction)" if "rows" in units else "",
         "PG/SQLite: ratio of throughputs",

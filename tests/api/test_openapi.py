@@ -328,6 +328,8 @@ def rejected_and_cancelled(api: Api, store: Api) -> None:
                   json={"items": [missing], "reason": "damaged"}))
     ok(api.post(f"/v1/orders/{order['id']}/reroute"))
     ok(api.get(f"/v1/orders/{order['id']}/routing-decisions"))
+    ok(api.get(f"/v1/orders/{order['id']}/routing-decisions",
+               params={"location_id": ["mitte", "dc-1"]}))
     ok(api.post(f"/v1/orders/{order['id']}/cancel", json={"reason": "customer asked"}))
     ok(api.get(f"/v1/orders/{order['id']}"))
 

@@ -27,8 +27,10 @@ from tests.ordering import (
 )
 
 
-def decisions(api: Api, order_id: str) -> list[dict[str, Any]]:
-    r = api.get(f"/v1/orders/{order_id}/routing-decisions")
+def decisions(api: Api, order_id: str, *location_ids: str) -> list[dict[str, Any]]:
+    """The order's routing runs, each saying why these locations were or were not chosen."""
+    r = api.get(f"/v1/orders/{order_id}/routing-decisions",
+                params={"location_id": list(location_ids)})
     assert r.status_code == 200, r.text
     runs: list[dict[str, Any]] = r.json()["items"]
     return runs
@@ -69,7 +71,7 @@ def test_one_store_takes_the_whole_order_when_it_can(api: Api, shop: Shop) -> No
 
     assert {i["location_id"] for i in order["items"]} == {"munich"}
     assert atp(api, "SKU-1") == {"mitte": 5, "munich": 4}
-    [run] = decisions(api, order["id"])
+    [run] = decisions(api, order["id"], "mitte")
     verdict, reason = reasons(run, order["items"][0]["id"])["mitte"]
     assert verdict == "passed_over"
     assert "fewer shipments" in reason
@@ -82,7 +84,7 @@ def test_the_nearer_of_two_equal_stores_ships(api: Api, shop: Shop) -> None:
     [item] = order["items"]
     assert item["location_id"] == "potsdam"
     assert atp(api, "SKU-1") == {"hamburg": 5, "potsdam": 3}
-    [run] = decisions(api, order["id"])
+    [run] = decisions(api, order["id"], "potsdam", "hamburg")
     assert run["trigger"] == "placement"
     assert run["assignments"] == {item["id"]: "potsdam"}
     by_location = reasons(run, item["id"])
@@ -98,7 +100,7 @@ def test_priority_comes_before_distance(api: Api, shop: Shop) -> None:
     order = place(api, order_body())
 
     assert order["items"][0]["location_id"] == "hamburg"
-    [run] = decisions(api, order["id"])
+    [run] = decisions(api, order["id"], "potsdam")
     verdict, reason = reasons(run, order["items"][0]["id"])["potsdam"]
     assert verdict == "passed_over"
     assert reason == "lower priority (10 against 1)"
@@ -109,7 +111,7 @@ def test_routing_decisions_say_why_a_store_was_passed_over(api: Api, shop: Shop)
     order = place(api, order_body())
 
     [item] = order["items"]
-    [run] = decisions(api, order["id"])
+    [run] = decisions(api, order["id"], "potsdam", "mitte", "hamburg")
     by_location = reasons(run, item["id"])
     assert by_location["potsdam"][0] == "chosen"
     assert by_location["mitte"] == ("passed_over",
@@ -124,14 +126,14 @@ def test_stores_equal_in_rank_are_told_apart_truthfully(api: Api,
     stocked({("a-store", "SKU-1"): 5, ("b-store", "SKU-1"): 9})
     single = place(api, order_body(("SKU-1", 2)))
     assert single["items"][0]["location_id"] == "b-store"
-    [run] = decisions(api, single["id"])
+    [run] = decisions(api, single["id"], "a-store")
     assert reasons(run, single["items"][0]["id"])["a-store"] == (
         "passed_over", "less ATP left after the order than the chosen location")
 
     stocked({("c-store", "SKU-1"): 9, ("c-store", "SKU-2"): 9, ("d-store", "SKU-1"): 9})
     both = place(api, order_body(("SKU-1", 1), ("SKU-2", 1), external_id="W-2"))
     assert {i["location_id"] for i in both["items"]} == {"c-store"}
-    [run] = decisions(api, both["id"])
+    [run] = decisions(api, both["id"], "d-store")
     assert reasons(run, both["items"][0]["id"])["d-store"] == (
         "passed_over", "another location takes more of the order: fewer shipments")
 
@@ -145,7 +147,7 @@ def test_a_pickup_order_goes_only_to_its_pickup_store(api: Api, shop: Shop) -> N
     assert order["shipping"]["address"] is None
     assert order["items"][0]["location_id"] == "mitte"
     assert atp(api, "SKU-1") == {"mitte": 0, "potsdam": 50}
-    [run] = decisions(api, order["id"])
+    [run] = decisions(api, order["id"], "potsdam")
     assert reasons(run, order["items"][0]["id"])["potsdam"] == (
         "ineligible", "a pickup item goes only to its pickup store")
 
@@ -523,7 +525,7 @@ def test_a_routing_rule_sends_orders_to_its_first_group(api: Api, shop: Shop,
 
     far = place(api, order_body(("SKU-1", 2), external_id="W-1"))
     assert far["items"][0]["location_id"] == "munich"  # Mitte is ~500 km nearer
-    [run] = decisions(api, far["id"])
+    [run] = decisions(api, far["id"], "mitte", "munich")
     by_location = reasons(run, far["items"][0]["id"])
     assert by_location["mitte"] == ("ineligible", "not in the routing rule for standard to DE")
     assert by_location["munich"] == ("chosen", "chosen: rule group 1, priority 10, 503.7 km away")

@@ -22,7 +22,7 @@ from oms.domain.catalog import BarcodeType
 from oms.domain.fulfillment import LinkStatus, RequestStatus, RequestType, ShipmentStatus
 from oms.domain.locations import Capability, LocationType
 from oms.domain.orders import Channel, ItemStatus, OrderStatus, PaymentState, ServiceLevel
-from oms.domain.routing import Verdict
+from oms.domain.routing import ReasonCode, Verdict
 from oms.domain.webhooks import DeliveryStatus, SubscriptionStatus
 from oms.schemas import ImportKind
 from oms.services.imports import FileFormat, ImportMode
@@ -360,11 +360,44 @@ class OrderDetail(Order):
     shipments: list[Shipment]
 
 
+class Score(Out):
+    """What a location offered in the round that placed the item, compared in this order."""
+
+    takes: int = Field(description="How many of the order's items still to place it could "
+                                   "take; more wins (fewer shipments)")
+    rule_group: int | None = Field(description="Its group in the routing rule, 1 first; "
+                                               "null without a rule")
+    priority: int = Field(description="Lower wins")
+    distance_km: float = Field(description="From the shipping address; nearer wins")
+    atp_left: int = Field(description="ATP it would keep of the skus it would ship; more wins")
+
+
+class Alternative(Out):
+    location_id: str
+    code: ReasonCode
+    reason: str
+    score: Score | None = Field(description="Null in runs kept before scores were")
+
+
+class ItemRouting(Out):
+    item_id: str
+    location_id: str | None = Field(description="Where the item went; null: it waits")
+    reason: str = Field(description="Why that location, or why the item waits")
+    score: Score | None
+    alternatives: list[Alternative] = Field(
+        description="The best locations passed over, best first (at most three)")
+    not_chosen: dict[ReasonCode, int] = Field(
+        description="Every other location, counted by why it lost or was not weighed")
+
+
 class Consideration(Out):
     item_id: str
     location_id: str
     verdict: Verdict
+    code: ReasonCode
     reason: str
+    score: Score | None = Field(
+        description="For a location that could take the item in the round that placed it")
 
 
 class RoutingRun(Out):
@@ -374,7 +407,12 @@ class RoutingRun(Out):
     ran_at: dt.datetime
     assignments: dict[str, str] = Field(description="Item id to location id")
     on_hold: dict[str, str] = Field(description="Item id to the reason it waits")
-    considerations: list[Consideration]
+    decisions: list[ItemRouting] = Field(
+        description="Per item: the location chosen and why, the best passed over, and how "
+                    "many others lost for each reason")
+    considerations: list[Consideration] = Field(
+        description="For each location asked about with `location_id`: its part in the run "
+                    "for each item, as the run weighed it")
 
 
 class RoutingRuns(Out):

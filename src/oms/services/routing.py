@@ -18,7 +18,9 @@ from oms.domain.ids import new_id
 from oms.domain.locations import Location
 from oms.domain.money import Money
 from oms.domain.orders import ItemStatus, ServiceLevel, derive_status
-from oms.domain.routing import Destination, RoutingItem, RoutingPlan, RoutingRule, route
+from oms.domain.routing import Destination, RoutingItem, RoutingRule
+from oms.domain.routing_fast import Network, decide
+from oms.domain.routing_record import Decision, ItemDecision, decisions_json, inputs_json
 from oms.services import inventory
 from oms.services.inventory import ReserveLine
 
@@ -47,20 +49,26 @@ def route_items(uow: UnitOfWork, order: RowLike, items: Sequence[RowLike], trigg
     rule = RoutingRule(rule_row["service_level"], rule_row["country"],
                        tuple(tuple(g) for g in rule_row["groups"])) if rule_row else None
     locations = [s.value for s in uow.locations.page(after=None, limit=10_000)]
+    network = Network(locations)
     excluded = frozenset(uow.fulfillment.rejected_locations(order_id)) if (
         trigger != "placement") else frozenset()
     routing_items = [RoutingItem(i["id"], i["sku"], i["quantity"], i["preorder"])
                      for i in waiting]
     skus = sorted({i["sku"] for i in waiting})
+    preorder_skus = sorted({i["sku"] for i in waiting if i["preorder"]})
 
-    plan = RoutingPlan()
     for _ in range(MAX_ROUTING_ATTEMPTS):
-        stock = {(lvl.location_id, lvl.sku): lvl.atp for lvl in uow.stock.levels(skus)}
-        future = uow.stock.future_atp(skus, now)
-        plan = route(
-            routing_items, service_level=service_level, destination=destination, stock=stock,
-            future_stock=future,
-            locations=locations, rule=rule, pickup_location_id=order["pickup_location_id"],
+        atp = network.atp_table(((lvl.location_id, lvl.sku, lvl.atp)
+                                 for lvl in uow.stock.levels(skus)), skus)
+        # Future stock sells pre-orders only: without one, it is not read.
+        future = network.atp_table(
+            ((location_id, sku, n) for (location_id, sku), n
+             in uow.stock.future_atp(preorder_skus, now).items()),
+            preorder_skus) if preorder_skus else {}
+        plan = decide(
+            routing_items, network=network, service_level=service_level,
+            destination=destination, atp=atp, future_atp=future, rule=rule,
+            pickup_location_id=order["pickup_location_id"],
             required_location_id=order["fulfillment_location_id"], excluded=excluded,
         )
         if refuse_unavailable and order["fulfillment_location_id"] is None and plan.on_hold:
@@ -89,8 +97,7 @@ def route_items(uow: UnitOfWork, order: RowLike, items: Sequence[RowLike], trigg
             raise Conflict("the stock of these items kept changing while the order was "
                            "routed; send the order again", retryable=True)
         records = []
-        plan = RoutingPlan(on_hold={i["id"]: "stock kept changing while routing; retry later"
-                                    for i in waiting})
+        plan = _weighed_nothing(waiting, "stock kept changing while routing; retry later")
     if only_changes and not plan.assignments and all(
             _hold_reason(plan, i["id"]) == i["hold_reason"] for i in waiting):
         return [dict(i) for i in items]
@@ -131,9 +138,8 @@ def route_items(uow: UnitOfWork, order: RowLike, items: Sequence[RowLike], trigg
     uow.routing.add_run({
         "id": new_id(), "order_id": order_id, "trigger": trigger, "ran_at": now,
         "assignments": plan.assignments, "on_hold": plan.on_hold,
-        "considerations": [
-            {"item_id": c.item_id, "location_id": c.location_id, "verdict": c.verdict.value,
-             "reason": c.reason} for c in plan.considerations],
+        "decisions": decisions_json(plan.items),
+        "inputs": None if plan.inputs is None else inputs_json(plan.inputs),
     })
     changed = {c["id"]: c for c in changes}
     now_items = [{**i, **changed.get(i["id"], {})} for i in items]
@@ -142,9 +148,16 @@ def route_items(uow: UnitOfWork, order: RowLike, items: Sequence[RowLike], trigg
     return now_items
 
 
-def _hold_reason(plan: RoutingPlan, item_id: str) -> str:
+def _hold_reason(plan: Decision, item_id: str) -> str:
     """The reason an item stays on hold, as its row keeps it."""
     return plan.on_hold.get(item_id, "not routed")[:300]
+
+
+def _weighed_nothing(waiting: Sequence[RowLike], reason: str) -> Decision:
+    """A run that leaves every item waiting for `reason` without weighing any location."""
+    return Decision({}, {i["id"]: reason for i in waiting},
+                    tuple(ItemDecision(i["id"], None, reason, None, (), {}) for i in waiting),
+                    None)
 
 
 def issue_requests(uow: UnitOfWork, order: RowLike, routed: Sequence[RowLike],

@@ -293,8 +293,11 @@ class RoutingRepository:
     def add_run(self, run: dict[str, Any]) -> None:
         self.conn.execute(t.routing_runs.insert(), run)
 
-    def runs(self, order_id: str) -> list[RowMapping]:
+    def runs(self, order_id: str, *, with_inputs: bool = False) -> list[RowMapping]:
+        """The order's routing runs, oldest first; their inputs only when asked for (they
+        are the larger part, needed only to explain a location)."""
+        r = t.routing_runs.c
+        columns = [c for c in t.routing_runs.c if with_inputs or c is not r.inputs]
         return list(self.conn.execute(
-            select(t.routing_runs).where(t.routing_runs.c.order_id == order_id)
-            .order_by(t.routing_runs.c.ran_at, t.routing_runs.c.id)
+            select(*columns).where(r.order_id == order_id).order_by(r.ran_at, r.id)
         ).mappings())

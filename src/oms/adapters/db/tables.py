@@ -313,7 +313,11 @@ routing_runs = Table(
     Column("ran_at", UTCDateTime, nullable=False),
     Column("assignments", JSONDocument, nullable=False),
     Column("on_hold", JSONDocument, nullable=False),
-    Column("considerations", JSONDocument, nullable=False),
+    # Per item: the location chosen, the few best passed over, counts per reason.
+    Column("decisions", JSONDocument, nullable=False),
+    # What explains any location's part (routing_record.inputs_json); null when nothing
+    # was weighed.
+    Column("inputs", JSONDocument, nullable=True),
 )
 Index("ix_routing_runs_order", routing_runs.c.order_id, routing_runs.c.ran_at)
 

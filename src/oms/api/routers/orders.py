@@ -25,6 +25,7 @@ from oms.api.transactions import WriteTx
 from oms.domain.access import Principal, Role
 from oms.domain.errors import FieldError, Forbidden, NotFound, ValidationFailed
 from oms.domain.orders import Channel, OrderStatus
+from oms.domain.routing_record import consideration_json, explain_stored, not_a_location_yet
 from oms.schemas import OrderIn, Strict, UtcTime
 from oms.services import orders
 from oms.services.orders import customer_out
@@ -67,17 +68,39 @@ def get_order(order_id: str, uow: ReadUow, _: AnyRole) -> Response:
 
 
 @router.get("/v1/orders/{order_id}/routing-decisions",
-            summary="Every routing run: the candidates weighed and why each was chosen or not",
+            summary="Every routing run: per item the location chosen and why, the best "
+                    "passed over, counts per reason; any location's part on request",
             response_model=models.RoutingRuns, responses=problems(404))
-def get_routing_decisions(order_id: str, uow: ReadUow, _: AnyRole) -> Response:
+def get_routing_decisions(
+    order_id: str,
+    uow: ReadUow,
+    _: AnyRole,
+    location_id: Annotated[list[Annotated[str, Field(max_length=64)]] | None, Query(
+        max_length=20, description="Say why this location was or was not chosen for each "
+                                   "item, in every run; give it again for more")] = None,
+) -> Response:
     order = uow.orders.get(order_id)
     if order is None:
         raise NotFound(f"no order {order_id!r}")
-    return answer({"items": [
-        {"id": r["id"], "trigger": r["trigger"], "ran_at": r["ran_at"].isoformat(),
-         "assignments": r["assignments"], "on_hold": r["on_hold"],
-         "considerations": r["considerations"]}
-        for r in uow.routing.runs(order["id"])]})
+    asked = list(dict.fromkeys(location_id or []))
+    created_at = {}
+    for n, asked_id in enumerate(asked):
+        found = uow.locations.get(asked_id)
+        if found is None:
+            raise ValidationFailed(f"no location {asked_id!r}",
+                                   [FieldError(f"location_id.{n}", "no such location")])
+        created_at[asked_id] = found.created_at
+    runs = []
+    for r in uow.routing.runs(order["id"], with_inputs=bool(asked)):
+        considerations = [
+            consideration_json(c) for asked_id in asked
+            for c in (not_a_location_yet([d["item_id"] for d in r["decisions"]], asked_id)
+                      if created_at[asked_id] > r["ran_at"]
+                      else explain_stored(r["inputs"], r["on_hold"], asked_id))]
+        runs.append({"id": r["id"], "trigger": r["trigger"], "ran_at": r["ran_at"].isoformat(),
+                     "assignments": r["assignments"], "on_hold": r["on_hold"],
+                     "decisions": r["decisions"], "considerations": considerations})
+    return answer({"items": runs})
 
 
 def _cursor(cursor: str | None) -> tuple[dt.datetime, str] | None:
