@@ -91,7 +91,7 @@ def settings(database_url: str) -> Settings:
     # kept in the process (a second or two in production) are tested on their own.
     return Settings(database_url=database_url, import_chunk_size=100,
                     egress_allow_private=True, live_order_max_age_days=100 * 365,
-                    api_key_cache_seconds=0)
+                    api_key_cache_seconds=0, reference_cache_seconds=0)
 
 
 @pytest.fixture(scope="session")

@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     #: What the check of an API key answered is kept this long in each process: a revoked
     #: key may still be taken for that long (0: check every request).
     api_key_cache_seconds: float = Field(default=1.0, ge=0, le=60)
+    #: Locations and routing rules are kept this long in each process for routing: a change
+    #: made by another process reaches it within that while (0: read them for every order).
+    reference_cache_seconds: float = Field(default=2.0, ge=0, le=60)
     #: A request body larger than this is refused (413) before it is read; imports have
     #: their own limit.
     max_body_bytes: int = 1024 * 1024

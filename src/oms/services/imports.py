@@ -558,6 +558,7 @@ def _write_locations(uow: UnitOfWork, chunk: list[tuple[int, Any]], report: Impo
                      now: dt.datetime) -> None:
     locations: list[Location] = [row.to_domain(row.id) for _, row in chunk]
     versions = uow.locations.upsert_many(locations, now)
+    uow.reference_changed()
     for location in locations:
         version = versions[location.id][0]
         uow.record(Event("location.upserted", location.id, version,

@@ -26,6 +26,7 @@ def put_location(uow: UnitOfWork, location: Location, *, allow_private: bool = F
         raise ValidationFailed(f"{field}: {refused}", [FieldError(field, refused)])
     now = utcnow()
     version, created = uow.locations.upsert_many([location], now)[location.id]
+    uow.reference_changed()
     body = location_out(location, version, now)
     uow.record(Event("location.upserted", location.id, version, body, now))
     uow.commit()

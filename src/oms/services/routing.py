@@ -18,8 +18,8 @@ from oms.domain.ids import new_id
 from oms.domain.locations import Location
 from oms.domain.money import Money
 from oms.domain.orders import ItemStatus, ServiceLevel, derive_status
-from oms.domain.routing import Destination, RoutingItem, RoutingRule
-from oms.domain.routing_fast import Network, decide
+from oms.domain.routing import Destination, RoutingItem
+from oms.domain.routing_fast import decide
 from oms.domain.routing_record import Decision, ItemDecision, decisions_json, inputs_json
 from oms.services import inventory
 from oms.services.inventory import ReserveLine
@@ -44,12 +44,10 @@ def route_items(uow: UnitOfWork, order: RowLike, items: Sequence[RowLike], trigg
     address = order["shipping_address"] or {}
     service_level = order["service_level"] or ServiceLevel.STANDARD.value
     destination = Destination(address.get("country"), address.get("lat"), address.get("lon"))
-    rule_row = uow.routing.rule(service_level, destination.country) if (
+    reference = uow.reference()
+    rule = reference.rules.get((service_level, destination.country)) if (
         destination.country) else None
-    rule = RoutingRule(rule_row["service_level"], rule_row["country"],
-                       tuple(tuple(g) for g in rule_row["groups"])) if rule_row else None
-    locations = [s.value for s in uow.locations.page(after=None, limit=10_000)]
-    network = Network(locations)
+    network = reference.network
     excluded = frozenset(uow.fulfillment.rejected_locations(order_id)) if (
         trigger != "placement") else frozenset()
     routing_items = [RoutingItem(i["id"], i["sku"], i["quantity"], i["preorder"])
@@ -128,7 +126,7 @@ def route_items(uow: UnitOfWork, order: RowLike, items: Sequence[RowLike], trigg
     routed = [c for c in changes if c["location_id"] is not None]
     if routed:
         by_id = {i["id"]: i for i in waiting}
-        location_of = {loc.id: loc for loc in locations}
+        location_of = reference.by_id
         available_on = {r.reference: r.available_on for r in records if r.reference}
         request_of = issue_requests(uow, order, [{**by_id[c["id"]], **c} for c in routed],
                                     location_of, available_on, now)
@@ -253,6 +251,7 @@ def replace_rules(uow: UnitOfWork, rules: Sequence[dict[str, Any]]) -> None:
     """Replace every routing rule with these; `routing.rules_replaced` carries them all."""
     now = utcnow()
     uow.routing.put_rules(rules, now)
+    uow.reference_changed()
     uow.record(Event("routing.rules_replaced", RULES_ENTITY,
                      uow.events.last_sequence(RULES_ENTITY) + 1, {"rules": list(rules)}, now))
     uow.commit()

@@ -8,12 +8,19 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection
 
+from oms.adapters.db.reference import keep_reference
 from oms.settings import Settings
 
 READ_ONLY = "oms_read_only"
 
 
 def make_engine(settings: Settings) -> Engine:
+    engine = _engine(settings)
+    keep_reference(engine, settings.reference_cache_seconds)
+    return engine
+
+
+def _engine(settings: Settings) -> Engine:
     url = settings.database_url
     if url.startswith("sqlite"):
         return _sqlite_engine(url)

@@ -19,6 +19,7 @@ from oms.adapters.db.order_repositories import (
     RoutingRepository,
 )
 from oms.adapters.db.provider_calls import ProviderCallRepository
+from oms.adapters.db.reference import Reference, cache_for
 from oms.adapters.db.repositories import (
     ApiKeyRepository,
     EventRepository,
@@ -30,6 +31,7 @@ from oms.adapters.db.repositories import (
 from oms.adapters.db.webhook_repositories import WebhookRepository
 from oms.domain.access import EVERYTHING, Scope
 from oms.domain.events import Event
+from oms.domain.routing import RoutingRule
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +128,23 @@ class UnitOfWork:
         self._tx = self.conn.begin()
         for hook in self._on_begin:
             hook()
+
+    def reference(self) -> Reference:
+        """Locations and routing rules, as kept in the process a short while (see
+        oms.adapters.db.reference)."""
+        return cache_for(self.engine).get(self._read_reference)
+
+    def _read_reference(self) -> Reference:
+        return Reference(
+            tuple(s.value for s in self.locations.page(after=None, limit=1_000_000)),
+            {(r["service_level"], r["country"]): RoutingRule(
+                r["service_level"], r["country"], tuple(tuple(g) for g in r["groups"]))
+             for r in self.routing.rules()})
+
+    def reference_changed(self) -> None:
+        """This transaction changes locations or routing rules: once it commits, what the
+        process keeps of them is read again."""
+        self.after_commit(cache_for(self.engine).forget)
 
     def on_begin(self, hook: Callable[[], None]) -> None:
         """Run `hook` now and again whenever a rollback begins the transaction anew (it takes
