@@ -198,7 +198,7 @@ def place_in_transaction(uow: UnitOfWork, order: OrderIn, fingerprint: str,
     named = [x for x in (order.fulfillment_location_id,
                          order.shipping.option.pickup_location_id if order.shipping else None)
              if x is not None]
-    missing = set(named) - uow.locations.existing(named)
+    missing = set(named) - uow.locations.existing(named) if named else set()
     if missing:
         raise ValidationFailed(f"no location {', '.join(sorted(missing))}")
 
@@ -210,11 +210,12 @@ def place_in_transaction(uow: UnitOfWork, order: OrderIn, fingerprint: str,
     uow.orders.add(rows.order, rows.items, rows.payments)
     created_at_mark = uow.pending_mark()
     items: Sequence[RowLike] = rows.items
+    stored: RowLike = rows.order
     if not order.historical:
-        items = route_items(uow, rows.order, rows.items, "placement", now,
+        routed = route_items(uow, rows.order, rows.items, "placement", now,
                              refuse_unavailable=True)
-    stored = uow.orders.get(order_id)  # status and version as routing left them
-    assert stored is not None
+        items = routed.items
+        stored = {**rows.order, "status": routed.status, "version": routed.version}
     body = render_order(stored, items, customer, rows.payments)
     # order.created carries the order as placed and routed, yet comes before its item events.
     uow.record_at(created_at_mark, Event("order.created", order_id, 1, body, now))
@@ -270,7 +271,7 @@ def reroute_waiting(engine: Engine, limit: int = 100, now: dt.datetime | None = 
                 continue
             items = uow.orders.items([order_id])
             now_items = route_items(uow, order, items, "worker", now, refuse_unavailable=False,
-                                    only_changes=True)
+                                    only_changes=True).items
             changed = ([(i["status"], i["hold_reason"]) for i in items]
                        != [(i["status"], i["hold_reason"]) for i in now_items])
             last = order["reroute_wait_seconds"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy.engine import RowMapping
 
@@ -30,9 +30,18 @@ MAX_ROUTING_ATTEMPTS = 5
 RowLike = Mapping[str, Any] | RowMapping
 
 
+class Routed(NamedTuple):
+    """The order's items as routing left them; the order's status and version then (None
+    when routing had nothing to do)."""
+
+    items: list[dict[str, Any]]
+    status: str | None = None
+    version: int | None = None
+
+
 def route_items(uow: UnitOfWork, order: RowLike, items: Sequence[RowLike], trigger: str,
                 now: dt.datetime, *, refuse_unavailable: bool, only_changes: bool = False
-                ) -> list[dict[str, Any]]:
+                ) -> Routed:
     """Route the order's on-hold items, reserving their stock and issuing fulfilment
     requests; record the run and events. Returns the order's items as they are now.
     Locations that rejected items of this order are not asked again. With `only_changes`,
@@ -40,7 +49,7 @@ def route_items(uow: UnitOfWork, order: RowLike, items: Sequence[RowLike], trigg
     order_id = order["id"]
     waiting = [i for i in items if i["status"] == ItemStatus.ON_HOLD]
     if not waiting:
-        return [dict(i) for i in items]
+        return Routed([dict(i) for i in items])
     address = order["shipping_address"] or {}
     service_level = order["service_level"] or ServiceLevel.STANDARD.value
     destination = Destination(address.get("country"), address.get("lat"), address.get("lon"))
@@ -98,38 +107,36 @@ def route_items(uow: UnitOfWork, order: RowLike, items: Sequence[RowLike], trigg
         plan = _weighed_nothing(waiting, "stock kept changing while routing; retry later")
     if only_changes and not plan.assignments and all(
             _hold_reason(plan, i["id"]) == i["hold_reason"] for i in waiting):
-        return [dict(i) for i in items]
+        return Routed([dict(i) for i in items])
 
     reservation_of = {r.reference: r for r in records}
-    # One version bump for all the run's events: their sequences follow on without gaps.
-    last = uow.orders.next_version(order_id, now, count=len(waiting))
     changes = []
-    for sequence, item in enumerate(waiting, start=last - len(waiting) + 1):
+    item_events: list[tuple[str, dict[str, Any]]] = []
+    for item in waiting:
         location_id = plan.assignments.get(item["id"])
+        facts = {"order_id": order_id, "item_id": item["id"], "sku": item["sku"],
+                 "quantity": item["quantity"]}
         if location_id is not None:
             changes.append({"id": item["id"], "status": ItemStatus.ROUTED.value,
                             "location_id": location_id,
                             "reservation_id": reservation_of[item["id"]].id,
                             "fulfillment_request_id": None, "hold_reason": None})
-            uow.record(Event("order.item_routed", order_id, sequence, {
-                "order_id": order_id, "item_id": item["id"], "sku": item["sku"],
-                "quantity": item["quantity"], "location_id": location_id}, now))
+            item_events.append(("order.item_routed", {**facts, "location_id": location_id}))
         else:
-            reason = plan.on_hold.get(item["id"], "not routed")
             changes.append({"id": item["id"], "status": ItemStatus.ON_HOLD.value,
                             "location_id": None, "reservation_id": None,
                             "fulfillment_request_id": None,
                             "hold_reason": _hold_reason(plan, item["id"])})
-            uow.record(Event("order.item_on_hold", order_id, sequence, {
-                "order_id": order_id, "item_id": item["id"], "sku": item["sku"],
-                "quantity": item["quantity"], "reason": reason}, now))
+            item_events.append(("order.item_on_hold", {
+                **facts, "reason": plan.on_hold.get(item["id"], "not routed")}))
+    # The items' events come before the requests' they lead to.
+    mark = uow.pending_mark()
     routed = [c for c in changes if c["location_id"] is not None]
     if routed:
         by_id = {i["id"]: i for i in waiting}
-        location_of = reference.by_id
         available_on = {r.reference: r.available_on for r in records if r.reference}
         request_of = issue_requests(uow, order, [{**by_id[c["id"]], **c} for c in routed],
-                                    location_of, available_on, now)
+                                    reference.by_id, available_on, now)
         for change in routed:
             change["fulfillment_request_id"] = request_of[change["id"]]
     uow.orders.update_items(changes)
@@ -141,9 +148,13 @@ def route_items(uow: UnitOfWork, order: RowLike, items: Sequence[RowLike], trigg
     })
     changed = {c["id"]: c for c in changes}
     now_items = [{**i, **changed.get(i["id"], {})} for i in items]
-    uow.orders.set_status(
-        order_id, derive_status(ItemStatus(i["status"]) for i in now_items).value, now)
-    return now_items
+    status = derive_status(ItemStatus(i["status"]) for i in now_items).value
+    # One statement for the status and a version per event: their sequences have no gaps.
+    last = uow.orders.advance(order_id, status, len(item_events), now)
+    for n, (event_type, payload) in enumerate(item_events):
+        uow.record_at(mark + n, Event(event_type, order_id, last - len(item_events) + n + 1,
+                                      payload, now))
+    return Routed(now_items, status, last)
 
 
 def _hold_reason(plan: Decision, item_id: str) -> str:

@@ -28,14 +28,18 @@ class CustomerRepository:
         return CustomerRepository(self.conn, scope)
 
     def find_or_create(self, row: dict[str, Any], now: dt.datetime) -> tuple[RowMapping, bool]:
-        """The customer with this email (any case), created if new; (row, created)."""
+        """The customer with this email (any case), created if new; (row, created). Most
+        customers come back: they are looked for first, and created only when not found."""
+        by_email = select(t.customers).where(t.customers.c.email_key == row["email_key"])
+        found = self.conn.execute(by_email).mappings().first()
+        if found is not None:
+            return found, False
         stmt = insert_for(self.conn, t.customers).on_conflict_do_nothing(
             index_elements=[t.customers.c.email_key]
         )
         self.conn.execute(stmt, {**row, "version": 1, "created_at": now, "updated_at": now})
-        found = self.conn.execute(
-            select(t.customers).where(t.customers.c.email_key == row["email_key"])
-        ).mappings().first()
+        # Another order may have created the customer in between: whichever row is there.
+        found = self.conn.execute(by_email).mappings().first()
         assert found is not None
         # Not the INSERT's rowcount: SQLAlchemy keeps none for it on PostgreSQL (-1).
         return found, found["id"] == row["id"]
@@ -206,6 +210,16 @@ class OrderRepository:
     def update_item(self, item_id: str, **values: Any) -> None:
         self.conn.execute(update(t.order_items).where(t.order_items.c.id == item_id)
                           .values(**values))
+
+    def advance(self, order_id: str, status: str, count: int, now: dt.datetime) -> int:
+        """Set the status and take `count` more versions (one per event, so the events'
+        sequence has no gaps), in one statement; returns the last version taken."""
+        row = self.conn.execute(
+            update(t.orders).where(t.orders.c.id == order_id)
+            .values(status=status, version=t.orders.c.version + count, updated_at=now)
+            .returning(t.orders.c.version)
+        ).one()
+        return int(row.version)
 
     def set_status(self, order_id: str, status: str, now: dt.datetime) -> None:
         self.conn.execute(update(t.orders).where(t.orders.c.id == order_id)
