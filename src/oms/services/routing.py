@@ -65,8 +65,7 @@ def route_items(uow: UnitOfWork, order: RowLike, items: Sequence[RowLike], trigg
     preorder_skus = sorted({i["sku"] for i in waiting if i["preorder"]})
 
     for _ in range(MAX_ROUTING_ATTEMPTS):
-        atp = network.atp_table(((lvl.location_id, lvl.sku, lvl.atp)
-                                 for lvl in uow.stock.levels(skus)), skus)
+        atp = network.atp_table(uow.stock.atp(skus), skus)
         # Future stock sells pre-orders only: without one, it is not read.
         future = network.atp_table(
             ((location_id, sku, n) for (location_id, sku), n

@@ -489,6 +489,14 @@ class StockRepository:
         stmt = stmt.order_by(t.stock_levels.c.sku, t.stock_levels.c.location_id)
         return [_level(r).level for r in self.conn.execute(stmt)]
 
+    def atp(self, skus: Sequence[str]) -> Sequence[tuple[str, str, int]]:
+        """(location, sku, ATP) of these skus everywhere: what routing weighs, as plain rows
+        (an order over 500 locations reads hundreds of them)."""
+        c = t.stock_levels.c
+        return self.conn.execute(
+            select(c.location_id, c.sku, c.on_hand - c.reserved - c.safety_stock)
+            .where(c.sku.in_(list(skus)))).tuples().all()
+
     def get(self, location_id: str, sku: str) -> StockLevel | None:
         row = self.conn.execute(select(*_LEVEL_COLUMNS).where(self._key(location_id, sku))).first()
         return None if row is None else _level(row).level
