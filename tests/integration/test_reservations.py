@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
+from oms.adapters.db import tables as t
 from oms.adapters.db.unit_of_work import UnitOfWork
 from oms.domain.errors import InsufficientStock, NotFound, ValidationFailed
 from oms.domain.inventory import ReservationStatus
@@ -62,6 +63,35 @@ def test_several_lines_are_all_or_nothing(engine: Engine) -> None:
         reasons = [e.payload["reason"] for e in uow.events.read(
             after=None, types=["inventory.changed"], limit=100)]
     assert reasons == ["set", "set", "set"]
+
+
+def test_a_shortfall_gives_back_what_the_same_call_took_within_the_transaction(
+        engine: Engine) -> None:
+    """Routing tries again in the same transaction after a shortfall: the lines taken
+    before the short one are back as they were, version included, before anything rolls
+    back."""
+    seed_stock(engine, {("berlin", "A"): 5, ("berlin", "B"): 1, ("munich", "A"): 5})
+    with UnitOfWork(engine) as uow:
+        before = {key: uow.stock.get(*key) for key in [("berlin", "A"), ("munich", "A")]}
+        versions = {key: _version(uow, *key) for key in before}
+        mark = uow.pending_mark()
+        with pytest.raises(InsufficientStock):
+            inventory.reserve(uow, [ReserveLine("berlin", "A", 2), ReserveLine("munich", "A", 2),
+                                    ReserveLine("berlin", "B", 2)])
+        uow.discard_since(mark)  # as the caller does: the events of what was given back
+        assert {key: uow.stock.get(*key) for key in before} == before
+        assert {key: _version(uow, *key) for key in before} == versions
+        # The same transaction can then reserve what is there, and commit it.
+        inventory.reserve(uow, [ReserveLine("berlin", "A", 2)])
+        uow.commit()
+    assert level(engine, "berlin", "A") == (5, 2, 3)
+    assert level(engine, "munich", "A") == (5, 0, 5)
+
+
+def _version(uow: UnitOfWork, location_id: str, sku: str) -> int:
+    return int(uow.conn.execute(
+        select(t.stock_levels.c.version).where(t.stock_levels.c.location_id == location_id,
+                                               t.stock_levels.c.sku == sku)).scalar_one())
 
 
 def test_two_lines_of_one_sku_are_checked_together(engine: Engine) -> None:

@@ -211,27 +211,41 @@ def record_future_change(uow: UnitOfWork, location_id: str, sku: str, delivery: 
 
 
 def reserve(uow: UnitOfWork, lines: Sequence[ReserveLine]) -> list[ReservationRecord]:
-    """Reserve every line or none (raises InsufficientStock; the caller's transaction rolls
-    back). Quantities of one (location, sku) are summed and checked together, and rows are
+    """Reserve every line or none: on a shortfall the lines already taken are given back in
+    this transaction, exactly as they were (no savepoint needed), and InsufficientStock is
+    raised. Quantities of one (location, sku) are summed and checked together, and rows are
     taken in key order. The conditional UPDATE is the check: the database serialises
-    concurrent reservations of one row, and the loser sees the winner's `reserved`."""
+    concurrent reservations of one row, and the loser sees the winner's `reserved`. Events
+    are recorded for what was reserved; the caller drops them on a shortfall."""
     now = utcnow()
-    current = [ReservationRequest(x.location_id, x.sku, x.quantity)
-               for x in lines if not x.preorder]
-    for (location_id, sku), quantity in lock_order(current):
-        changed = uow.stock.reserve(location_id, sku, quantity, now)
-        if changed is None:
-            raise InsufficientStock(location_id, sku, quantity)
-        record_change(uow, changed, "reserved", now, quantity=quantity)
-    delivery_of: dict[tuple[str, str], dt.date] = {}
-    preorders = [ReservationRequest(x.location_id, x.sku, x.quantity)
-                 for x in lines if x.preorder]
-    for (location_id, sku), quantity in lock_order(preorders):
-        delivery = uow.stock.reserve_future(location_id, sku, quantity, now)
-        if delivery is None:
-            raise InsufficientStock(location_id, sku, quantity)
-        delivery_of[(location_id, sku)] = delivery.available_on
-        record_future_change(uow, location_id, sku, delivery, "reserved", now)
+    taken: list[tuple[str, str, int]] = []
+    taken_future: list[tuple[str, str, dt.date, int]] = []
+    try:
+        current = [ReservationRequest(x.location_id, x.sku, x.quantity)
+                   for x in lines if not x.preorder]
+        for (location_id, sku), quantity in lock_order(current):
+            changed = uow.stock.reserve(location_id, sku, quantity, now)
+            if changed is None:
+                raise InsufficientStock(location_id, sku, quantity)
+            taken.append((location_id, sku, quantity))
+            record_change(uow, changed, "reserved", now, quantity=quantity)
+        delivery_of: dict[tuple[str, str], dt.date] = {}
+        preorders = [ReservationRequest(x.location_id, x.sku, x.quantity)
+                     for x in lines if x.preorder]
+        for (location_id, sku), quantity in lock_order(preorders):
+            delivery = uow.stock.reserve_future(location_id, sku, quantity, now)
+            if delivery is None:
+                raise InsufficientStock(location_id, sku, quantity)
+            taken_future.append((location_id, sku, delivery.available_on, quantity))
+            delivery_of[(location_id, sku)] = delivery.available_on
+            record_future_change(uow, location_id, sku, delivery, "reserved", now)
+    except InsufficientStock:
+        # The rows taken are still locked by this transaction: nobody changed them since.
+        for location_id, sku, quantity in taken:
+            uow.stock.take_back_reservation(location_id, sku, quantity)
+        for location_id, sku, available_on, quantity in taken_future:
+            uow.stock.take_back_future_reservation(location_id, sku, available_on, quantity)
+        raise
     records = [
         ReservationRecord(new_id(), x.location_id, x.sku, x.quantity, ReservationStatus.ACTIVE,
                           x.reference, now, None,

@@ -91,11 +91,11 @@ def route_items(uow: UnitOfWork, order: RowLike, items: Sequence[RowLike], trigg
                          for item_id, location_id in plan.assignments.items()]
         mark = uow.pending_mark()
         try:
-            with uow.savepoint():
-                records = inventory.reserve(uow, reserve_lines) if reserve_lines else []
+            records = inventory.reserve(uow, reserve_lines) if reserve_lines else []
             break
         except InsufficientStock:
-            # Someone else took the stock between our read and our reservation: read again.
+            # Someone else took the stock between our read and our reservation (what this
+            # attempt took is given back): read again.
             uow.discard_since(mark)
     else:
         if refuse_unavailable:

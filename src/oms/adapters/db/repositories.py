@@ -584,6 +584,20 @@ class StockRepository:
                 rises[r.sku] = rises.get(r.sku, 0) + int(r.rises)
         return rises
 
+    def take_back_reservation(self, location_id: str, sku: str, quantity: int) -> None:
+        """Undo `reserve` of this transaction, version included, as if it had not been."""
+        c = t.stock_levels.c
+        self.conn.execute(update(t.stock_levels).where(self._key(location_id, sku))
+                          .values(reserved=c.reserved - quantity, version=c.version - 1))
+
+    def take_back_future_reservation(self, location_id: str, sku: str, available_on: dt.date,
+                                     quantity: int) -> None:
+        """Undo `reserve_future` of this transaction, version included."""
+        f = t.future_stock.c
+        self.conn.execute(update(t.future_stock).where(
+            f.location_id == location_id, f.sku == sku, f.available_on == available_on)
+            .values(reserved=f.reserved - quantity, version=f.version - 1))
+
     def reserve_future(self, location_id: str, sku: str, quantity: int, now: dt.datetime
                        ) -> Any:
         """Reserve against the earliest delivery, from the location's today on, that still
