@@ -12,9 +12,11 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from oms.adapters.db.unit_of_work import UnitOfWork
+from oms.api.app import create_app
 from oms.services import inventory
 from oms.settings import Settings
 from tests.helpers import Api, error_fields, problem
@@ -280,6 +282,25 @@ def test_a_grand_total_that_does_not_add_up_is_refused(api: Api, shop: Shop) -> 
 
 
 # -- duplicates --------------------------------------------------------------------------------
+
+
+def test_an_order_sent_again_is_answered_even_when_it_would_now_be_refused(
+        api: Api, shop: Shop, engine: Engine, settings: Settings,
+        make_key: Callable[..., str]) -> None:
+    """A resend is answered with the order placed before, though the same body placed
+    anew would be refused by now (here: its time is older than a live order may be)."""
+    shop({("mitte", "SKU-1"): 5})
+    body = order_body(("SKU-1", 1), placed_at="2026-11-20T10:15:00Z")
+    placed = place(api, body)
+    strict = settings.model_copy(update={"live_order_max_age_days": 1})
+    with TestClient(create_app(strict, engine), raise_server_exceptions=False) as client:
+        later = Api(client, make_key("integrator"))
+        again = later.post("/v1/orders", json=body)
+        assert again.status_code == 200, again.text
+        assert again.json()["id"] == placed["id"]
+        fresh = later.post("/v1/orders", json={**body, "external_id": "W-NEW"})
+        assert "placed_at" in error_fields(problem(fresh, 422))
+    assert atp(api, "SKU-1") == {"mitte": 4}
 
 
 def test_the_same_order_sent_twice_is_placed_once(api: Api, shop: Shop) -> None:

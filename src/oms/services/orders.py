@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from oms.adapters.db.unit_of_work import UnitOfWork
 from oms.adapters.registry import Providers
-from oms.domain.errors import Conflict, FieldError, NotFound, ValidationFailed
+from oms.domain.errors import Conflict, DomainError, FieldError, NotFound, ValidationFailed
 from oms.domain.events import Event, utcnow
 from oms.domain.fulfillment import LinkStatus, RequestStatus
 from oms.domain.holds import inputs_digest, is_due, next_wait
@@ -65,15 +65,23 @@ def place_order(uow: UnitOfWork, order: OrderIn, window: PlacementWindow = Place
                 ) -> tuple[dict[str, Any], bool]:
     """Returns the order and whether it was created (False: the same order sent again)."""
     fingerprint = order_hash(order)
-    if order.external_id is not None:
-        existing = uow.orders.by_external(order.channel.value, order.external_id)
-        if existing is not None:
-            return _duplicate(uow, existing, fingerprint, order.external_id), False
     try:
         body = place_in_transaction(uow, order, fingerprint, window)
         uow.commit()
+    except DomainError:
+        # A refusal before its row was written (a time now too old, a sku since removed) may
+        # be a resend of an order placed before: that one is the answer, as it always was.
+        if order.external_id is None:
+            raise
+        uow.rollback()
+        existing = uow.orders.by_external(order.channel.value, order.external_id)
+        if existing is None:
+            raise
+        return _duplicate(uow, existing, fingerprint, order.external_id), False
     except IntegrityError:
-        # Another request placed the same (channel, external_id) first.
+        # The same (channel, external_id) was placed before, or by another request just now:
+        # the order's row refuses it before anything is routed. Most orders are new, so
+        # they are not looked for first.
         if order.external_id is None:
             raise
         uow.rollback()
