@@ -13,7 +13,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from oms.adapters.db import tables as t
 from oms.adapters.db.local_days import in_zones, today_at, zones_by
 from oms.adapters.db.scoping import located_seen
-from oms.adapters.db.upsert import insert_for
+from oms.adapters.db.upsert import insert_for, insert_rows
 from oms.domain.access import EVERYTHING, Scope
 from oms.domain.fulfillment import pickup_expiry
 
@@ -44,10 +44,8 @@ class FulfillmentRepository:
         return FulfillmentRepository(self.conn, scope)
 
     def add(self, requests: Sequence[dict[str, Any]], links: Sequence[dict[str, Any]]) -> None:
-        if requests:
-            self.conn.execute(t.fulfillment_requests.insert(), list(requests))
-        if links:
-            self.conn.execute(t.fulfillment_request_items.insert(), list(links))
+        insert_rows(self.conn, t.fulfillment_requests, requests)
+        insert_rows(self.conn, t.fulfillment_request_items, links)
 
     def get(self, request_id: str, *, for_update: bool = False) -> RowMapping | None:
         stmt = select(t.fulfillment_requests).where(R.id == request_id,

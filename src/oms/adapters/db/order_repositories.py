@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection, RowMapping
 
 from oms.adapters.db import tables as t
 from oms.adapters.db.scoping import customers_seen, orders_seen
-from oms.adapters.db.upsert import insert_for
+from oms.adapters.db.upsert import insert_for, insert_rows
 from oms.domain.access import EVERYTHING, Scope
 from oms.domain.holds import HeldItem
 
@@ -99,12 +99,9 @@ class OrderRepository:
 
     def add_many(self, orders: Sequence[dict[str, Any]], items: Sequence[dict[str, Any]],
                  payments: Sequence[dict[str, Any]]) -> None:
-        if orders:
-            self.conn.execute(t.orders.insert(), list(orders))
-        if items:
-            self.conn.execute(t.order_items.insert(), list(items))
-        if payments:
-            self.conn.execute(t.payments.insert(), list(payments))
+        insert_rows(self.conn, t.orders, orders)
+        insert_rows(self.conn, t.order_items, items)
+        insert_rows(self.conn, t.payments, payments)
 
     def hashes_by_external(self, channel_ids: Sequence[tuple[str, str]]
                            ) -> dict[tuple[str, str], RowMapping]:

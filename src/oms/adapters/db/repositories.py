@@ -26,7 +26,7 @@ from sqlalchemy.engine import Connection, RowMapping
 
 from oms.adapters.db import tables as t
 from oms.adapters.db.local_days import today_at
-from oms.adapters.db.upsert import insert_for
+from oms.adapters.db.upsert import insert_for, insert_rows
 from oms.domain.catalog import Barcode, BarcodeType, Product
 from oms.domain.events import Event
 from oms.domain.ids import new_webhook_secret
@@ -495,7 +495,7 @@ class StockRepository:
         c = t.stock_levels.c
         return self.conn.execute(
             select(c.location_id, c.sku, c.on_hand - c.reserved - c.safety_stock)
-            .where(c.sku.in_(list(skus)))).tuples().all()
+            .where(c.sku.in_(list(skus)))).all()
 
     def get(self, location_id: str, sku: str) -> StockLevel | None:
         row = self.conn.execute(select(*_LEVEL_COLUMNS).where(self._key(location_id, sku))).first()
@@ -689,8 +689,8 @@ class ReservationRepository:
         self.conn = conn
 
     def add(self, records: Sequence[ReservationRecord]) -> None:
-        self.conn.execute(
-            t.reservations.insert(),
+        insert_rows(
+            self.conn, t.reservations,
             [
                 {
                     "id": r.id,
@@ -877,24 +877,13 @@ class EventRepository:
     def append(self, events: Sequence[Event]) -> None:
         if not events:
             return
-        stmt = t.events.insert()
-        on_postgres = self.conn.dialect.name == "postgresql"
-        if on_postgres:
-            stmt = stmt.values(txid=literal_column("pg_current_xact_id()::text::bigint"))
-        self.conn.execute(
-            stmt,
-            [
-                {
-                    "type": e.type,
-                    "entity_id": e.entity_id,
-                    "sequence": e.sequence,
-                    "occurred_at": e.occurred_at,
-                    "payload": e.payload,
-                    **({} if on_postgres else {"txid": 0}),
-                }
-                for e in events
-            ],
-        )
+        # PostgreSQL: the writing transaction's id, which readers order by (see above).
+        txid: Any = (literal_column("pg_current_xact_id()::text::bigint")
+                     if self.conn.dialect.name == "postgresql" else 0)
+        insert_rows(self.conn, t.events, [
+            {"type": e.type, "entity_id": e.entity_id, "sequence": e.sequence,
+             "occurred_at": e.occurred_at, "payload": e.payload} for e in events],
+            every_row={"txid": txid})
 
     def read(
         self, *, after: tuple[int, int] | None, types: Sequence[str], limit: int,
