@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, or_, select, tuple_, update
+from sqlalchemy import String, and_, bindparam, column, func, or_, select, tuple_, update, values
 from sqlalchemy.engine import Connection, RowMapping
 
 from oms.adapters.db import tables as t
@@ -184,17 +184,21 @@ class OrderRepository:
         if not changes:
             return
         c = t.order_items.c
+        columns = ("status", "location_id", "reservation_id", "fulfillment_request_id",
+                   "hold_reason")
+        if self.conn.dialect.name == "postgresql":
+            # One statement for all of them (executemany sends one per item).
+            new = values(column("id", String), *(column(name, String) for name in columns),
+                         name="new").data([(x["id"], *(x[name] for name in columns))
+                                           for x in changes])
+            self.conn.execute(update(t.order_items).where(c.id == new.c.id)
+                              .values({name: new.c[name] for name in columns}))
+            return
         self.conn.execute(
-            update(t.order_items).where(c.id == bindparam("item_id")).values(
-                status=bindparam("new_status"), location_id=bindparam("new_location_id"),
-                reservation_id=bindparam("new_reservation_id"),
-                fulfillment_request_id=bindparam("new_request_id"),
-                hold_reason=bindparam("new_hold_reason")),
-            [{"item_id": x["id"], "new_status": x["status"],
-              "new_location_id": x["location_id"], "new_reservation_id": x["reservation_id"],
-              "new_request_id": x["fulfillment_request_id"],
-              "new_hold_reason": x["hold_reason"]} for x in changes],
-        )
+            update(t.order_items).where(c.id == bindparam("item_id"))
+            .values({name: bindparam(f"new_{name}") for name in columns}),
+            [{"item_id": x["id"], **{f"new_{name}": x[name] for name in columns}}
+             for x in changes])
 
     def set_item_statuses(self, changes: Sequence[tuple[str, str]]) -> None:
         """(item id, status) pairs, in one statement."""
