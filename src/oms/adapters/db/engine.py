@@ -33,6 +33,9 @@ def _engine(settings: Settings) -> Engine:
         # renewed before servers or proxies drop them.
         pool_recycle=settings.db_pool_recycle_seconds,
     )
+    # Rows inserted with executemany go as one INSERT ... VALUES statement a page (SQLAlchemy's
+    # "insertmanyvalues"), not a statement per row: one round trip, and less work for both.
+    engine.dialect.use_insertmanyvalues_wo_returning = True
     idle_ms = math.ceil(settings.db_idle_in_transaction_timeout_seconds * 1000)
     lock_ms = math.ceil(settings.db_lock_timeout_seconds * 1000)
 

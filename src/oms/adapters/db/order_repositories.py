@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import String, and_, bindparam, column, func, or_, select, tuple_, update, values
+from sqlalchemy import TextClause, and_, bindparam, func, or_, select, text, tuple_, update
 from sqlalchemy.engine import Connection, RowMapping
 
 from oms.adapters.db import tables as t
@@ -80,6 +81,20 @@ class HeldOrder:
     items: list[HeldItem]
     routing_inputs: str | None
     reroute_after: dt.datetime | None
+
+
+@functools.cache
+def _update_items_statement(count: int) -> TextClause:
+    """UPDATE of `count` items from a VALUES list (PostgreSQL), built once per count."""
+    names = ("id", "status", "location_id", "reservation_id", "fulfillment_request_id",
+             "hold_reason")
+    rows = ", ".join("(" + ", ".join(f"CAST(:{name}_{n} AS VARCHAR)" for name in names) + ")"
+                     for n in range(count))
+    return text(f"UPDATE order_items SET status = new.status, location_id = new.location_id, "
+                f"reservation_id = new.reservation_id, "
+                f"fulfillment_request_id = new.fulfillment_request_id, "
+                f"hold_reason = new.hold_reason FROM (VALUES {rows}) AS new({', '.join(names)})"
+                f" WHERE order_items.id = new.id")
 
 
 class OrderRepository:
@@ -188,11 +203,9 @@ class OrderRepository:
                    "hold_reason")
         if self.conn.dialect.name == "postgresql":
             # One statement for all of them (executemany sends one per item).
-            new = values(column("id", String), *(column(name, String) for name in columns),
-                         name="new").data([(x["id"], *(x[name] for name in columns))
-                                           for x in changes])
-            self.conn.execute(update(t.order_items).where(c.id == new.c.id)
-                              .values({name: new.c[name] for name in columns}))
+            self.conn.execute(_update_items_statement(len(changes)), {
+                f"{name}_{n}": x[name] for n, x in enumerate(changes)
+                for name in ("id", *columns)})
             return
         self.conn.execute(
             update(t.order_items).where(c.id == bindparam("item_id"))

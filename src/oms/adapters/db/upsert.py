@@ -17,20 +17,11 @@ def insert_for(conn: Connection, table: Table) -> Any:
     return sqlite.insert(table)
 
 
-#: Up to this many rows go in one INSERT ... VALUES (...), (...): one statement instead of a
-#: statement per row. More (bulk imports) go as executemany, below the drivers' limits on
-#: parameters per statement.
-ROWS_PER_STATEMENT = 64
-
 
 def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]],
                 every_row: Mapping[str, Any] | None = None) -> None:
-    """Insert the rows; `every_row` gives columns the same value (or SQL expression) in
-    every row."""
-    if not rows:
-        return
-    same = dict(every_row or {})
-    if len(rows) <= ROWS_PER_STATEMENT:
-        conn.execute(table.insert().values([{**row, **same} for row in rows]))
-    else:
-        conn.execute(table.insert().values(**same), list(rows))
+    """Insert the rows, as executemany: on PostgreSQL the engine sends them as one
+    INSERT ... VALUES statement a page (see engine.py); `every_row` gives columns the same
+    value (or SQL expression) in every row."""
+    if rows:
+        conn.execute(table.insert().values(**dict(every_row or {})), list(rows))
