@@ -15,7 +15,6 @@ from sqlalchemy import (
     case,
     delete,
     func,
-    literal_column,
     or_,
     select,
     text,
@@ -338,6 +337,12 @@ def _level(r: Any) -> VersionedLevel:
     )
 
 
+_ATP_ANY = ("SELECT location_id, sku, on_hand - reserved - safety_stock FROM stock_levels "
+            "WHERE sku = ANY(%s)")
+_ATP_IN = ("SELECT location_id, sku, on_hand - reserved - safety_stock FROM stock_levels "
+           "WHERE sku IN ({})")
+
+
 class StockRepository:
     """Stock levels. Every write is one atomic statement whose WHERE clause carries the rule,
     so the database, not a Python read-then-write, keeps ATP from going negative."""
@@ -490,12 +495,19 @@ class StockRepository:
         return [_level(r).level for r in self.conn.execute(stmt)]
 
     def atp(self, skus: Sequence[str]) -> Sequence[tuple[str, str, int]]:
-        """(location, sku, ATP) of these skus everywhere: what routing weighs, as plain rows
-        (an order over 500 locations reads hundreds of them)."""
-        c = t.stock_levels.c
-        return self.conn.execute(
-            select(c.location_id, c.sku, c.on_hand - c.reserved - c.safety_stock)
-            .where(c.sku.in_(list(skus)))).all()
+        """(location, sku, ATP) of these skus everywhere: what routing weighs. An order over
+        500 locations reads hundreds of rows: they come as the driver's own tuples, which
+        cost a fraction of result rows."""
+        cursor = self.conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            if self.conn.dialect.name == "postgresql":
+                cursor.execute(_ATP_ANY, (list(skus),))
+            else:
+                cursor.execute(_ATP_IN.format(", ".join("?" * len(skus))), list(skus))
+            rows = cursor.fetchall()
+        finally:
+            cursor.close()
+        return list(rows)
 
     def get(self, location_id: str, sku: str) -> StockLevel | None:
         row = self.conn.execute(select(*_LEVEL_COLUMNS).where(self._key(location_id, sku))).first()
@@ -878,8 +890,8 @@ class EventRepository:
         if not events:
             return
         # PostgreSQL: the writing transaction's id, which readers order by (see above).
-        txid: Any = (literal_column("pg_current_xact_id()::text::bigint")
-                     if self.conn.dialect.name == "postgresql" else 0)
+        txid = ("pg_current_xact_id()::text::bigint" if self.conn.dialect.name == "postgresql"
+                else "0")
         insert_rows(self.conn, t.events, [
             {"type": e.type, "entity_id": e.entity_id, "sequence": e.sequence,
              "occurred_at": e.occurred_at, "payload": e.payload} for e in events],
