@@ -460,3 +460,12 @@ def test_each_kind_documents_the_files_it_is_read_from(app_client: TestClient) -
                                "application/x-jsonlines"}
     assert typed["products"] == typed["locations"] == typed["inventory"] == (
         typed["orders"] | {"text/csv"})
+
+
+@pytest.mark.parametrize("kind", ["inventory", "orders"])
+def test_an_empty_json_lines_file_is_refused(api: Api, kind: str) -> None:
+    # The document says the file is required: no body at all is no file.
+    body = problem(api.post(f"/v1/imports/{kind}", content=b"",
+                            headers={"Content-Type": "application/x-ndjson"}), 422)
+    assert body["detail"].startswith("the file is empty")
+    assert api.get("/v1/events", params={"type": "order.created"}).json()["items"] == []

@@ -18,7 +18,7 @@ from oms.api.problems import PROBLEM_JSON, TYPE_PREFIX, problem
 from oms.api.routing import JsonBodyRoute
 from oms.api.transactions import IdempotencyKey
 from oms.domain.access import Principal
-from oms.domain.errors import DomainError
+from oms.domain.errors import DomainError, FieldError, ValidationFailed
 from oms.domain.events import utcnow
 from oms.schemas import ImportKind
 from oms.services import import_runs
@@ -63,8 +63,9 @@ def _file_types(kind: ImportKind) -> dict[str, Any]:
     """The request body of an import: the file, of the types the kind is read from."""
     typed = JSONL_TYPES if kind == "orders" else CSV_TYPES + JSONL_TYPES
     return {"requestBody": {"content": {
-        **{t: {"schema": {"type": "string"}} for t in typed},
-        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+        **{t: {"schema": {"type": "string", "minLength": 1}} for t in typed},
+        "application/octet-stream": {"schema": {"type": "string", "format": "binary",
+                                                "minLength": 1}},
     }, "required": True}}
 
 
@@ -97,6 +98,10 @@ async def _import(kind: ImportKind, request: Request, principal: Principal, mode
                 file.write(chunk)
         except ClientDisconnect as exc:
             raise DomainError("the request body ended before it was complete") from exc
+        # No file at all is no import (a CSV's reader refuses it too: it lacks its header).
+        if file.size == 0 and fmt is FileFormat.JSONL:
+            raise ValidationFailed(f"the file is empty: a JSON Lines file of {kind} holds one "
+                                   "JSON object per line", [FieldError("body", "empty")])
         engine = request.app.state.engine
         try:
             if kind == "orders":
