@@ -166,7 +166,9 @@ def deliveries(subscription_id: str, uow: ReadUow, _: Integrators,
 
 @router.post("/{subscription_id}/replay", status_code=202,
              summary="Deliver events again: those after an event id, or those named",
-             response_model=models.Replayed, responses=problems(403, 404))
+             response_model=models.Replayed,
+             responses=problems(403, 404, (409, "An event named is of a type the subscription "
+                                                "does not take")))
 def replay(subscription_id: str, body: ReplayIn, tx: WriteTx, _: Integrators) -> Response:
     return tx.done(webhooks.replay(tx.uow, subscription_id, body.after, body.event_ids),
                    status=202)
