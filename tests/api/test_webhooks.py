@@ -826,3 +826,10 @@ def test_the_webhooks_commands(api: Api, engine: Engine, receiver: Receiver,
     done = oms("webhooks", "deliveries", "0" * 36, "--json")
     assert done.returncode == 2
     assert "no webhook subscription" in done.stderr
+
+
+def test_replay_refuses_null_where_the_document_says_leave_it_out(api: Api) -> None:
+    sub = subscribe(api, "https://erp.example/oms")
+    answer = problem(api.post(f"/v1/webhooks/{sub['id']}/replay",
+                              json={"after": "0" * 32, "event_ids": None}), 422)
+    assert error_fields(answer) == ["event_ids"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from oms.adapters.db.repositories import parse_event_id
 from oms.api import models
@@ -58,6 +58,14 @@ class ReplayIn(Strict):
     event_ids: Annotated[list[EventId], Field(
         min_length=1, max_length=1000, json_schema_extra={"uniqueItems": True})
     ] | None = Field(default=None, json_schema_extra=may_be_left_out)
+
+    @field_validator("after", "event_ids", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        # Left out says "not this way"; null is refused, as the document says.
+        if value is None:
+            raise ValueError("cannot be null: leave it out")
+        return value
 
     @model_validator(mode="after")
     def _one_of(self) -> ReplayIn:
