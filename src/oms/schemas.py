@@ -17,14 +17,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
-    AnyHttpUrl,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
-    UrlConstraints,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -303,8 +301,10 @@ class LocationIn(Strict):
     priority: int = Field(default=100, ge=0, le=1_000_000)
     active: bool = True
     timezone: TimeZone = "UTC"
+    # Kept as given (as a webhook's URL is): a URL read and written out again may grow past
+    # the 2000 characters it is stored in ("http://0" is "http://0.0.0.0/").
     fulfillment_callback_url: Annotated[
-        AnyHttpUrl, UrlConstraints(max_length=2000),
+        str, StringConstraints(max_length=2000),
         Field(json_schema_extra={"pattern": HTTP_URL_PATTERN})] | None = Field(
         default=None, description="DC and 3PL: where its fulfilment requests are POSTed, "
                                   "signed with the location's callback secret")
@@ -318,12 +318,10 @@ class LocationIn(Strict):
 
     @field_validator("fulfillment_callback_url")
     @classmethod
-    def _callback_target(cls, url: AnyHttpUrl | None) -> AnyHttpUrl | None:
+    def _callback_target(cls, url: str | None) -> str | None:
         # As a webhook's URL: a host, no credentials. Whether its address may be reached is
         # the egress policy's to say (services.locations, and when a request is sent).
-        if url is not None:
-            check_url(str(url))
-        return url
+        return check_url(url) if url is not None else None
 
     def to_domain(self, location_id: str) -> Location:
         a = self.address
@@ -339,8 +337,7 @@ class LocationIn(Strict):
             priority=self.priority,
             active=self.active,
             timezone=self.timezone,
-            fulfillment_callback_url=str(self.fulfillment_callback_url)
-            if self.fulfillment_callback_url else None,
+            fulfillment_callback_url=self.fulfillment_callback_url,
         )
 
 
