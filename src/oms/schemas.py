@@ -441,7 +441,12 @@ ImportKind = Literal["products", "locations", "inventory", "orders"]
 
 Amount = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,13}(\.[0-9]{1,6})?$",
                                           max_length=20)]
-EMAIL_PATTERN = r"^[^@\s\x00]{1,64}@[^@\s\x00]{1,255}\.[^@\s\x00]{2,63}$"
+#: Unicode's White_Space, spelled out for patterns: what the server's regex engine and its
+#: stripping of text take for space. `\s` means another set in each dialect (JavaScript's
+#: lacks U+0085 and has U+FEFF), so a client would not read a pattern as the server does.
+WHITE_SPACE = r"\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+EMAIL_PATTERN = (rf"^[^@{WHITE_SPACE}\x00]{{1,64}}@[^@{WHITE_SPACE}\x00]{{1,255}}"
+                 rf"\.[^@{WHITE_SPACE}\x00]{{2,63}}$")
 
 
 class CustomerIn(Strict):
