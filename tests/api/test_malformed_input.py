@@ -881,3 +881,20 @@ def test_the_feed_goes_on_from_an_after_written_in_capitals(api: Api) -> None:
     assert r.status_code == 200, r.text
     # Nothing follows it: the id is given back as ids are written, as the document says.
     assert r.json()["next_after"] == "7ffffffffffffffe000000000000000a"
+
+
+@pytest.mark.parametrize("key", ["clé-1".encode("latin-1"), b" ", b"\t", b"k" * 255 + b" "])
+def test_an_idempotency_key_is_printable_ascii_on_every_route(api: Api, key: bytes) -> None:
+    # As the document says (and the IETF draft: a structured-field string): an import and
+    # any other change refuse the same keys alike.
+    change = api.put("/v1/products/K", json=product_body(), headers={"Idempotency-Key": key})
+    assert "printable ASCII" in problem(change, 400)["detail"]
+    file = api.post("/v1/imports/inventory", content=b"location_id,sku,on_hand\n",
+                    headers={"Content-Type": "text/csv", "Idempotency-Key": key})
+    assert "printable ASCII" in problem(file, 400)["detail"]
+    problem(api.get("/v1/products/K"), 404)
+
+
+def test_an_idempotency_key_may_hold_spaces_within(api: Api) -> None:
+    r = api.put("/v1/products/K", json=product_body(), headers={"Idempotency-Key": "order 42"})
+    assert r.status_code == 201, r.text

@@ -16,7 +16,7 @@ from oms.api.deps import Integrators
 from oms.api.openapi import answer, problems
 from oms.api.problems import PROBLEM_JSON, TYPE_PREFIX, problem
 from oms.api.routing import JsonBodyRoute
-from oms.api.transactions import IdempotencyKey
+from oms.api.transactions import IdempotencyKey, checked_key
 from oms.domain.access import Principal
 from oms.domain.errors import DomainError, FieldError, ValidationFailed
 from oms.domain.events import utcnow
@@ -40,7 +40,6 @@ CSV_TYPES = ("text/csv",)
 JSONL_TYPES = ("application/x-ndjson", "application/jsonl", "application/x-jsonlines")
 #: Bodies that say nothing of their format: `?format=` names it.
 UNTYPED = ("", "application/octet-stream", "text/plain")
-MAX_KEY_LENGTH = 255
 
 
 DESCRIPTION = (
@@ -85,7 +84,7 @@ _RESPONSES = problems(
 async def _import(kind: ImportKind, request: Request, principal: Principal, mode: ImportMode,
                   format: FileFormat | None, idempotency_key: str | None) -> JSONResponse:
     fmt = _format_of(request.headers.get("content-type", ""), format, kind)
-    key = _checked_key(idempotency_key)
+    key = checked_key(idempotency_key) if idempotency_key is not None else None
     settings = request.app.state.settings
     sender = Sender(api_key_id=principal.key_id, idempotency_key=key,
                     lease=dt.timedelta(seconds=settings.import_lease_seconds),
@@ -203,15 +202,6 @@ def _format_of(content_type: str, asked: FileFormat | None, kind: str) -> FileFo
         raise DomainError(f"orders are imported as JSON Lines ({accepted}), one order per line",
                           [], "unsupported-media-type")
     return fmt
-
-
-def _checked_key(key: str | None) -> str | None:
-    if key is None:
-        return None
-    key = key.strip()
-    if not 1 <= len(key) <= MAX_KEY_LENGTH or not key.isprintable():
-        raise DomainError(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters")
-    return key
 
 
 def _interrupted(exc: ImportInterrupted, instance: str) -> JSONResponse:
