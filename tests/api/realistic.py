@@ -22,7 +22,6 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import itertools
-import json
 import zlib
 from collections.abc import Callable
 from decimal import Decimal
@@ -40,13 +39,9 @@ from tests.api.shop_data import ShopData
 #: Path parameters that name something the shop holds.
 RESOURCES = ("sku", "location_id", "order_id", "customer_id", "request_id", "shipment_id",
              "subscription_id", "import_id")
-#: The fulfilment requests each step applies to, by their type.
-STEP_TYPES = {
-    "accept": ("ship_from_store", "pickup"), "pick": ("ship_from_store", "pickup"),
-    "pack": ("ship_from_store",), "ship": ("ship_from_store",),
-    "ready-for-pickup": ("pickup",), "hand-over": ("pickup",),
-    "acknowledge": ("third_party",), "shipments": ("third_party",),
-}
+#: Query parameters that name something the shop holds, by the kind of id they take.
+QUERY_RESOURCES = {"sku": "sku", "location_id": "location_id", "order_id": "order_id",
+                   "customer_id": "customer_id", "entity_id": "order_id"}
 #: The header line of each kind's CSV file.
 CSV_HEADERS = {
     "products": "sku,name,price,currency,tax_class,barcodes,preorder_ship_date",
@@ -63,9 +58,25 @@ MISSHAPEN = (TypeError, KeyError, AttributeError, ValueError, ArithmeticError, I
 class Mender:
     """Mends each case before it is sent (schemathesis' `before_call`)."""
 
-    def __init__(self, data: ShopData) -> None:
+    def __init__(self, data: ShopData, read: Callable[[str], Any]) -> None:
+        """`read` answers a GET of the API (None for a 404), for what the shop came to hold
+        during the run."""
         self.data = data
+        self.read = read
         self._sent = itertools.count()
+        #: Values answers gave (ids among them): a stateful scenario passes them on by its
+        #: links, and they are kept as they are.
+        self.learned: set[str] = set()
+
+    def learn(self, answer: Any) -> None:
+        """Remember the short texts of a JSON answer."""
+        if isinstance(answer, dict):
+            answer = list(answer.values())
+        if isinstance(answer, list):
+            for value in answer:
+                self.learn(value)
+        elif isinstance(answer, str) and len(answer) <= 64:
+            self.learned.add(answer)
 
     def __call__(self, case: Case) -> None:
         self._idempotency_key(case)
@@ -92,13 +103,17 @@ class Mender:
 
     # -- every request ---------------------------------------------------------------------
 
+    def unique(self, drawn: str, max_length: int) -> str:
+        """The drawn value made one of its kind (by a number after it), in its length."""
+        suffix = f"~{next(self._sent)}"
+        return drawn[:max_length - len(suffix)] + suffix
+
     def _idempotency_key(self, case: Case) -> None:
         # A client makes a new key for each new request: a key sent before with another
         # request is refused (422), as the Idempotency-Key draft says.
         key = case.headers.get("Idempotency-Key") if case.headers else None
         if isinstance(key, str) and 1 <= len(key) <= 255:
-            suffix = f"~{next(self._sent)}"
-            case.headers = {**case.headers, "Idempotency-Key": key[:255 - len(suffix)] + suffix}
+            case.headers = {**case.headers, "Idempotency-Key": self.unique(key, 255)}
 
     def _cursor(self, case: Case) -> None:
         # A cursor is opaque: only one the API issued names a place in its list.
@@ -112,19 +127,26 @@ class Mender:
             case.query = query
 
     def _resources(self, case: Case) -> None:
-        step = case.operation.path.rsplit("/", 1)[-1]
+        operation = f"{case.method.upper()} {case.operation.path}"
         parameters = dict(case.path_parameters or {})
-        for name in RESOURCES:
-            drawn = parameters.get(name)
-            if not isinstance(drawn, str) or not 0 < len(drawn) <= 64:
-                continue
-            options = self.data.ids.get(name, [])
-            if name == "request_id" and step in STEP_TYPES:
-                options = [r for r in options
-                           if self.data.request_types[r] in STEP_TYPES[step]]
-            parameters[name] = self.choose(options, drawn)
+        for name, drawn in parameters.items():
+            if name in RESOURCES and isinstance(drawn, str) and 0 < len(drawn) <= 64 and (
+                    drawn not in self.learned):
+                # What a step, a cancellation or a deletion acts on waits in the state the
+                # operation starts from.
+                options = self.data.targets.get(operation) or self.data.ids.get(name, [])
+                parameters[name] = self.choose(options, drawn)
         if parameters:
             case.path_parameters = parameters
+        query = dict(case.query or {})
+        for name, kind in QUERY_RESOURCES.items():
+            drawn = query.get(name)
+            if isinstance(drawn, list):
+                query[name] = [self.choose(self.data.ids[kind], x) for x in drawn]
+            elif isinstance(drawn, str):
+                query[name] = self.choose(self.data.ids[kind], drawn)
+        if query:
+            case.query = query
 
     # -- bodies ----------------------------------------------------------------------------
 
@@ -133,9 +155,16 @@ class Mender:
         for name in ("location_id", "sku"):
             row[name] = self.choose(self.data.ids[name], row[name])
 
-    def items_of(self, owner: str, drawn: list[Any]) -> list[Any]:
-        """Items of the order or fulfilment request the shop has, for drawn item ids."""
-        items = self.data.items.get(owner)
+    def items_of(self, kind: str, owner: str, drawn: list[Any]) -> list[Any]:
+        """Items of the order or fulfilment request (`kind`: their path) the shop has, for
+        drawn item ids."""
+        if owner not in self.data.items:
+            # Made during the run: looked up as a client would.
+            found = self.read(f"{kind}/{owner}") if len(owner) <= 64 else None
+            self.data.items[owner] = [i["item_id"] if "item_id" in i else i["id"]
+                                      for i in found["items"]] if (
+                found) else []
+        items = self.data.items[owner]
         if not items:
             return drawn
         return list(dict.fromkeys(self.choose(items, value, always=True) for value in drawn))
@@ -152,22 +181,27 @@ class Mender:
         if media_type == UNTYPED or "format" in (case.query or {}):
             case.query = {**(case.query or {}), "format": fmt}
         body = case.body
-        # A file is text: the bytes drawn, read as UTF-8 as far as they are; a JSON value
-        # drawn for it, written out.
+        # A file is text: the bytes drawn, read as UTF-8 as far as they are.
         if isinstance(body, Binary):
             text = body.data.decode("utf-8", "replace")
         elif isinstance(body, str):
             text = body
-        elif isinstance(body, NotSet) or body is None:
-            return
         else:
-            text = json.dumps(body)
+            return
         if not text:
             return  # No file: refused, as the document says.
         if fmt == "csv":
             # A CSV file starts with its header line.
             text = f"{CSV_HEADERS[kind]}\n{text}"
         case.body = Binary(text.encode()) if isinstance(body, Binary) else text
+
+
+def sendable(case: Case) -> bool:
+    """Whether the case can be sent as it was drawn. An import's body is a file, which is
+    text: a JSON value drawn in its place (a number, null) would go as its text, a file like
+    any other, and so be no negative case at all."""
+    return not (case.method.upper() == "POST" and case.operation.path in IMPORTS) or (
+        isinstance(case.body, str | NotSet))
 
 
 Mend = Callable[[Mender, Case, dict[str, Any]], None]
@@ -226,6 +260,9 @@ def _order(mender: Mender, case: Case, body: dict[str, Any]) -> None:
     if body.get("fulfillment_location_id") is not None:
         body["fulfillment_location_id"] = mender.choose(
             data.ids["location_id"], body["fulfillment_location_id"], always=True)
+    if isinstance(body.get("external_id"), str) and body["external_id"].strip():
+        # A shop numbers its orders: another order under a number taken is refused (409).
+        body["external_id"] = mender.unique(body["external_id"], 100)
     historical = body["channel"] == "historical" or body.get("historical") is True
     now = dt.datetime.now(dt.UTC)
     if not historical:
@@ -267,14 +304,16 @@ def _amount(value: Decimal, places: int) -> str:
 def _cancel(mender: Mender, case: Case, body: dict[str, Any]) -> None:
     # The items cancelled are the order's.
     if body.get("items") is not None:
-        body["items"] = mender.items_of(case.path_parameters["order_id"], body["items"])
+        body["items"] = mender.items_of("/v1/orders", case.path_parameters["order_id"],
+                                        body["items"])
 
 
 def _request_items(field: str) -> Mend:
     def mend(mender: Mender, case: Case, body: dict[str, Any]) -> None:
         # The items named are the request's.
         if body.get(field) is not None:
-            body[field] = mender.items_of(case.path_parameters["request_id"], body[field])
+            body[field] = mender.items_of("/v1/fulfillment-requests",
+                                          case.path_parameters["request_id"], body[field])
 
     return mend
 
