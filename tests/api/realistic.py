@@ -19,9 +19,11 @@ is left as drawn.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as dt
 import itertools
+import re
 import zlib
 from collections.abc import Callable
 from decimal import Decimal
@@ -51,6 +53,8 @@ CSV_HEADERS = {
 IMPORTS = {f"/v1/imports/{kind}" for kind in (*CSV_HEADERS, "orders")}
 CSV = "text/csv"
 UNTYPED = "application/octet-stream"
+#: The ids the API gives its resources (UUIDs).
+ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 #: What a rule meets in a body of another shape than the one it reads.
 MISSHAPEN = (TypeError, KeyError, AttributeError, ValueError, ArithmeticError, IndexError)
 
@@ -64,18 +68,18 @@ class Mender:
         self.data = data
         self.read = read
         self._sent = itertools.count()
-        #: Values answers gave (ids among them): a stateful scenario passes them on by its
-        #: links, and they are kept as they are.
+        #: The ids answers gave: a stateful scenario passes them on by its links, and they
+        #: are kept as they are.
         self.learned: set[str] = set()
 
     def learn(self, answer: Any) -> None:
-        """Remember the short texts of a JSON answer."""
+        """Remember the ids in a JSON answer."""
         if isinstance(answer, dict):
             answer = list(answer.values())
         if isinstance(answer, list):
             for value in answer:
                 self.learn(value)
-        elif isinstance(answer, str) and len(answer) <= 64:
+        elif isinstance(answer, str) and ID.fullmatch(answer):
             self.learned.add(answer)
 
     def __call__(self, case: Case) -> None:
@@ -85,11 +89,9 @@ class Mender:
         mend = BODIES.get((case.method.upper(), case.operation.path))
         if mend is not None and isinstance(case.body, dict):
             body = copy.deepcopy(case.body)
-            try:
+            with contextlib.suppress(*MISSHAPEN):
                 mend(self, case, body)
-            except MISSHAPEN:
-                return
-            case.body = body
+                case.body = body
         if case.method.upper() == "POST" and case.operation.path in IMPORTS:
             self._import_file(case)
 
@@ -197,9 +199,12 @@ class Mender:
 
 
 def sendable(case: Case) -> bool:
-    """Whether the case can be sent as it was drawn. An import's body is a file, which is
-    text: a JSON value drawn in its place (a number, null) would go as its text, a file like
-    any other, and so be no negative case at all."""
+    """Whether the case can be sent as it was drawn. A path holds text: a null drawn for a
+    path parameter goes as the text "None", a code like any other. An import's body is a
+    file, which is text too: a JSON value drawn in its place (a number, null) would go as its
+    text, a file like any other. Neither would be the negative case it was drawn as."""
+    if any(value is None for value in (case.path_parameters or {}).values()):
+        return False
     return not (case.method.upper() == "POST" and case.operation.path in IMPORTS) or (
         isinstance(case.body, str | NotSet))
 
