@@ -126,8 +126,8 @@ Format = Annotated[FileFormat | None, Query(description="The file's format, for 
                                                         "as application/octet-stream")]
 
 
-# One route per kind, each with the file types it is read from; a path of each, so that
-# /v1/imports/{import_id} is no import of a kind nobody asked for.
+# An operation per kind, each documenting the file types that kind is read from; each kind
+# is a path of its own, so that a POST to an import's path is 405, not an unknown kind.
 TableKind = Literal["products", "locations", "inventory"]
 TABLE_KINDS: tuple[TableKind, ...] = ("products", "locations", "inventory")
 
