@@ -101,17 +101,22 @@ def session_engine(settings: Settings) -> Iterator[Engine]:
     engine.dispose()
 
 
-@pytest.fixture
-def engine(session_engine: Engine) -> Engine:
-    """A migrated database with no rows in it."""
+def empty(engine: Engine) -> Engine:
+    """The migrated database, its rows all deleted."""
     names = [table.name for table in reversed(metadata.sorted_tables)]
-    with session_engine.begin() as conn:
+    with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text(f"TRUNCATE {', '.join(names)} RESTART IDENTITY CASCADE"))
         else:
             for name in names:
                 conn.execute(text(f"DELETE FROM {name}"))
-    return session_engine
+    return engine
+
+
+@pytest.fixture
+def engine(session_engine: Engine) -> Engine:
+    """A migrated database with no rows in it."""
+    return empty(session_engine)
 
 
 @pytest.fixture

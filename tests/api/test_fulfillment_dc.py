@@ -225,9 +225,10 @@ def test_dc_is_told_acknowledges_and_ships_in_parts(
     assert capture.amount_minor == LINE + SHIPPING
     assert order_of(api, order["id"])["payments"][0]["status"] == "partially_captured"
 
-    # What left already, and what was never in the request, cannot be shipped.
+    # What left already (the request's state: 409), and what was never in the request
+    # (422), cannot be shipped.
     problem(dc.post(f"/v1/fulfillment-requests/{request['id']}/shipments",
-                    json={"items": [shirt], "carrier": "dhl", "tracking_number": "T9"}), 422)
+                    json={"items": [shirt], "carrier": "dhl", "tracking_number": "T9"}), 409)
     problem(dc.post(f"/v1/fulfillment-requests/{request['id']}/shipments",
                     json={"items": ["no-such-item"], "carrier": "dhl",
                           "tracking_number": "T9"}), 422)

@@ -100,9 +100,9 @@ def test_pickup_ready_and_handed_over(api: Api, shop: Shop, app_client: TestClie
     assert item_statuses(api, order["id"]) == ["in_fulfillment"]
     assert level(api) == (5, 2, 3)
     # A pickup is never packed nor shipped: those steps do not exist for it.
-    answer = problem(api.post(f"/v1/fulfillment-requests/{rid}/ship", json={}), 422)
+    answer = problem(api.post(f"/v1/fulfillment-requests/{rid}/ship", json={}), 409)
     assert "pickup" in answer["detail"]
-    problem(api.post(f"/v1/fulfillment-requests/{rid}/pack", json={}), 422)
+    problem(api.post(f"/v1/fulfillment-requests/{rid}/pack", json={}), 409)
     answer = problem(api.post(f"/v1/fulfillment-requests/{rid}/hand-over", json={}), 409)
     assert "picked" in answer["detail"]
     assert (psp.calls, psp.ledger) == ([], [])
@@ -113,7 +113,7 @@ def test_pickup_ready_and_handed_over(api: Api, shop: Shop, app_client: TestClie
     assert item_statuses(api, order["id"]) == ["ready_for_pickup"]
     assert level(api) == (5, 2, 3)
     assert (psp.calls, psp.ledger) == ([], [])
-    problem(api.post(f"/v1/fulfillment-requests/{rid}/ship", json={}), 422)
+    problem(api.post(f"/v1/fulfillment-requests/{rid}/ship", json={}), 409)
     problem(api.post(f"/v1/fulfillment-requests/{rid}/ready-for-pickup", json={}), 409)
 
     handed = step(api, rid, "hand-over", {"collected_by": "Ada Lovelace"})

@@ -195,7 +195,7 @@ def test_pick_with_missing_items_rejects_them_and_picks_the_rest(api: Api, shop:
 
     # Nothing would be left to pick: refused, and nothing changed.
     body = problem(api.post(f"/v1/fulfillment-requests/{mitte['id']}/pick",
-                            json={"missing": [shirt, socks], "reason": "not found"}), 422)
+                            json={"missing": [shirt, socks], "reason": "not found"}), 409)
     assert error_fields(body) == ["missing"]
     assert "reject" in body["detail"]
     assert request_at(api, order["id"], "mitte")["status"] == "accepted"

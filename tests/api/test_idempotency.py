@@ -88,7 +88,7 @@ def test_a_refusal_is_replayed_too(api: Api, stocked: Callable[..., None]) -> No
     first = api.post(ADJUST, json=_batch(-5), headers=key)
     api.put("/v1/inventory/berlin/A", json={"on_hand": 10})
     second = api.post(ADJUST, json=_batch(-5), headers=key)
-    assert first.status_code == second.status_code == 422
+    assert first.status_code == second.status_code == 409
     assert second.json() == first.json()
     assert second.headers["content-type"] == "application/problem+json"
     assert _on_hand(api) == 10

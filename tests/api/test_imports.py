@@ -118,7 +118,8 @@ def test_import_refuses_non_utf8_and_unknown_kinds(api: Api) -> None:
                  headers={"Content-Type": "text/csv"})
     assert r.status_code == 422
     assert "UTF-8" in r.json()["detail"]
-    assert api.post("/v1/imports/customers", content=b"x").status_code == 422
+    # Each kind is a resource of its own: there is no import of customers to post to.
+    problem(api.post("/v1/imports/customers", content=b"x"), 404)
 
 
 def test_associates_cannot_import(as_role: Callable[..., Api], stocked: Callable[..., None]
@@ -448,3 +449,23 @@ def test_rows_without_safety_stock_keep_it(api: Api, stocked: Callable[..., None
     a, b = (api.get(f"/v1/inventory/berlin/{sku}").json() for sku in ("A", "B"))
     assert (a["on_hand"], a["safety_stock"]) == (7, 2)
     assert (b["on_hand"], b["safety_stock"]) == (8, 4)
+
+
+def test_each_kind_documents_the_files_it_is_read_from(app_client: TestClient) -> None:
+    paths = app_client.get("/openapi.json").json()["paths"]
+    typed = {kind: set(paths[f"/v1/imports/{kind}"]["post"]["requestBody"]["content"])
+             - {"application/octet-stream"}
+             for kind in ("products", "locations", "inventory", "orders")}
+    assert typed["orders"] == {"application/x-ndjson", "application/jsonl",
+                               "application/x-jsonlines"}
+    assert typed["products"] == typed["locations"] == typed["inventory"] == (
+        typed["orders"] | {"text/csv"})
+
+
+@pytest.mark.parametrize("kind", ["inventory", "orders"])
+def test_an_empty_json_lines_file_is_refused(api: Api, kind: str) -> None:
+    # The document says the file is required: no body at all is no file.
+    body = problem(api.post(f"/v1/imports/{kind}", content=b"",
+                            headers={"Content-Type": "application/x-ndjson"}), 422)
+    assert body["detail"].startswith("the file is empty")
+    assert api.get("/v1/events", params={"type": "order.created"}).json()["items"] == []

@@ -48,7 +48,8 @@ def test_adjustments_apply_all_or_nothing(api: Api, stocked: Callable[..., None]
         {"location_id": "berlin", "sku": "A", "delta": 10, "reason": "receipt"},
         {"location_id": "berlin", "sku": "B", "delta": -3, "reason": "count"},
     ]})
-    assert refused.status_code == 422
+    # Well formed, but more than the stock has: a conflict with the stock as it is now.
+    assert refused.status_code == 409
     assert refused.headers["content-type"] == "application/problem+json"
     assert refused.json()["errors"] == [
         {"field": "adjustments.1.delta",

@@ -108,6 +108,16 @@ def test_text_longer_than_its_column_is_refused(api: Api) -> None:
     assert api.get("/v1/locations/berlin").json()["address"]["city"] == "C" * 100
 
 
+def test_a_callback_url_of_the_longest_length_is_kept_as_given(api: Api) -> None:
+    # Read as a URL and written out again, "http://0?..." would be "http://0.0.0.0/?...":
+    # longer than its column.
+    url = "http://0?" + "0" * (2000 - len("http://0?"))
+    r = api.put("/v1/locations/dc-1", json=location_body(
+        type="dc", capabilities=["ship"], fulfillment_callback_url=url))
+    assert r.status_code == 201, r.text
+    assert api.get("/v1/locations/dc-1").json()["fulfillment_callback_url"] == url
+
+
 def test_an_unknown_location_is_not_found(api: Api) -> None:
     body = problem(api.get("/v1/locations/atlantis"), 404)
     assert "atlantis" in body["detail"]

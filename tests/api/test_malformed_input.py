@@ -203,6 +203,21 @@ def test_a_wrong_method_is_405_problem(api: Api) -> None:
     problem(api.post("/v1/locations/X", json=location_body()), 405)
 
 
+@pytest.mark.parametrize(("method", "path", "allowed"), [
+    ("DELETE", "/v1/products/X", "GET, PUT"),
+    ("OPTIONS", "/v1/webhooks", "GET, POST"),
+    ("PUT", "/v1/webhooks/X", "DELETE, GET, PATCH"),
+    ("GET", "/v1/imports/orders", "POST"),
+])
+def test_a_405_names_every_method_of_the_path(api: Api, method: str, path: str,
+                                              allowed: str) -> None:
+    # Each method of a path is a route of its own: the answer names them all, not only
+    # those of the first route that matched.
+    r = api.client.request(method, path, headers=api.headers)
+    problem(r, 405)
+    assert r.headers["allow"] == allowed
+
+
 @pytest.mark.parametrize("path", ["/v1/products/X", "/v1/locations/X"])
 def test_nul_in_a_text_field_is_refused_and_named(api: Api, path: str) -> None:
     # PostgreSQL cannot store NUL in text; SQLite could, so both refuse it alike.
@@ -260,7 +275,8 @@ def test_stock_cannot_be_adjusted_past_the_largest_quantity(api: Api) -> None:
     assert api.put("/v1/inventory/X/X", json={"on_hand": 1_000_000_000}).status_code == 200
     r = api.post("/v1/inventory/adjustments", json={"adjustments": [
         {"location_id": "X", "sku": "X", "delta": 1_000_000_000, "reason": "receipt"}]})
-    body = problem(r, 422)
+    # Well formed, but more than the level can hold as it is now: a conflict.
+    body = problem(r, 409)
     assert body["errors"] == [{
         "field": "adjustments.0.delta",
         "message": "on_hand is 1000000000; a delta of 1000000000 would take it above 1000000000",
@@ -858,3 +874,27 @@ def test_the_tracking_statuses_the_spec_lists_are_those_a_carrier_may_report(
         assert r.status_code == 200, (status, r.text)
     r = send_deep(api, world, "tracking", {**body, "status": "created"})
     assert error_fields(problem(r, 422)) == ["status"]
+
+
+def test_the_feed_goes_on_from_an_after_written_in_capitals(api: Api) -> None:
+    r = api.get("/v1/events", params={"after": "7FFFFFFFFFFFFFFE000000000000000A"})
+    assert r.status_code == 200, r.text
+    # Nothing follows it: the id is given back as ids are written, as the document says.
+    assert r.json()["next_after"] == "7ffffffffffffffe000000000000000a"
+
+
+@pytest.mark.parametrize("key", ["clé-1".encode("latin-1"), b" ", b"\t", b"k" * 255 + b" "])
+def test_an_idempotency_key_is_printable_ascii_on_every_route(api: Api, key: bytes) -> None:
+    # As the document says (and the IETF draft: a structured-field string): an import and
+    # any other change refuse the same keys alike.
+    change = api.put("/v1/products/K", json=product_body(), headers={"Idempotency-Key": key})
+    assert "printable ASCII" in problem(change, 400)["detail"]
+    file = api.post("/v1/imports/inventory", content=b"location_id,sku,on_hand\n",
+                    headers={"Content-Type": "text/csv", "Idempotency-Key": key})
+    assert "printable ASCII" in problem(file, 400)["detail"]
+    problem(api.get("/v1/products/K"), 404)
+
+
+def test_an_idempotency_key_may_hold_spaces_within(api: Api) -> None:
+    r = api.put("/v1/products/K", json=product_body(), headers={"Idempotency-Key": "order 42"})
+    assert r.status_code == 201, r.text

@@ -155,7 +155,7 @@ def test_a_pickup_order_goes_only_to_its_pickup_store(api: Api, shop: Shop) -> N
 
     # Potsdam has no SKU-2, and Mitte's may not be sent there for pickup.
     body = problem(api.post("/v1/orders", json=order_body(
-        ("SKU-2", 1), external_id="W-2", pickup_at="potsdam")), 422)
+        ("SKU-2", 1), external_id="W-2", pickup_at="potsdam")), 409)
     assert "SKU-2" in body["detail"]
     assert error_fields(body) == ["items.0.sku"]
     assert atp(api, "SKU-2") == {"mitte": 5, "potsdam": 0}
@@ -224,7 +224,9 @@ def test_no_backorders_and_nothing_is_written(api: Api, shop: Shop) -> None:
     shop({("mitte", "SKU-1"): 5, ("potsdam", "SKU-2"): 0})
     before = len(events(api))
 
-    body = problem(api.post("/v1/orders", json=order_body(("SKU-1", 2), ("SKU-2", 1))), 422)
+    # Well formed, but no location has the stock: a conflict with the stock as it is now.
+    body = problem(api.post("/v1/orders", json=order_body(("SKU-1", 2), ("SKU-2", 1))), 409)
+    assert body["type"] == "urn:oms:problem:insufficient-stock"
     assert error_fields(body) == ["items.1.sku"]
     assert "SKU-2" in body["detail"]
     assert "backorders are not accepted" in body["detail"]
@@ -468,10 +470,11 @@ def test_cancelling_an_item_and_then_the_rest(api: Api, shop: Shop) -> None:
                for e in _cancelled_events(api, order["id"])) == Decimal(
         order["totals"]["grand_total"])
 
-    answer = problem(api.post(f"/v1/orders/{order['id']}/cancel", json={}), 422)
+    # What is left of the order, not the request, refuses these.
+    answer = problem(api.post(f"/v1/orders/{order['id']}/cancel", json={}), 409)
     assert "nothing left to cancel" in answer["detail"]
     answer = problem(api.post(f"/v1/orders/{order['id']}/cancel",
-                              json={"items": [first["id"]]}), 422)
+                              json={"items": [first["id"]]}), 409)
     assert error_fields(answer) == ["items.0"]
     assert "cancelled" in answer["detail"]
     assert atp(api, "SKU-1") == {"mitte": 5}
@@ -555,7 +558,7 @@ def test_a_routing_rule_sends_orders_to_its_first_group(api: Api, shop: Shop,
     assert second_group["items"][0]["location_id"] == "hamburg"
 
     answer = problem(api.post("/v1/orders", json=order_body(("SKU-1", 4), external_id="W-3")),
-                     422)
+                     409)
     assert error_fields(answer) == ["items.0.sku"]
     assert atp(api, "SKU-1") == {"hamburg": 3, "mitte": 100, "munich": 0}
 
@@ -668,10 +671,10 @@ def test_concurrent_orders_never_oversell(live_url: str, api: Api, engine: Engin
     with ThreadPoolExecutor(clients) as pool:
         answers: Sequence[httpx.Response] = list(pool.map(send, range(clients)))
 
-    assert Counter(a.status_code for a in answers) == {201: 10, 422: clients - 10}, [
-        a.text for a in answers if a.status_code not in (201, 422)]
-    for refused in (a for a in answers if a.status_code == 422):
-        body = problem(refused, 422)
+    assert Counter(a.status_code for a in answers) == {201: 10, 409: clients - 10}, [
+        a.text for a in answers if a.status_code not in (201, 409)]
+    for refused in (a for a in answers if a.status_code == 409):
+        body = problem(refused, 409)
         assert error_fields(body) == ["items.0.sku"]
         assert "SKU-1" in body["detail"]
     level = api.get("/v1/inventory/mitte/SKU-1").json()

@@ -55,12 +55,12 @@ def test_a_preorder_reserves_future_stock_not_on_hand(api: Api, stocked: Callabl
     assert api.get("/v1/inventory/berlin/NEW").json()["reserved"] == 0
 
     refused = api.post("/v1/orders", json=_order(2, "NEW", 2))
-    assert refused.status_code == 422
+    assert refused.status_code == 409
     assert "NEW" in refused.json()["detail"]
     # The delivery cannot be cut below what pre-orders bought of it.
     cut = api.post("/v1/inventory/future", json={"entries": [
         {"location_id": "berlin", "sku": "NEW", "quantity": 1, "available_on": "2099-01-15"}]})
-    assert cut.status_code == 422
+    assert cut.status_code == 409
     assert cut.json()["errors"][0]["field"] == "entries.0.quantity"
 
     api.post(f"/v1/orders/{first.json()['id']}/cancel", json={})
@@ -116,7 +116,7 @@ def test_the_store_queue_puts_due_preorders_first_and_future_ones_last(
         url = f"/v1/fulfillment-requests/{placed['LATER']}/{step}"
         assert api.post(url, json={}).status_code == 200
     refused = api.post(f"/v1/fulfillment-requests/{placed['LATER']}/ship", json={})
-    assert refused.status_code == 422
+    assert refused.status_code == 409
     assert "LATER (expected 2099-05-01)" in refused.json()["detail"]
 
     # Once the worker moves the due pre-order onto the store's stock, it ships.

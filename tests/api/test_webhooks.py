@@ -705,7 +705,8 @@ def test_replay_refuses_what_it_cannot_send(api: Api, engine: Engine, receiver: 
     unknown = "0" * 16 + f"{999_999_999:016x}"
     answer = problem(api.post(path, json={"event_ids": [a, unknown]}), 422)
     assert error_fields(answer) == ["event_ids.1"]
-    answer = problem(api.post(path, json={"event_ids": [location]}), 422)
+    # The subscription's types refuse it: changed, they would let it through (409).
+    answer = problem(api.post(path, json={"event_ids": [location]}), 409)
     assert error_fields(answer) == ["event_ids.0"]
     assert "location.upserted" in answer["errors"][0]["message"]
     answer = problem(api.post(path, json={"event_ids": ["nonsense"]}), 422)
@@ -825,3 +826,10 @@ def test_the_webhooks_commands(api: Api, engine: Engine, receiver: Receiver,
     done = oms("webhooks", "deliveries", "0" * 36, "--json")
     assert done.returncode == 2
     assert "no webhook subscription" in done.stderr
+
+
+def test_replay_refuses_null_where_the_document_says_leave_it_out(api: Api) -> None:
+    sub = subscribe(api, "https://erp.example/oms")
+    answer = problem(api.post(f"/v1/webhooks/{sub['id']}/replay",
+                              json={"after": "0" * 32, "event_ids": None}), 422)
+    assert error_fields(answer) == ["event_ids"]

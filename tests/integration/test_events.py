@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 
 from oms.adapters.db.repositories import parse_event_id
 from oms.adapters.db.unit_of_work import UnitOfWork
-from oms.domain.errors import ValidationFailed
+from oms.domain.errors import Conflict
 from oms.domain.events import utcnow
 from oms.schemas import AdjustmentIn
 from oms.services import inventory
@@ -26,7 +26,7 @@ def _read(engine: Engine, after: tuple[int, int] | None = None) -> list[str]:
 def test_a_refused_batch_writes_neither_levels_nor_events(engine: Engine) -> None:
     seed_stock(engine, {("berlin", "A"): 5, ("berlin", "B"): 1})
     before = _read(engine)
-    with UnitOfWork(engine) as uow, pytest.raises(ValidationFailed) as refused:
+    with UnitOfWork(engine) as uow, pytest.raises(Conflict) as refused:
         inventory.adjust(uow, [
             AdjustmentIn(location_id="berlin", sku="A", delta=+4, reason="receipt"),
             AdjustmentIn(location_id="berlin", sku="B", delta=-2, reason="damage"),

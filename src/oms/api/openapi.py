@@ -125,7 +125,8 @@ def _add_shared_errors(path: str, operation: dict[str, Any]) -> None:
     _add(operation, 422, REASONS[422])
     if any(p["in"] == "header" and p["name"] == IDEMPOTENCY_KEY
            for p in operation.get("parameters", [])):
-        _add(operation, 400, f"The {IDEMPOTENCY_KEY} is not 1 to {MAX_KEY_LENGTH} characters")
+        _add(operation, 400, f"The {IDEMPOTENCY_KEY} is not 1 to {MAX_KEY_LENGTH} printable "
+                             "ASCII characters")
         _add(operation, 409, f"A request with this {IDEMPOTENCY_KEY} is still running",
              _RETRY_AFTER)
         _add(operation, 422, f"This {IDEMPOTENCY_KEY} was used with another request")

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from oms.adapters.db.errors import is_transient
 from oms.domain.errors import DomainError, FieldError
@@ -112,6 +113,19 @@ def database_problem(exc: DBAPIError | SQLAlchemyTimeout, method: str, path: str
                    instance=path)
 
 
+#: The methods a route may take, in the order `Allow` names them.
+METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method the app takes at the request's path. Starlette's 405 names only those of
+    the first route whose path matches, where a path has a route per method."""
+    routes = request.app.router.routes
+    return ", ".join(method for method in METHODS if any(
+        route.matches({**request.scope, "method": method})[0] is Match.FULL
+        for route in routes))
+
+
 def _field(loc: Sequence[int | str]) -> str:
     parts = [str(p) for p in loc]
     if parts and parts[0] in ("body", "query", "path", "header"):
@@ -164,9 +178,11 @@ def install(app: FastAPI) -> None:
         kind = {401: "unauthorized", 403: "forbidden", 404: "not-found",
                 405: "method-not-allowed", 413: "payload-too-large",
                 415: "unsupported-media-type"}.get(exc.status_code, "invalid-request")
+        headers = dict(exc.headers) if exc.headers else {}
+        if exc.status_code == 405:
+            headers["Allow"] = allowed_methods(request)
         return problem(kind, str(exc.detail), status=exc.status_code,
-                       instance=request.url.path,
-                       headers=dict(exc.headers) if exc.headers else None)
+                       instance=request.url.path, headers=headers or None)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -14,13 +14,13 @@ from fastapi import FastAPI
 
 from oms.api.deps import MAX_PATH_PARAMETER
 from oms.api.routing import is_json
+from oms.schemas import WHITE_SPACE
 
 #: PostgreSQL cannot store NUL: no string the API takes may hold one.
 NO_NUL = r"^[^\x00]*$"
-#: Body text is stripped of surrounding whitespace before its length is checked, so text that
-#: must not be empty must hold a character that is not whitespace (U+0085 named for regex
-#: dialects whose \s lacks it).
-NOT_BLANK = r"^[^\x00]*[^\s\x85\x00][^\x00]*$"
+#: Body text is stripped of surrounding white space before its length is checked, so text that
+#: must not be empty must hold a character that is not white space.
+NOT_BLANK = rf"^[^\x00]*[^{WHITE_SPACE}\x00][^\x00]*$"
 
 Schema = dict[str, Any]
 

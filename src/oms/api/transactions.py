@@ -18,6 +18,7 @@ import enum
 import hashlib
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -209,10 +210,25 @@ def _plain(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON")
 
 
-#: Declared so that the OpenAPI shows it on every route that takes it; its length is checked
-#: below, once stripped, and answered 400 like any other bad key.
+#: An Idempotency-Key is printable ASCII (the IETF draft makes it a structured-field string)
+#: with a character that is not a space; spaces around it are not part of it.
+KEY_PATTERN = r"^[ -~]*[!-~][ -~]*$"
+_KEY = re.compile(KEY_PATTERN.removeprefix("^").removesuffix("$"))
+
+
+def checked_key(value: str) -> str:
+    """The key as it is kept; 400 for a key the document does not allow."""
+    if len(value) > MAX_KEY_LENGTH or not _KEY.fullmatch(value):
+        raise DomainError(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable ASCII "
+                          "characters, not only spaces", [], "invalid-request")
+    return value.strip()
+
+
+#: Declared so that the OpenAPI shows it on every route that takes it; it is checked by
+#: `checked_key`, and answered 400 like any other bad key.
 IdempotencyKey = Annotated[
-    Annotated[str, Field(json_schema_extra={"minLength": 1, "maxLength": MAX_KEY_LENGTH})]
+    Annotated[str, Field(json_schema_extra={"minLength": 1, "maxLength": MAX_KEY_LENGTH,
+                                            "pattern": KEY_PATTERN})]
     | None,
     Header(alias="Idempotency-Key",
            description=("Makes a retry safe: the same key with the same request, while the key "
@@ -224,10 +240,7 @@ async def write_tx(request: Request, principal: CurrentKey,
                    idempotency_key: IdempotencyKey = None) -> AsyncIterator[Tx]:
     keyed = None
     if idempotency_key is not None:
-        key = idempotency_key.strip()
-        if not 1 <= len(key) <= MAX_KEY_LENGTH:
-            raise DomainError(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters",
-                              [], "invalid-request")
+        key = checked_key(idempotency_key)
         body = await request.body()
         # Percent-encoded, because a decoded path may hold NUL, which PostgreSQL cannot store.
         query = request.url.query

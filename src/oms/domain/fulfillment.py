@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from enum import StrEnum
 
-from oms.domain.errors import InvalidState, ValidationFailed
+from oms.domain.errors import InvalidState
 from oms.domain.locations import LocationType, local_date, start_of_day
 from oms.domain.orders import ServiceLevel
 
@@ -102,8 +102,9 @@ def next_status(kind: RequestType, status: RequestStatus, step: Step) -> Request
     steps = TRANSITIONS[kind]
     if step not in steps:
         allowed = ", ".join(s.value for s in steps)
-        raise ValidationFailed(f"a {kind.value} request has no {step.value} step "
-                               f"(its steps: {allowed})")
+        # Not a fault of the request's form: the request it names is of another type.
+        raise InvalidState(f"a {kind.value} request has no {step.value} step "
+                           f"(its steps: {allowed})")
     starts, target = steps[step]
     if status not in starts:
         expected = " or ".join(sorted(s.value for s in starts))

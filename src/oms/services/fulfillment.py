@@ -18,6 +18,7 @@ from oms.adapters.providers import Notification, NotifyFailed
 from oms.adapters.registry import Providers
 from oms.domain.access import Principal
 from oms.domain.errors import (
+    Conflict,
     FieldError,
     InvalidState,
     NotFound,
@@ -148,8 +149,8 @@ def pick(uow: UnitOfWork, ctx: Context, request_id: str, missing: Sequence[str],
     if missing:
         _check_items(work, missing, "missing")
         if len(set(missing)) == len(work.open):
-            raise ValidationFailed("every item is missing: reject the request instead",
-                                   [FieldError("missing", "leaves nothing to pick")])
+            raise Conflict("every item is missing: reject the request instead",
+                           [FieldError("missing", "leaves nothing to pick")])
         _reject(uow, work, missing, reason or "missing at pick", now)
     version = uow.fulfillment.update(request_id, now, status=target.value)
     body = _record_request(uow, work, "fulfillment_request.picked", version, now)
@@ -361,29 +362,30 @@ def withdraw_items(uow: UnitOfWork, order: RowLike, item_ids: Sequence[str], sta
 
 
 def _check_items(work: _Work, item_ids: Sequence[str], field: str) -> None:
+    """Items named must be the request's (422), and still open in it: one that has left or
+    was rejected is the request's state, not a fault of the body (409)."""
     open_ids = {x["item_id"] for x in work.open}
     known = {x["item_id"]: x["status"] for x in work.links}
-    errors = []
-    for n, item_id in enumerate(item_ids):
-        if item_id not in known:
-            errors.append(FieldError(f"{field}.{n}", f"item {item_id!r} is not in this request"))
-        elif item_id not in open_ids:
-            errors.append(FieldError(f"{field}.{n}",
-                                     f"item {item_id} is {known[item_id]} in this request"))
+    errors = [FieldError(f"{field}.{n}", f"item {item_id!r} is not in this request")
+              for n, item_id in enumerate(item_ids) if item_id not in known]
     if len(set(item_ids)) != len(item_ids):
         errors.append(FieldError(field, "an item is listed twice"))
     if errors:
         raise ValidationFailed("; ".join(e.message for e in errors), errors)
+    closed = [FieldError(f"{field}.{n}", f"item {item_id} is {known[item_id]} in this request")
+              for n, item_id in enumerate(item_ids) if item_id not in open_ids]
+    if closed:
+        raise Conflict("; ".join(e.message for e in closed), closed)
 
 
 def _check_shippable(links: Sequence[RowMapping]) -> None:
     if not links:
-        raise ValidationFailed("the request has no items left to ship")
+        raise Conflict("the request has no items left to ship")
     # A pre-order still holding future stock: its delivery has not come in yet.
     waiting = [(x["sku"], x["stock_expected_on"]) for x in links
                if x["stock_expected_on"] is not None]
     if waiting:
-        raise ValidationFailed(
+        raise Conflict(
             "pre-order items cannot leave before their stock arrives: "
             + ", ".join(f"{sku} (expected {on.isoformat()})" for sku, on in waiting))
 

@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 
 from oms.adapters.db.repositories import ReservationRecord, VersionedLevel
 from oms.adapters.db.unit_of_work import UnitOfWork
-from oms.domain.errors import FieldError, InsufficientStock, NotFound, ValidationFailed
+from oms.domain.errors import Conflict, FieldError, InsufficientStock, NotFound, ValidationFailed
 from oms.domain.events import Event, utcnow
 from oms.domain.ids import new_id
 from oms.domain.inventory import (
@@ -108,7 +108,8 @@ def adjust(uow: UnitOfWork, adjustments: Sequence[AdjustmentIn]) -> list[dict[st
                 bound, outcome = "below zero", "make it negative"
             else:
                 bound, outcome = f"above {MAX_QUANTITY}", f"take it above {MAX_QUANTITY}"
-            raise ValidationFailed(
+            # A well-formed change the stock as it is now cannot take.
+            raise Conflict(
                 f"adjustment {i} would take on_hand of {a.sku} at {a.location_id} {bound}",
                 [FieldError(f"adjustments.{i}.delta",
                             f"on_hand is {on_hand}; a delta of {a.delta} would {outcome}")],
@@ -128,7 +129,7 @@ def record_future(uow: UnitOfWork, entries: Sequence[FutureStock]) -> None:
              for i, e in enumerate(entries)
              if (e.location_id, e.sku, e.available_on) not in versions]
     if short:
-        raise ValidationFailed(short[0].message, short)
+        raise Conflict(short[0].message, short)
     for e in entries:
         uow.record(
             Event(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,7 +21,7 @@ def put_location(uow: UnitOfWork, location: Location, *, allow_private: bool = F
     refused unless private targets are allowed; a name is checked when a request is sent."""
     url = location.fulfillment_callback_url
     refused = None if url is None or allow_private else literal_refusal(
-        urlsplit(url).hostname or "")
+        _address_form(urlsplit(url).hostname or ""))
     if refused is not None:
         field = "fulfillment_callback_url"
         raise ValidationFailed(f"{field}: {refused}", [FieldError(field, refused)])
@@ -31,6 +32,15 @@ def put_location(uow: UnitOfWork, location: Location, *, allow_private: bool = F
     uow.record(Event("location.upserted", location.id, version, body, now))
     uow.commit()
     return body, created
+
+
+def _address_form(host: str) -> str:
+    """An IPv4 address written as the resolver also reads one ("0x7f000001", "127.1", "0")
+    in its usual form; any other host as it is. The URL is kept as it was given."""
+    try:
+        return socket.inet_ntoa(socket.inet_aton(host))
+    except OSError:
+        return host
 
 
 def get_location(uow: UnitOfWork, location_id: str) -> Stored[Location]:

@@ -301,15 +301,17 @@ def cancel(uow: UnitOfWork, providers: Providers, order_id: str,
     by_id = {i["id"]: i for i in items}
     wanted = list(item_ids) if item_ids else [i["id"] for i in items
                                               if i["status"] in OPEN_STATUSES]
-    errors = [FieldError(f"items.{n}", f"no item {x!r} in this order")
-              for n, x in enumerate(wanted) if x not in by_id]
-    errors += [FieldError(f"items.{n}", f"item {x} is {by_id[x]['status']}; it cannot be "
-                                        "cancelled")
-               for n, x in enumerate(wanted) if x in by_id and by_id[x]["status"] not in
-               OPEN_STATUSES]
-    if errors or not wanted:
-        raise ValidationFailed("; ".join(e.message for e in errors) or
-                               "nothing left to cancel", errors)
+    unknown = [FieldError(f"items.{n}", f"no item {x!r} in this order")
+               for n, x in enumerate(wanted) if x not in by_id]
+    if unknown:
+        raise ValidationFailed("; ".join(e.message for e in unknown), unknown)
+    # Items that have left (or were cancelled) are the order's state, not a fault of the
+    # request: 409.
+    done = [FieldError(f"items.{n}", f"item {x} is {by_id[x]['status']}; it cannot be "
+                                     "cancelled")
+            for n, x in enumerate(wanted) if by_id[x]["status"] not in OPEN_STATUSES]
+    if done or not wanted:
+        raise Conflict("; ".join(e.message for e in done) or "nothing left to cancel", done)
     provider_calls.after_commit(uow, providers,
                                 cancel_items(uow, order, items, wanted, reason, utcnow()))
     body = order_out(uow, order["id"])

@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 from sqlalchemy.engine import RowMapping
 
 from oms.adapters.db.unit_of_work import UnitOfWork
-from oms.domain.errors import Conflict, FieldError, InsufficientStock, ValidationFailed
+from oms.domain.errors import Conflict, DomainError, FieldError, InsufficientStock
 from oms.domain.events import Event, utcnow
 from oms.domain.fulfillment import RequestStatus, RequestType, request_type
 from oms.domain.ids import new_id
@@ -79,10 +79,13 @@ def route_items(uow: UnitOfWork, order: RowLike, items: Sequence[RowLike], trigg
         )
         if refuse_unavailable and order["fulfillment_location_id"] is None and plan.on_hold:
             item = next(i for i in waiting if i["id"] in plan.on_hold)
-            raise ValidationFailed(
+            # The order is well formed: today's stock cannot take it (409, as a reservation
+            # that finds too little is).
+            raise DomainError(
                 f"{item['sku']} is not available in the quantity ordered ({item['quantity']}) "
                 "at any location that can fulfil this order; backorders are not accepted",
                 [FieldError(f"items.{item['line'] - 1}.sku", plan.on_hold[item["id"]])],
+                "insufficient-stock",
             )
         by_id = {i["id"]: i for i in waiting}
         reserve_lines = [ReserveLine(location_id, by_id[item_id]["sku"],

@@ -20,7 +20,7 @@ from oms.adapters.db.unit_of_work import UnitOfWork
 from oms.adapters.egress import EgressPolicy
 from oms.adapters.eventstream import Answer, WebhookTransport
 from oms.adapters.signing import signed_headers
-from oms.domain.errors import FieldError, NotFound, ValidationFailed
+from oms.domain.errors import Conflict, FieldError, NotFound, ValidationFailed
 from oms.domain.events import Event, utcnow
 from oms.domain.ids import new_id, new_webhook_secret
 from oms.domain.webhooks import (
@@ -209,15 +209,18 @@ def replay(uow: UnitOfWork, subscription_id: str, after: str | None,
             except ValueError:
                 errors.append(FieldError(f"event_ids.{n}", "not an event id"))
         found = uow.events.by_keys(keys) if not errors else {}
-        for n, key in enumerate(keys):
-            event = found.get(key)
-            if event is None:
-                errors.append(FieldError(f"event_ids.{n}", f"no event {event_ids[n]}"))
-            elif not matches(event.type, sub["event_types"]):
-                errors.append(FieldError(f"event_ids.{n}", f"{event.type} is not among the "
-                                                           "subscription's event types"))
+        errors += [FieldError(f"event_ids.{n}", f"no event {event_ids[n]}")
+                   for n, key in enumerate(keys) if key not in found]
         if errors:
             raise ValidationFailed("; ".join(e.message for e in errors), errors)
+        # The subscription's types as they are now refuse these (changing them lets them
+        # through): a conflict, not a fault of the request.
+        unsubscribed = [FieldError(f"event_ids.{n}", f"{found[key].type} is not among the "
+                                                     "subscription's event types")
+                        for n, key in enumerate(keys)
+                        if not matches(found[key].type, sub["event_types"])]
+        if unsubscribed:
+            raise Conflict("; ".join(e.message for e in unsubscribed), unsubscribed)
         events = [found[k] for k in keys]
     else:
         assert after is not None

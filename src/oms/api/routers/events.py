@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from pydantic import Field
 
-from oms.adapters.db.repositories import parse_event_id
+from oms.adapters.db.repositories import event_id, parse_event_id
 from oms.api import models
 from oms.api.deps import Integrators, ReadUow
 from oms.api.openapi import answer, problems
@@ -42,8 +42,10 @@ def list_events(
              "occurred_at": e.occurred_at.isoformat(), "payload": e.payload}
             for e in events
         ],
-        # Where to continue from: the last id read, or the same `after` when nothing was new.
-        "next_after": events[-1].id if events else after,
+        # Where to continue from: the last id read, or the same `after` when nothing was new
+        # (written as ids are: its hex digits in lower case).
+        "next_after": events[-1].id if events else (
+            event_id(*position) if position is not None else None),
         # Committed events that follow once an older transaction ends: ask again shortly.
         "held_back": uow.events.held_back() if len(events) < limit else 0,
     })

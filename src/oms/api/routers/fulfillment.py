@@ -80,7 +80,10 @@ def _context(request: Request, actor: Principal) -> Context:
 
 
 #: The errors of a step of a request.
-STEP_ERRORS = problems(403, 404, (409, "The request is not in a status this step starts from"))
+STEP_ERRORS = problems(403, 404, (409, "The request is not in a status this step starts from, "
+                                        "is of a type without this step, or cannot take the "
+                                        "items named as it is now (one has left it, or none "
+                                        "would be left)"))
 
 
 class PickIn(Strict):

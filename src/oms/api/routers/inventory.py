@@ -48,7 +48,9 @@ def get_level(location_id: Code, sku: Code, uow: ReadUow, _: AnyRole) -> Respons
 
 @router.post("/v1/inventory/adjustments", summary="Apply stock deltas, all or nothing",
              response_model=models.Adjusted,
-             responses=problems(403, (404, "No such location or product")))
+             responses=problems(403, (404, "No such location or product"),
+                                (409, "A delta would take on_hand below zero or above the "
+                                      "largest quantity")))
 def post_adjustments(body: AdjustmentBatchIn, tx: WriteTx,
                      principal: StockKeepers) -> Response:
     outside = sorted({a.location_id for a in body.adjustments
@@ -60,7 +62,9 @@ def post_adjustments(body: AdjustmentBatchIn, tx: WriteTx,
 
 @router.post("/v1/inventory/future", summary="Record stock expected at a location on a date",
              response_model=models.FutureRecorded,
-             responses=problems(403, (404, "No such location or product")))
+             responses=problems(403, (404, "No such location or product"),
+                                (409, "A quantity is below what pre-orders already reserved "
+                                      "of that delivery")))
 def post_future(body: FutureBatchIn, tx: WriteTx, _: Integrators) -> Response:
     inventory.record_future(tx.uow, [e.to_domain() for e in body.entries])
     return tx.done({"recorded": len(body.entries)})

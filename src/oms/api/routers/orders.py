@@ -40,8 +40,9 @@ Managers = Annotated[Principal, Depends(require(Role.ADMIN, Role.MANAGER))]
              responses={201: {"headers": LOCATION},
                         200: {"model": models.Order, "headers": LOCATION,
                               "description": "The same order was sent before: as it is now"},
-                        **problems(403, (409, "Another order has this external_id, or the "
-                                              "stock kept changing while it was routed"))})
+                        **problems(403, (409, "Another order has this external_id, no location "
+                                              "that can fulfil an item has it in stock, or "
+                                              "the stock kept changing while it was routed"))})
 def post_order(body: OrderIn, request: Request, tx: WriteTx, _: Integrators) -> Response:
     result, created = orders.place_order(tx.uow, body,
                                          request.app.state.settings.placement_window())
@@ -165,7 +166,9 @@ class CancelIn(Strict):
 
 
 @router.post("/v1/orders/{order_id}/cancel", summary="Cancel all or some items not yet shipped",
-             response_model=models.Order, responses=problems(403, 404))
+             response_model=models.Order,
+             responses=problems(403, 404, (409, "An item named has shipped or was cancelled, "
+                                                "or none is left to cancel")))
 def cancel_order(order_id: str, body: CancelIn, request: Request, tx: WriteTx,
                  principal: Staff) -> Response:
     _require_order_scope(tx.uow, principal, order_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from oms.adapters.db.repositories import parse_event_id
 from oms.api import models
@@ -58,6 +58,14 @@ class ReplayIn(Strict):
     event_ids: Annotated[list[EventId], Field(
         min_length=1, max_length=1000, json_schema_extra={"uniqueItems": True})
     ] | None = Field(default=None, json_schema_extra=may_be_left_out)
+
+    @field_validator("after", "event_ids", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        # Left out says "not this way"; null is refused, as the document says.
+        if value is None:
+            raise ValueError("cannot be null: leave it out")
+        return value
 
     @model_validator(mode="after")
     def _one_of(self) -> ReplayIn:
@@ -166,7 +174,9 @@ def deliveries(subscription_id: str, uow: ReadUow, _: Integrators,
 
 @router.post("/{subscription_id}/replay", status_code=202,
              summary="Deliver events again: those after an event id, or those named",
-             response_model=models.Replayed, responses=problems(403, 404))
+             response_model=models.Replayed,
+             responses=problems(403, 404, (409, "An event named is of a type the subscription "
+                                                "does not take")))
 def replay(subscription_id: str, body: ReplayIn, tx: WriteTx, _: Integrators) -> Response:
     return tx.done(webhooks.replay(tx.uow, subscription_id, body.after, body.event_ids),
                    status=202)
