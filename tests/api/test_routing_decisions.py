@@ -104,11 +104,11 @@ def test_any_location_is_explained_as_the_run_saw_it(api: Api, shop: Shop) -> No
     assert again["decisions"] == run["decisions"]
 
 
-def test_asking_about_no_location_is_refused(api: Api, shop: Shop) -> None:
+def test_asking_about_no_location_is_not_found(api: Api, shop: Shop) -> None:
     shop({("potsdam", "SKU-1"): 5})
     order = place(api, order_body())
     answer = problem(api.get(f"/v1/orders/{order['id']}/routing-decisions",
-                             params={"location_id": ["potsdam", "atlantis"]}), 422)
+                             params={"location_id": ["potsdam", "atlantis"]}), 404)
     assert "atlantis" in answer["detail"]
     assert [e["field"] for e in answer["errors"]] == ["location_id.1"]
     problem(api.get(f"/v1/orders/{order['id']}/routing-decisions",

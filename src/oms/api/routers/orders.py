@@ -88,8 +88,9 @@ def get_routing_decisions(
     for n, asked_id in enumerate(asked):
         found = uow.locations.get(asked_id)
         if found is None:
-            raise ValidationFailed(f"no location {asked_id!r}",
-                                   [FieldError(f"location_id.{n}", "no such location")])
+            # The location named is a resource that does not exist, as an unknown order is.
+            raise NotFound(f"no location {asked_id!r}",
+                           [FieldError(f"location_id.{n}", "no such location")])
         created_at[asked_id] = found.created_at
     runs = []
     for r in uow.routing.runs(order["id"], with_inputs=bool(asked)):
