@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from fastapi import Depends, FastAPI, Request, Response
-from fastapi_offline import FastAPIOffline
 from sqlalchemy import Engine
 
 from oms import __version__
 from oms.adapters.db.engine import make_engine
 from oms.adapters.eventstream.http import HttpTransport
 from oms.adapters.registry import providers_from
-from oms.api import models, openapi, problems, request_rules
+from oms.api import docs, models, openapi, problems, request_rules
 from oms.api.auth import AuthenticationMiddleware
 from oms.api.deps import check_path, no_nul_in_query
 from oms.api.limits import BodyLimitMiddleware
@@ -36,12 +35,20 @@ Every state-changing request accepts an `Idempotency-Key` header.
 """
 
 
+def health(request: Request) -> Response:
+    with request.app.state.engine.connect() as conn:
+        conn.exec_driver_sql("SELECT 1")
+    return openapi.answer({"status": "ok", "version": __version__})
+
+
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
     settings = settings or get_settings()
     engine = engine or make_engine(settings)
     # /docs and /redoc load Swagger UI and ReDoc from this server, not from a CDN.
-    app = FastAPIOffline(title="oms", version=__version__, description=DESCRIPTION,
-                         dependencies=[Depends(no_nul_in_query), Depends(check_path)])
+    app = FastAPI(title="oms", version=__version__, description=DESCRIPTION,
+                  docs_url=None, redoc_url=None,
+                  dependencies=[Depends(no_nul_in_query), Depends(check_path)])
+    docs.install(app)
     app.state.settings = settings
     app.state.engine = engine
     app.state.providers = providers_from(settings)
@@ -57,12 +64,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
                    webhooks, imports):
         app.include_router(module.router)
 
-    @app.get("/healthz", tags=["operations"], summary="Liveness and database reachability",
-             response_model=models.Health)
-    def health() -> Response:
-        with engine.connect() as conn:
-            conn.exec_driver_sql("SELECT 1")
-        return openapi.answer({"status": "ok", "version": __version__})
+    app.add_api_route("/healthz", health, methods=["GET"], tags=["operations"],
+                      summary="Liveness and database reachability",
+                      response_model=models.Health)
 
     # The document says the rules every request meets, then what every route answers.
     request_rules.install(app)
