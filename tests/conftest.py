@@ -48,6 +48,27 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = keep
 
 
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """What the schemathesis run tried (tests/api/test_schemathesis.py records it per test,
+    in whichever process ran the test): operations, requests and their answers."""
+    tests = 0
+    answers: dict[str, int] = {}
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            if getattr(report, "when", None) != "call":
+                continue
+            for name, value in getattr(report, "user_properties", []):
+                if name == "schemathesis_answers":
+                    tests += 1
+                    for status, count in value.items():
+                        answers[status] = answers.get(status, 0) + count
+    if tests:
+        by_status = ", ".join(f"{s} {n:,}" for s, n in sorted(answers.items()))
+        terminalreporter.write_line(
+            f"schemathesis: {tests} tests (operations and scenario suites, on each "
+            f"database), {sum(answers.values()):,} requests: {by_status}")
+
+
 def _postgres_database() -> Iterator[str]:
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     try:

@@ -17,6 +17,7 @@ reproduces it (on a shop seeded the same way).
 from __future__ import annotations
 
 import contextlib
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,6 +80,9 @@ class AppUnderTest:
 
 
 under_test = AppUnderTest()
+#: The answers the app gave, by status class ("2xx", "4xx", ...): what the run tried. Each
+#: test's share goes into the run's summary (tests/api/conftest.py, tests/conftest.py).
+ANSWERS: Counter[str] = Counter()
 # A JSON Lines file is text, sent as it is.
 schemathesis.serializer.alias(list(JSONL_TYPES), "text/plain")
 schema = schemathesis.openapi.from_dict(
@@ -146,8 +150,10 @@ def before_call(context: HookContext, case: Case, kwargs: dict[str, Any]) -> Non
 
 @schemathesis.hook
 def after_call(context: HookContext, case: Case, response: schemathesis.Response) -> None:
-    if under_test.target is not None and "json" in response.headers.get(
-            "content-type", [""])[0]:
+    if under_test.target is None:
+        return
+    ANSWERS[f"{response.status_code // 100}xx"] += 1
+    if "json" in response.headers.get("content-type", [""])[0]:
         under_test.target.mend.learn(response.json())
 
 
