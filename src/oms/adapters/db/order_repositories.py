@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import TextClause, and_, bindparam, func, or_, select, text, tuple_, update
+from sqlalchemy import Integer, TextClause, and_, bindparam, func, or_, select, text, tuple_, update
 from sqlalchemy.engine import Connection, RowMapping
 
 from oms.adapters.db import tables as t
@@ -16,6 +16,17 @@ from oms.adapters.db.scoping import customers_seen, orders_seen
 from oms.adapters.db.upsert import insert_for, insert_rows
 from oms.domain.access import EVERYTHING, Scope
 from oms.domain.holds import HeldItem
+
+# The statements of placing an order, built once: building one costs more than running it.
+_CUSTOMER_BY_EMAIL = select(t.customers).where(
+    t.customers.c.email_key == bindparam("email_key_"))
+#: Take :count more versions of an order (one per event), returning the last.
+_NEXT_VERSION = (update(t.orders).where(t.orders.c.id == bindparam("key_id"))
+                 .values(version=t.orders.c.version + bindparam("count", type_=Integer()),
+                         updated_at=bindparam("now_"))
+                 .returning(t.orders.c.version))
+#: The same, and set the status.
+_ADVANCE = _NEXT_VERSION.values(status=bindparam("status_"))
 
 
 class CustomerRepository:
@@ -31,8 +42,8 @@ class CustomerRepository:
     def find_or_create(self, row: dict[str, Any], now: dt.datetime) -> tuple[RowMapping, bool]:
         """The customer with this email (any case), created if new; (row, created). Most
         customers come back: they are looked for first, and created only when not found."""
-        by_email = select(t.customers).where(t.customers.c.email_key == row["email_key"])
-        found = self.conn.execute(by_email).mappings().first()
+        by_email = {"email_key_": row["email_key"]}
+        found = self.conn.execute(_CUSTOMER_BY_EMAIL, by_email).mappings().first()
         if found is not None:
             return found, False
         stmt = insert_for(self.conn, t.customers).on_conflict_do_nothing(
@@ -40,7 +51,7 @@ class CustomerRepository:
         )
         self.conn.execute(stmt, {**row, "version": 1, "created_at": now, "updated_at": now})
         # Another order may have created the customer in between: whichever row is there.
-        found = self.conn.execute(by_email).mappings().first()
+        found = self.conn.execute(_CUSTOMER_BY_EMAIL, by_email).mappings().first()
         assert found is not None
         # Not the INSERT's rowcount: SQLAlchemy keeps none for it on PostgreSQL (-1).
         return found, found["id"] == row["id"]
@@ -228,11 +239,8 @@ class OrderRepository:
     def advance(self, order_id: str, status: str, count: int, now: dt.datetime) -> int:
         """Set the status and take `count` more versions (one per event, so the events'
         sequence has no gaps), in one statement; returns the last version taken."""
-        row = self.conn.execute(
-            update(t.orders).where(t.orders.c.id == order_id)
-            .values(status=status, version=t.orders.c.version + count, updated_at=now)
-            .returning(t.orders.c.version)
-        ).one()
+        row = self.conn.execute(_ADVANCE, {"key_id": order_id, "status_": status,
+                                           "count": count, "now_": now}).one()
         return int(row.version)
 
     def set_status(self, order_id: str, status: str, now: dt.datetime) -> None:
@@ -242,11 +250,8 @@ class OrderRepository:
     def next_version(self, order_id: str, now: dt.datetime, count: int = 1) -> int:
         """One more version per event of the order, so its events' sequence has no gaps;
         returns the last of the `count` versions taken."""
-        row = self.conn.execute(
-            update(t.orders).where(t.orders.c.id == order_id)
-            .values(version=t.orders.c.version + count, updated_at=now)
-            .returning(t.orders.c.version)
-        ).one()
+        row = self.conn.execute(_NEXT_VERSION, {"key_id": order_id, "count": count,
+                                                "now_": now}).one()
         return int(row.version)
 
     def page(
@@ -319,7 +324,7 @@ class RoutingRepository:
         ).mappings().first()
 
     def add_run(self, run: dict[str, Any]) -> None:
-        self.conn.execute(t.routing_runs.insert(), run)
+        insert_rows(self.conn, t.routing_runs, [run])
 
     def runs(self, order_id: str, *, with_inputs: bool = False) -> list[RowMapping]:
         """The order's routing runs, oldest first; their inputs only when asked for (they

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import (
+    Integer,
     and_,
     bindparam,
     case,
@@ -44,6 +45,10 @@ class Stored(Generic[T]):
     version: int
     created_at: dt.datetime
     updated_at: dt.datetime
+
+
+_PREORDER_DATES = select(t.products.c.sku, t.products.c.preorder_ship_date).where(
+    t.products.c.sku.in_(bindparam("skus", expanding=True)))
 
 
 class ProductRepository:
@@ -116,10 +121,7 @@ class ProductRepository:
 
     def preorder_dates(self, skus: Iterable[str]) -> dict[str, dt.date | None]:
         """For each known sku, its tentative ship date if it is a pre-order, else None."""
-        wanted = list(set(skus))
-        rows = self.conn.execute(
-            select(t.products.c.sku, t.products.c.preorder_ship_date)
-            .where(t.products.c.sku.in_(wanted)))
+        rows = self.conn.execute(_PREORDER_DATES, {"skus": list(set(skus))})
         return {r.sku: r.preorder_ship_date for r in rows}
 
     def existing(self, skus: Iterable[str]) -> set[str]:
@@ -331,6 +333,33 @@ _LEVEL_COLUMNS = (
 )
 
 
+def _level_update(**values: Any) -> Any:
+    """UPDATE of one stock level, named by :key_location and :key_sku, returning the level;
+    built once (building a statement costs more than running it)."""
+    c = t.stock_levels.c
+    return (update(t.stock_levels)
+            .where(c.location_id == bindparam("key_location"), c.sku == bindparam("key_sku"))
+            .values(version=c.version + 1, updated_at=bindparam("now_"), **values)
+            .returning(*_LEVEL_COLUMNS))
+
+
+_QUANTITY = bindparam("quantity_", type_=Integer())
+#: Take :quantity_ from ATP, only where ATP has it.
+_RESERVE = _level_update(reserved=t.stock_levels.c.reserved + _QUANTITY).where(
+    t.stock_levels.c.on_hand - t.stock_levels.c.reserved - t.stock_levels.c.safety_stock
+    >= _QUANTITY)
+#: Give a reservation's quantity back to ATP.
+_UNRESERVE = _level_update(reserved=t.stock_levels.c.reserved - _QUANTITY,
+                           atp_rises=t.stock_levels.c.atp_rises + 1)
+#: The goods left: out of reserved and on_hand (PostgreSQL's greatest, SQLite's max).
+_CONSUME = {
+    on_sqlite: _level_update(
+        reserved=t.stock_levels.c.reserved - _QUANTITY,
+        on_hand=(func.max if on_sqlite else func.greatest)(
+            t.stock_levels.c.on_hand - _QUANTITY, 0))
+    for on_sqlite in (False, True)}
+
+
 def _level(r: Any) -> VersionedLevel:
     return VersionedLevel(
         StockLevel(r.location_id, r.sku, r.on_hand, r.reserved, r.safety_stock), r.version
@@ -445,15 +474,8 @@ class StockRepository:
         VersionedLevel | None
     ):
         """Take `quantity` from ATP, or nothing if ATP is short (None)."""
-        c = t.stock_levels.c
-        stmt = (
-            update(t.stock_levels)
-            .where(self._key(location_id, sku))
-            .where(c.on_hand - c.reserved - c.safety_stock >= quantity)
-            .values(reserved=c.reserved + quantity, version=c.version + 1, updated_at=now)
-            .returning(*_LEVEL_COLUMNS)
-        )
-        row = self.conn.execute(stmt).first()
+        row = self.conn.execute(_RESERVE, {"key_location": location_id, "key_sku": sku,
+                                           "quantity_": quantity, "now_": now}).first()
         return None if row is None else _level(row)
 
     def unreserve(
@@ -464,25 +486,9 @@ class StockRepository:
         on_hand never drops below zero here: when a physical report already took it lower
         than the reservation, the shipment confirms that discrepancy rather than repeating it.
         """
-        c = t.stock_levels.c
-        values: dict[str, Any] = {
-            "reserved": c.reserved - quantity,
-            "version": c.version + 1,
-            "updated_at": now,
-        }
-        if consume:
-            values["on_hand"] = func.max(c.on_hand - quantity, 0) if (
-                self.conn.dialect.name == "sqlite"
-            ) else func.greatest(c.on_hand - quantity, 0)
-        else:
-            values["atp_rises"] = c.atp_rises + 1
-        stmt = (
-            update(t.stock_levels)
-            .where(self._key(location_id, sku))
-            .values(**values)
-            .returning(*_LEVEL_COLUMNS)
-        )
-        row = self.conn.execute(stmt).one()
+        stmt = (_CONSUME[self.conn.dialect.name == "sqlite"] if consume else _UNRESERVE)
+        row = self.conn.execute(stmt, {"key_location": location_id, "key_sku": sku,
+                                       "quantity_": quantity, "now_": now}).one()
         return _level(row)
 
     def levels(
