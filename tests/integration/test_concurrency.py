@@ -106,3 +106,38 @@ def test_two_orders_locking_rows_in_opposite_order_do_not_deadlock(pg_engine: En
             future.result()
     assert level(pg_engine, "berlin", "A")[1] == 20
     assert level(pg_engine, "berlin", "B")[1] == 20
+
+
+def test_reservations_of_many_rows_and_releases_of_one_at_a_time_do_not_deadlock(
+        pg_engine: Engine) -> None:
+    """A reservation takes all its rows in one statement (locked in key order), a release
+    gives them back one row at a time (in key order too): run together on the same rows,
+    neither waits for the other in a cycle."""
+    skus = ["A", "B", "C", "D"]
+    seed_stock(pg_engine, {("berlin", sku): 100 for sku in skus})
+    with UnitOfWork(pg_engine) as uow:
+        held = [r.id for r in inventory.reserve(
+            uow, [ReserveLine("berlin", sku, 1, f"held-{n}-{sku}")
+                  for n in range(10) for sku in skus])]
+        uow.commit()
+    barrier = threading.Barrier(20)
+
+    def reserve(n: int) -> None:
+        barrier.wait()
+        order = skus[n % 4:] + skus[:n % 4]
+        with UnitOfWork(pg_engine) as uow:
+            inventory.reserve(uow, [ReserveLine("berlin", sku, 1) for sku in reversed(order)])
+            uow.commit()
+
+    def release(n: int) -> None:
+        barrier.wait()
+        with UnitOfWork(pg_engine) as uow:
+            inventory.release(uow, held[n * 4:(n + 1) * 4][::-1])
+            uow.commit()
+
+    with ThreadPoolExecutor(20) as pool:
+        futures = [pool.submit(reserve if n % 2 else release, n // 2) for n in range(20)]
+        for future in futures:
+            future.result()
+    # Ten of each sku were held and released, ten reserved meanwhile.
+    assert [level(pg_engine, "berlin", sku)[1] for sku in skus] == [10] * 4

@@ -224,12 +224,14 @@ def reserve(uow: UnitOfWork, lines: Sequence[ReserveLine]) -> list[ReservationRe
     try:
         current = [ReservationRequest(x.location_id, x.sku, x.quantity)
                    for x in lines if not x.preorder]
-        for (location_id, sku), quantity in lock_order(current):
-            changed = uow.stock.reserve(location_id, sku, quantity, now)
-            if changed is None:
+        wanted = lock_order(current)
+        levels = uow.stock.reserve_all(wanted, now) if wanted else {}
+        taken = [(location_id, sku, quantity) for (location_id, sku), quantity in wanted
+                 if (location_id, sku) in levels]
+        for (location_id, sku), quantity in wanted:
+            if (location_id, sku) not in levels:
                 raise InsufficientStock(location_id, sku, quantity)
-            taken.append((location_id, sku, quantity))
-            record_change(uow, changed, "reserved", now, quantity=quantity)
+            record_change(uow, levels[(location_id, sku)], "reserved", now, quantity=quantity)
         delivery_of: dict[tuple[str, str], dt.date] = {}
         preorders = [ReservationRequest(x.location_id, x.sku, x.quantity)
                      for x in lines if x.preorder]

@@ -66,7 +66,8 @@ def place_order(uow: UnitOfWork, order: OrderIn, window: PlacementWindow = Place
     """Returns the order and whether it was created (False: the same order sent again)."""
     fingerprint = order_hash(order)
     try:
-        body = place_in_transaction(uow, order, fingerprint, window)
+        body = place_in_transaction(uow, order, fingerprint, window, write_now=False)
+        # The order's row refuses a duplicate here (IntegrityError), with the events.
         uow.commit()
     except DomainError:
         # A refusal before its row was written (a time now too old, a sku since removed) may
@@ -198,8 +199,9 @@ def customer_row(order: OrderIn) -> dict[str, Any]:
 
 
 def place_in_transaction(uow: UnitOfWork, order: OrderIn, fingerprint: str,
-                         window: PlacementWindow) -> dict[str, Any]:
-    """Write and route the order in the caller's transaction, without committing."""
+                         window: PlacementWindow, *, write_now: bool = True) -> dict[str, Any]:
+    """Route and write the order in the caller's transaction, without committing. With
+    `write_now` False its rows are written with the events, when the caller commits."""
     now = utcnow()
     preorder_dates = uow.products.preorder_dates(i.sku for i in order.items)
     validate_order(order, preorder_dates, now, window)
@@ -215,15 +217,27 @@ def place_in_transaction(uow: UnitOfWork, order: OrderIn, fingerprint: str,
         uow.record(Event("customer.created", customer["id"], 1, customer_out(customer), now))
     rows = order_rows(order, fingerprint, preorder_dates, customer["id"], now)
     order_id = rows.order["id"]
-    uow.orders.add(rows.order, rows.items, rows.payments)
+    # The order is routed before its rows are written, and they are written as routed, with
+    # what routing adds (reservations, requests, its run) and the events, in one statement
+    # on PostgreSQL: nothing reads them back before then.
+    uow.hold_inserts()
     created_at_mark = uow.pending_mark()
-    items: Sequence[RowLike] = rows.items
-    stored: RowLike = rows.order
-    if not order.historical:
-        routed = route_items(uow, rows.order, rows.items, "placement", now,
-                             refuse_unavailable=True)
-        items = routed.items
-        stored = {**rows.order, "status": routed.status, "version": routed.version}
+    items: list[dict[str, Any]] = rows.items
+    stored = rows.order
+    try:
+        if not order.historical:
+            routed = route_items(uow, rows.order, rows.items, "placement", now,
+                                 refuse_unavailable=True, written=False)
+            items = routed.items
+            if routed.status is not None:
+                stored = {**rows.order, "status": routed.status, "version": routed.version}
+        uow.orders.add(stored, items, rows.payments)
+        if write_now:
+            uow.inserts.flush()
+    except BaseException:
+        # What this order would have written goes with it (an import goes on to the next).
+        uow.inserts.clear()
+        raise
     body = render_order(stored, items, customer, rows.payments)
     # order.created carries the order as placed and routed, yet comes before its item events.
     uow.record_at(created_at_mark, Event("order.created", order_id, 1, body, now))

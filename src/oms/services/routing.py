@@ -40,12 +40,14 @@ class Routed(NamedTuple):
 
 
 def route_items(uow: UnitOfWork, order: RowLike, items: Sequence[RowLike], trigger: str,
-                now: dt.datetime, *, refuse_unavailable: bool, only_changes: bool = False
-                ) -> Routed:
+                now: dt.datetime, *, refuse_unavailable: bool, only_changes: bool = False,
+                written: bool = True) -> Routed:
     """Route the order's on-hold items, reserving their stock and issuing fulfilment
     requests; record the run and events. Returns the order's items as they are now.
     Locations that rejected items of this order are not asked again. With `only_changes`,
-    a run that leaves every item on hold for the reason it already had writes nothing."""
+    a run that leaves every item on hold for the reason it already had writes nothing.
+    With `written` False the order and its items are not in the database yet: the caller
+    writes them as returned (status, and the version after one per event)."""
     order_id = order["id"]
     waiting = [i for i in items if i["status"] == ItemStatus.ON_HOLD]
     if not waiting:
@@ -141,7 +143,8 @@ def route_items(uow: UnitOfWork, order: RowLike, items: Sequence[RowLike], trigg
                                     reference.by_id, available_on, now)
         for change in routed:
             change["fulfillment_request_id"] = request_of[change["id"]]
-    uow.orders.update_items(changes)
+    if written:
+        uow.orders.update_items(changes)
     uow.routing.add_run({
         "id": new_id(), "order_id": order_id, "trigger": trigger, "ran_at": now,
         "assignments": plan.assignments, "on_hold": plan.on_hold,
@@ -152,7 +155,8 @@ def route_items(uow: UnitOfWork, order: RowLike, items: Sequence[RowLike], trigg
     now_items = [{**i, **changed.get(i["id"], {})} for i in items]
     status = derive_status(ItemStatus(i["status"]) for i in now_items).value
     # One statement for the status and a version per event: their sequences have no gaps.
-    last = uow.orders.advance(order_id, status, len(item_events), now)
+    last = uow.orders.advance(order_id, status, len(item_events), now) if written else (
+        order["version"] + len(item_events))
     for n, (event_type, payload) in enumerate(item_events):
         uow.record_at(mark + n, Event(event_type, order_id, last - len(item_events) + n + 1,
                                       payload, now))

@@ -13,7 +13,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from oms.adapters.db import tables as t
 from oms.adapters.db.local_days import in_zones, today_at, zones_by
 from oms.adapters.db.scoping import located_seen
-from oms.adapters.db.upsert import insert_for, insert_rows
+from oms.adapters.db.upsert import HeldInserts, insert_for
 from oms.domain.access import EVERYTHING, Scope
 from oms.domain.fulfillment import pickup_expiry
 
@@ -36,16 +36,18 @@ class FulfillmentRepository:
     (oms.domain.access.Scope); the other reads take ids already found, or serve the system's
     own work."""
 
-    def __init__(self, conn: Connection, scope: Scope = EVERYTHING) -> None:
+    def __init__(self, conn: Connection, scope: Scope = EVERYTHING,
+                 inserts: HeldInserts | None = None) -> None:
         self.conn = conn
         self.scope = scope
+        self.inserts = inserts or HeldInserts(conn)
 
     def within(self, scope: Scope) -> FulfillmentRepository:
-        return FulfillmentRepository(self.conn, scope)
+        return FulfillmentRepository(self.conn, scope, self.inserts)
 
     def add(self, requests: Sequence[dict[str, Any]], links: Sequence[dict[str, Any]]) -> None:
-        insert_rows(self.conn, t.fulfillment_requests, requests)
-        insert_rows(self.conn, t.fulfillment_request_items, links)
+        self.inserts.add(t.fulfillment_requests, requests)
+        self.inserts.add(t.fulfillment_request_items, links)
 
     def get(self, request_id: str, *, for_update: bool = False) -> RowMapping | None:
         stmt = select(t.fulfillment_requests).where(R.id == request_id,

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection, RowMapping
 
 from oms.adapters.db import tables as t
 from oms.adapters.db.scoping import customers_seen, orders_seen
-from oms.adapters.db.upsert import insert_for, insert_rows
+from oms.adapters.db.upsert import HeldInserts, insert_for
 from oms.domain.access import EVERYTHING, Scope
 from oms.domain.holds import HeldItem
 
@@ -112,12 +112,14 @@ class OrderRepository:
     """`get` and `page` find only orders within the scope (oms.domain.access.Scope); the
     other reads take ids of orders already found, or serve the system's own work."""
 
-    def __init__(self, conn: Connection, scope: Scope = EVERYTHING) -> None:
+    def __init__(self, conn: Connection, scope: Scope = EVERYTHING,
+                 inserts: HeldInserts | None = None) -> None:
         self.conn = conn
         self.scope = scope
+        self.inserts = inserts or HeldInserts(conn)
 
     def within(self, scope: Scope) -> OrderRepository:
-        return OrderRepository(self.conn, scope)
+        return OrderRepository(self.conn, scope, self.inserts)
 
     def add(self, order: dict[str, Any], items: Sequence[dict[str, Any]],
             payments: Sequence[dict[str, Any]]) -> None:
@@ -125,9 +127,9 @@ class OrderRepository:
 
     def add_many(self, orders: Sequence[dict[str, Any]], items: Sequence[dict[str, Any]],
                  payments: Sequence[dict[str, Any]]) -> None:
-        insert_rows(self.conn, t.orders, orders)
-        insert_rows(self.conn, t.order_items, items)
-        insert_rows(self.conn, t.payments, payments)
+        self.inserts.add(t.orders, orders)
+        self.inserts.add(t.order_items, items)
+        self.inserts.add(t.payments, payments)
 
     def hashes_by_external(self, channel_ids: Sequence[tuple[str, str]]
                            ) -> dict[tuple[str, str], RowMapping]:
@@ -291,8 +293,9 @@ class OrderRepository:
 
 
 class RoutingRepository:
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, inserts: HeldInserts | None = None) -> None:
         self.conn = conn
+        self.inserts = inserts or HeldInserts(conn)
 
     def put_rules(self, rules: Sequence[dict[str, Any]], now: dt.datetime) -> None:
         """Replace every rule with these. Two replacements take turns: each removes what the
@@ -324,7 +327,7 @@ class RoutingRepository:
         ).mappings().first()
 
     def add_run(self, run: dict[str, Any]) -> None:
-        insert_rows(self.conn, t.routing_runs, [run])
+        self.inserts.add(t.routing_runs, [run])
 
     def runs(self, order_id: str, *, with_inputs: bool = False) -> list[RowMapping]:
         """The order's routing runs, oldest first; their inputs only when asked for (they

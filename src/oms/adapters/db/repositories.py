@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -11,6 +12,7 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy import (
     Integer,
+    TextClause,
     and_,
     bindparam,
     case,
@@ -26,11 +28,17 @@ from sqlalchemy.engine import Connection, RowMapping
 
 from oms.adapters.db import tables as t
 from oms.adapters.db.local_days import today_at
-from oms.adapters.db.upsert import insert_for, insert_rows
+from oms.adapters.db.upsert import HeldInserts, insert_for
 from oms.domain.catalog import Barcode, BarcodeType, Product
 from oms.domain.events import Event
 from oms.domain.ids import new_webhook_secret
-from oms.domain.inventory import MAX_QUANTITY, FutureStock, ReservationStatus, StockLevel
+from oms.domain.inventory import (
+    MAX_QUANTITY,
+    FutureStock,
+    ReservationStatus,
+    StockKey,
+    StockLevel,
+)
 from oms.domain.locations import Address, Capability, Location, LocationType
 from oms.domain.money import Money
 
@@ -360,6 +368,28 @@ _CONSUME = {
     for on_sqlite in (False, True)}
 
 
+@functools.cache
+def _reserve_all_statement(count: int) -> TextClause:
+    """Reserve `count` (location, sku, quantity) rows in one statement (PostgreSQL). The
+    locking CTE takes the rows in key order, byte-wise as Python sorts them (COLLATE "C"),
+    before the UPDATE touches any: the same order as every other path that locks stock rows.
+    The UPDATE re-checks ATP on the row as locked, as the one-row reservation does."""
+    wanted = ", ".join(f"(CAST(:l_{n} AS VARCHAR), CAST(:s_{n} AS VARCHAR), "
+                       f"CAST(:q_{n} AS INTEGER))" for n in range(count))
+    return text(
+        f"WITH wanted(location_id, sku, quantity) AS (VALUES {wanted}), "
+        "locked AS MATERIALIZED (SELECT s.location_id, s.sku FROM stock_levels s "
+        "JOIN wanted w ON s.location_id = w.location_id AND s.sku = w.sku "
+        'ORDER BY s.location_id COLLATE "C", s.sku COLLATE "C" FOR UPDATE OF s) '
+        "UPDATE stock_levels s SET reserved = s.reserved + w.quantity, "
+        "version = s.version + 1, updated_at = :now_ FROM wanted w "
+        "WHERE s.location_id = w.location_id AND s.sku = w.sku "
+        "AND s.on_hand - s.reserved - s.safety_stock >= w.quantity "
+        "AND (s.location_id, s.sku) IN (SELECT location_id, sku FROM locked) "
+        "RETURNING s.location_id, s.sku, s.on_hand, s.reserved, s.safety_stock, s.version"
+    ).bindparams(bindparam("now_", type_=t.stock_levels.c.updated_at.type))
+
+
 def _level(r: Any) -> VersionedLevel:
     return VersionedLevel(
         StockLevel(r.location_id, r.sku, r.on_hand, r.reserved, r.safety_stock), r.version
@@ -477,6 +507,26 @@ class StockRepository:
         row = self.conn.execute(_RESERVE, {"key_location": location_id, "key_sku": sku,
                                            "quantity_": quantity, "now_": now}).first()
         return None if row is None else _level(row)
+
+    def reserve_all(self, wanted: Sequence[tuple[StockKey, int]], now: dt.datetime
+                    ) -> dict[StockKey, VersionedLevel]:
+        """Take each quantity from ATP where ATP has it, the rows in the order given (key
+        order, oms.domain.inventory.lock_order); the levels of the rows taken. On SQLite the
+        first row short ends it; on PostgreSQL one statement tries every row, locking them in
+        key order first, and the caller gives back what it took if one was short."""
+        if self.conn.dialect.name != "postgresql" or len(wanted) == 1:
+            taken = {}
+            for (location_id, sku), quantity in wanted:
+                level = self.reserve(location_id, sku, quantity, now)
+                if level is None:
+                    break
+                taken[(location_id, sku)] = level
+            return taken
+        params: dict[str, Any] = {"now_": now}
+        for n, ((location_id, sku), quantity) in enumerate(wanted):
+            params.update({f"l_{n}": location_id, f"s_{n}": sku, f"q_{n}": quantity})
+        rows = self.conn.execute(_reserve_all_statement(len(wanted)), params)
+        return {(r.location_id, r.sku): _level(r) for r in rows}
 
     def unreserve(
         self, location_id: str, sku: str, quantity: int, now: dt.datetime, *, consume: bool
@@ -703,12 +753,13 @@ class ReservationRecord:
 
 
 class ReservationRepository:
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, inserts: HeldInserts | None = None) -> None:
         self.conn = conn
+        self.inserts = inserts or HeldInserts(conn)
 
     def add(self, records: Sequence[ReservationRecord]) -> None:
-        insert_rows(
-            self.conn, t.reservations,
+        self.inserts.add(
+            t.reservations,
             [
                 {
                     "id": r.id,
@@ -889,8 +940,9 @@ class EventRepository:
     (engine.py), and the README says what to set for other clients of the database.
     """
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, inserts: HeldInserts | None = None) -> None:
         self.conn = conn
+        self.inserts = inserts or HeldInserts(conn)
 
     def append(self, events: Sequence[Event]) -> None:
         if not events:
@@ -898,7 +950,7 @@ class EventRepository:
         # PostgreSQL: the writing transaction's id, which readers order by (see above).
         txid = ("pg_current_xact_id()::text::bigint" if self.conn.dialect.name == "postgresql"
                 else "0")
-        insert_rows(self.conn, t.events, [
+        self.inserts.add(t.events, [
             {"type": e.type, "entity_id": e.entity_id, "sequence": e.sequence,
              "occurred_at": e.occurred_at, "payload": e.payload} for e in events],
             every_row={"txid": txid})

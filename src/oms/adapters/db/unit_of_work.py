@@ -28,6 +28,7 @@ from oms.adapters.db.repositories import (
     ReservationRepository,
     StockRepository,
 )
+from oms.adapters.db.upsert import HeldInserts
 from oms.adapters.db.webhook_repositories import WebhookRepository
 from oms.domain.access import EVERYTHING, Scope
 from oms.domain.events import Event
@@ -80,13 +81,14 @@ class UnitOfWork:
         self.products = ProductRepository(conn)
         self.locations = LocationRepository(conn)
         self.stock = StockRepository(conn)
-        self.reservations = ReservationRepository(conn)
-        self.events = EventRepository(conn)
+        self.inserts = HeldInserts(conn)
+        self.reservations = ReservationRepository(conn, self.inserts)
+        self.events = EventRepository(conn, self.inserts)
         self.api_keys = ApiKeyRepository(conn)
         self.customers = CustomerRepository(conn, self.scope)
-        self.orders = OrderRepository(conn, self.scope)
-        self.routing = RoutingRepository(conn)
-        self.fulfillment = FulfillmentRepository(conn, self.scope)
+        self.orders = OrderRepository(conn, self.scope, self.inserts)
+        self.routing = RoutingRepository(conn, self.inserts)
+        self.fulfillment = FulfillmentRepository(conn, self.scope, self.inserts)
         self.webhooks = WebhookRepository(conn)
         self.import_runs = ImportRunRepository(conn)
         return self
@@ -102,6 +104,7 @@ class UnitOfWork:
                 self._tx.rollback()
         finally:
             self._pending.clear()
+            self.inserts.clear()
             work, self._after_commit = self._after_commit, []
             self.conn.close()
         # With the connection back in the pool: work that takes connections of its own must
@@ -124,6 +127,7 @@ class UnitOfWork:
         """Undo everything so far and begin again on the same connection."""
         self._tx.rollback()
         self._pending.clear()
+        self.inserts.clear()
         self._after_commit.clear()
         self._tx = self.conn.begin()
         for hook in self._on_begin:
@@ -165,9 +169,16 @@ class UnitOfWork:
         """Drop events recorded after `mark` (their savepoint was rolled back)."""
         del self._pending[mark:]
 
+    def hold_inserts(self) -> None:
+        """Rows added from now on are inserted when the events are, in the same statement on
+        PostgreSQL (oms.adapters.db.upsert.HeldInserts): for work that reads none of them
+        back before it commits."""
+        self.inserts.holding = True
+
     def flush_events(self) -> None:
         self.events.append(self._pending)
         self._pending.clear()
+        self.inserts.flush()
 
     def commit(self) -> None:
         self.flush_events()

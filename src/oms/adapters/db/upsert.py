@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, TextClause, bindparam, literal_column, text
+from sqlalchemy import BindParameter, MetaData, Table, TextClause, bindparam, literal_column, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -16,8 +17,6 @@ def insert_for(conn: Connection, table: Table) -> Any:
     if conn.dialect.name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
-
-
 
 
 #: Up to this many rows go in one prebuilt INSERT ... VALUES statement (one statement per
@@ -48,10 +47,97 @@ def _insert_statement(table: Table, columns: tuple[str, ...], count: int,
     """INSERT of `count` rows: its parameters are named `<column>_<row>` and typed as the
     table's columns (so dates and JSON are bound as the table binds them). Building the SQL
     and its parameters once, not at every call, is most of what an INSERT costs the API."""
-    names = ", ".join(f'"{name}"' for name in (*columns, *(name for name, _ in raw)))
+    sql, params = _values_insert(Shape(table, columns, count, raw), "")
+    return text(sql).bindparams(*params)
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What an INSERT of rows looks like: its table, columns, row count and the columns of
+    the same SQL text in every row."""
+
+    table: Table
+    columns: tuple[str, ...]
+    count: int
+    raw: tuple[tuple[str, str], ...]
+
+
+def _values_insert(shape: Shape, prefix: str) -> tuple[str, list[BindParameter[Any]]]:
+    names = ", ".join(f'"{name}"' for name in (*shape.columns, *(n for n, _ in shape.raw)))
     rows = ", ".join(
-        "(" + ", ".join([*(f":{name}_{n}" for name in columns), *(sql for _, sql in raw)]) + ")"
-        for n in range(count))
-    return text(f'INSERT INTO "{table.name}" ({names}) VALUES {rows}').bindparams(
-        *(bindparam(f"{name}_{n}", type_=table.c[name].type)
-          for n in range(count) for name in columns))
+        "(" + ", ".join([*(f":{prefix}{name}_{n}" for name in shape.columns),
+                         *(sql for _, sql in shape.raw)]) + ")"
+        for n in range(shape.count))
+    params = [bindparam(f"{prefix}{name}_{n}", type_=shape.table.c[name].type)
+              for n in range(shape.count) for name in shape.columns]
+    return f'INSERT INTO "{shape.table.name}" ({names}) VALUES {rows}', params
+
+
+@functools.lru_cache(maxsize=512)
+def _combined_statement(shapes: tuple[Shape, ...]) -> TextClause:
+    """The INSERTs of several tables in one PostgreSQL statement, each but the last in a
+    WITH clause of its own; part k's parameters are named `p<k>_<column>_<row>`. Foreign
+    keys are checked at the end of the statement, so the parts' order does not matter."""
+    inserts, params = [], []
+    for k, shape in enumerate(shapes):
+        sql, part_params = _values_insert(shape, f"p{k}_")
+        inserts.append(sql)
+        params += part_params
+    *first, last = inserts
+    with_clause = ("WITH " + ", ".join(f"w{k} AS ({sql})" for k, sql in enumerate(first))
+                   + " ") if first else ""
+    return text(with_clause + last).bindparams(*params)
+
+
+@functools.cache
+def _table_order(metadata: MetaData) -> dict[Table, int]:
+    return {table: n for n, table in enumerate(metadata.sorted_tables)}
+
+
+class HeldInserts:
+    """Rows to insert. Inserted at once, unless `holding`: then kept until `flush`, which on
+    PostgreSQL sends them all in one statement (one round trip for an order's rows, its
+    reservations, requests, routing run and events), on SQLite table by table in the order
+    their foreign keys need. Hold only rows nothing reads or changes before the flush."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.holding = False
+        self._held: list[tuple[Table, list[Mapping[str, Any]], Mapping[str, str] | None]] = []
+
+    def add(self, table: Table, rows: Sequence[Mapping[str, Any]],
+            every_row: Mapping[str, str] | None = None) -> None:
+        if not rows:
+            return
+        if self.holding:
+            self._held.append((table, list(rows), every_row))
+        else:
+            insert_rows(self.conn, table, rows, every_row)
+
+    def clear(self) -> None:
+        self._held.clear()
+        self.holding = False
+
+    def flush(self) -> None:
+        held, self._held, self.holding = self._held, [], False
+        if not held:
+            return
+        # Rows of one table, of the same columns, go together; tables in foreign key order.
+        grouped: dict[tuple[Table, tuple[str, ...], tuple[tuple[str, str], ...]],
+                      list[Mapping[str, Any]]] = {}
+        for table, rows, every_row in held:
+            key = (table, tuple(rows[0]), tuple(sorted((every_row or {}).items())))
+            grouped.setdefault(key, []).extend(rows)
+        order = _table_order(held[0][0].metadata)
+        parts = sorted(grouped.items(), key=lambda part: order[part[0][0]])
+        if self.conn.dialect.name != "postgresql" or any(
+                len(rows) > ROWS_PER_STATEMENT for _, rows in parts):
+            for (table, _, raw), rows in parts:
+                insert_rows(self.conn, table, rows, dict(raw))
+            return
+        shapes = tuple(Shape(table, columns, len(rows), raw)
+                       for (table, columns, raw), rows in parts)
+        self.conn.execute(_combined_statement(shapes), {
+            f"p{k}_{name}_{n}": row[name]
+            for k, ((_, columns, _), rows) in enumerate(parts)
+            for n, row in enumerate(rows) for name in columns})
