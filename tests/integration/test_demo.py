@@ -30,7 +30,8 @@ def _state(engine: Engine) -> dict[str, Any]:
         products = _products(uow)
         skus = [p.sku for p in products]
         levels: list[StockLevel] = uow.stock.levels(skus)
-        future: list[FutureStock] = uow.stock.future(skus, now=utcnow())
+        today = utcnow().date()
+        future: list[FutureStock] = uow.stock.future(skus, today_of=lambda _: today)
     return {"locations": locations, "products": products, "levels": levels, "future": future}
 
 

@@ -8,6 +8,7 @@ placing an order reserves its items in the same transaction that writes the orde
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from oms.domain.inventory import (
     lock_order,
     totals,
 )
+from oms.domain.locations import local_date
 from oms.schemas import AdjustmentIn, level_out
 
 
@@ -159,8 +161,20 @@ def availability(
     levels: dict[str, dict[str, StockLevel]] = defaultdict(dict)
     for level in uow.stock.levels(skus, location_id):
         levels[level.sku][level.location_id] = level
+    # Which day it is at a location, by its time zone, as the process keeps locations (one
+    # it does not know yet is read).
+    location_of = uow.reference().by_id
+
+    @functools.cache
+    def today(location_id: str) -> dt.date:
+        location = location_of.get(location_id)
+        if location is None:
+            stored = uow.locations.get(location_id)
+            return local_date(stored.value.timezone if stored else "UTC", now)
+        return local_date(location.timezone, now)
+
     future: dict[tuple[str, str], list[FutureStock]] = defaultdict(list)
-    for entry in uow.stock.future(skus, location_id, now=now):
+    for entry in uow.stock.future(skus, location_id, today_of=today):
         future[(entry.sku, entry.location_id)].append(entry)
     result = []
     for sku in dict.fromkeys(skus):

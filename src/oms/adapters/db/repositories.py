@@ -6,7 +6,7 @@ import datetime as dt
 import functools
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 
@@ -341,6 +341,21 @@ _LEVEL_COLUMNS = (
 )
 
 
+# Availability: every location's stock of some skus, or one location's, built once.
+_LEVELS = (select(*_LEVEL_COLUMNS[:5])
+           .where(t.stock_levels.c.sku.in_(bindparam("skus", expanding=True)))
+           .order_by(t.stock_levels.c.sku, t.stock_levels.c.location_id))
+_LEVELS_AT = _LEVELS.where(t.stock_levels.c.location_id == bindparam("at"))
+_FUTURE = (select(t.future_stock.c.location_id, t.future_stock.c.sku,
+                  t.future_stock.c.quantity, t.future_stock.c.available_on,
+                  t.future_stock.c.reserved)
+           .where(t.future_stock.c.sku.in_(bindparam("skus", expanding=True)),
+                  t.future_stock.c.quantity > 0)
+           .order_by(t.future_stock.c.sku, t.future_stock.c.location_id,
+                     t.future_stock.c.available_on))
+_FUTURE_AT = _FUTURE.where(t.future_stock.c.location_id == bindparam("at"))
+
+
 def _level_update(**values: Any) -> Any:
     """UPDATE of one stock level, named by :key_location and :key_sku, returning the level;
     built once (building a statement costs more than running it)."""
@@ -544,11 +559,11 @@ class StockRepository:
     def levels(
         self, skus: Sequence[str], location_id: str | None = None
     ) -> list[StockLevel]:
-        stmt = select(*_LEVEL_COLUMNS).where(t.stock_levels.c.sku.in_(list(skus)))
-        if location_id is not None:
-            stmt = stmt.where(t.stock_levels.c.location_id == location_id)
-        stmt = stmt.order_by(t.stock_levels.c.sku, t.stock_levels.c.location_id)
-        return [_level(r).level for r in self.conn.execute(stmt)]
+        if location_id is None:
+            rows = self.conn.execute(_LEVELS, {"skus": list(skus)})
+        else:
+            rows = self.conn.execute(_LEVELS_AT, {"skus": list(skus), "at": location_id})
+        return [StockLevel(*row) for row in rows]
 
     def atp(self, skus: Sequence[str]) -> Sequence[tuple[str, str, int]]:
         """(location, sku, ATP) of these skus everywhere: what routing weighs. An order over
@@ -723,20 +738,13 @@ class StockRepository:
         return _level(row)
 
     def future(
-        self, skus: Sequence[str], location_id: str | None = None, *, now: dt.datetime
+        self, skus: Sequence[str], location_id: str | None = None, *,
+        today_of: Callable[[str], dt.date],
     ) -> list[FutureStock]:
-        """Deliveries expected from each location's today on."""
-        f = t.future_stock.c
-        stmt = (
-            select(f.location_id, f.sku, f.quantity, f.available_on, f.reserved)
-            .where(f.sku.in_(list(skus)),
-                   f.available_on >= today_at(self.conn, f.location_id, now), f.quantity > 0)
-            .order_by(f.sku, f.location_id, f.available_on)
-        )
-        if location_id is not None:
-            stmt = stmt.where(f.location_id == location_id)
-        return [FutureStock(r.location_id, r.sku, r.quantity, r.available_on, r.reserved)
-                for r in self.conn.execute(stmt)]
+        """Deliveries expected from each location's today on (`today_of` the location)."""
+        params = {"skus": list(skus), "at": location_id}
+        rows = self.conn.execute(_FUTURE if location_id is None else _FUTURE_AT, params)
+        return [FutureStock(*row) for row in rows if row[3] >= today_of(row[0])]
 
 
 @dataclass(frozen=True)
