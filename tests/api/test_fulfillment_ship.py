@@ -8,7 +8,7 @@ import base64
 from fastapi.testclient import TestClient
 
 from oms.adapters.carriers.simulated import SimulatedCarrier
-from tests.fulfilling import item_statuses, requests_of, simulated_psp, step
+from tests.fulfilling import item_statuses, request_of, requests_of, simulated_psp, step
 from tests.helpers import Api, problem
 from tests.ordering import Shop, atp, events, order_body, place
 
@@ -85,3 +85,20 @@ def test_ship_from_store_end_to_end(api: Api, shop: Shop, app_client: TestClient
     assert sequences == sorted(sequences) == list(range(1, len(sequences) + 1))
 
     problem(api.post(f"/v1/fulfillment-requests/{request['id']}/accept", json={}), 409)
+
+
+def test_each_step_answers_the_request_as_it_is_then_read(api: Api, shop: Shop) -> None:
+    """A step answers with the request as it wrote it, items and all: the same as reading it
+    right after, and the same as its event carries."""
+    shop({("mitte", "SKU-1"): 5, ("mitte", "SKU-2"): 5})
+    order = place(api, order_body(("SKU-1", 2), ("SKU-2", 1)))
+    [request] = requests_of(api, order["id"])
+    for name, body in (("accept", None), ("pick", None),
+                       ("pack", {"parcels": [{"weight_grams": 700, "length_mm": 300}]})):
+        answer = step(api, request["id"], name, body)
+        read = request_of(api, request["id"])  # with its shipments besides
+        assert answer == {k: read[k] for k in answer}, name
+        [event] = [e for e in events(api, entity_id=request["id"])
+                   if e["sequence"] == answer["version"]]
+        assert {k: event["payload"][k] for k in answer} == answer, name
+    assert [i["item_status"] for i in answer["items"]] == ["in_fulfillment"] * 2

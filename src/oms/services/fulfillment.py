@@ -36,13 +36,12 @@ from oms.domain.fulfillment import (
     next_status,
 )
 from oms.domain.ids import new_id
-from oms.domain.orders import ItemStatus
+from oms.domain.orders import ItemStatus, derive_status
 from oms.domain.payments import CallKind, plan_captures
 from oms.domain.retries import delay_after
 from oms.services import inventory, provider_calls
 from oms.services.routing import (
     RowLike,
-    refresh_order_status,
     request_out,
     route_items,
 )
@@ -94,11 +93,31 @@ def _begin(uow: UnitOfWork, ctx: Context, request_id: str) -> _Work:
 
 def _record_request(uow: UnitOfWork, work: _Work, event_type: str, version: int,
                     now: dt.datetime, **extra: Any) -> dict[str, Any]:
+    """Record the request's event, with the request and its items as they are now."""
     request = uow.fulfillment.get(work.request["id"])
     assert request is not None
-    body = request_out(request, uow.fulfillment.links([request["id"]]), work.order["currency"])
+    return _record(uow, work, event_type, version, request,
+                   uow.fulfillment.links([request["id"]]), now, **extra)
+
+
+def _record(uow: UnitOfWork, work: _Work, event_type: str, version: int, request: RowLike,
+            links: Sequence[RowLike], now: dt.datetime, **extra: Any) -> dict[str, Any]:
+    body = request_out(request, links, work.order["currency"])
     uow.record(Event(event_type, request["id"], version, {**body, **extra}, now))
     return body
+
+
+def _moved_on(work: _Work, status: RequestStatus, version: int, now: dt.datetime,
+              item_status: ItemStatus | None, **values: Any
+              ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The request and its items as a step that changed nothing else left them: what was
+    read, with what the step wrote (no need to read it back)."""
+    request = {**work.request, **values, "status": status.value, "version": version,
+               "updated_at": now}
+    links = [{**x, "item_status": item_status.value}
+             if item_status is not None and x["status"] == LinkStatus.OPEN else dict(x)
+             for x in work.links]
+    return request, links
 
 
 def _items_changed(uow: UnitOfWork, order: RowLike, changes: Sequence[tuple[str, str]],
@@ -107,10 +126,11 @@ def _items_changed(uow: UnitOfWork, order: RowLike, changes: Sequence[tuple[str,
     if not changes:
         return
     uow.orders.set_item_statuses(changes)
-    status = refresh_order_status(uow, order["id"], now)
-    uow.record(Event("order.items_updated", order["id"],
-                     uow.orders.next_version(order["id"], now), {
-                         "order_id": order["id"], "status": status,
+    status = derive_status(ItemStatus(i["status"]) for i in uow.orders.items([order["id"]]))
+    # The order's status and its next version in one statement.
+    version = uow.orders.advance(order["id"], status.value, 1, now)
+    uow.record(Event("order.items_updated", order["id"], version, {
+                         "order_id": order["id"], "status": status.value,
                          "items": [{"id": item_id, "status": s} for item_id, s in changes]},
                      now))
 
@@ -125,7 +145,8 @@ def _step(uow: UnitOfWork, ctx: Context, request_id: str, step: Step,
     if item_status is not None:
         _items_changed(uow, work.order, [(x["item_id"], item_status.value) for x in work.open],
                        now)
-    body = _record_request(uow, work, event_type, version, now)
+    body = _record(uow, work, event_type, version,
+                   *_moved_on(work, target, version, now, item_status, **values), now)
     uow.commit()
     return body
 
@@ -153,7 +174,9 @@ def pick(uow: UnitOfWork, ctx: Context, request_id: str, missing: Sequence[str],
                            [FieldError("missing", "leaves nothing to pick")])
         _reject(uow, work, missing, reason or "missing at pick", now)
     version = uow.fulfillment.update(request_id, now, status=target.value)
-    body = _record_request(uow, work, "fulfillment_request.picked", version, now)
+    body = (_record_request(uow, work, "fulfillment_request.picked", version, now) if missing
+            else _record(uow, work, "fulfillment_request.picked", version,
+                         *_moved_on(work, target, version, now, None), now))
     uow.commit()
     return body
 
