@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BindParameter, MetaData, Table, TextClause, bindparam, literal_column, text
+import psycopg
+from sqlalchemy import (
+    BindParameter,
+    Dialect,
+    MetaData,
+    Table,
+    TextClause,
+    bindparam,
+    literal_column,
+    text,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 
 def insert_for(conn: Connection, table: Table) -> Any:
@@ -47,7 +58,7 @@ def _insert_statement(table: Table, columns: tuple[str, ...], count: int,
     """INSERT of `count` rows: its parameters are named `<column>_<row>` and typed as the
     table's columns (so dates and JSON are bound as the table binds them). Building the SQL
     and its parameters once, not at every call, is most of what an INSERT costs the API."""
-    sql, params = _values_insert(Shape(table, columns, count, raw), "")
+    sql, params = _values_insert(Shape(table, columns, count, raw))
     return text(sql).bindparams(*params)
 
 
@@ -62,31 +73,46 @@ class Shape:
     raw: tuple[tuple[str, str], ...]
 
 
-def _values_insert(shape: Shape, prefix: str) -> tuple[str, list[BindParameter[Any]]]:
+def _values_insert(shape: Shape) -> tuple[str, list[BindParameter[Any]]]:
     names = ", ".join(f'"{name}"' for name in (*shape.columns, *(n for n, _ in shape.raw)))
     rows = ", ".join(
-        "(" + ", ".join([*(f":{prefix}{name}_{n}" for name in shape.columns),
+        "(" + ", ".join([*(f":{name}_{n}" for name in shape.columns),
                          *(sql for _, sql in shape.raw)]) + ")"
         for n in range(shape.count))
-    params = [bindparam(f"{prefix}{name}_{n}", type_=shape.table.c[name].type)
+    params = [bindparam(f"{name}_{n}", type_=shape.table.c[name].type)
               for n in range(shape.count) for name in shape.columns]
     return f'INSERT INTO "{shape.table.name}" ({names}) VALUES {rows}', params
 
 
 @functools.lru_cache(maxsize=512)
-def _combined_statement(shapes: tuple[Shape, ...]) -> TextClause:
-    """The INSERTs of several tables in one PostgreSQL statement, each but the last in a
-    WITH clause of its own; part k's parameters are named `p<k>_<column>_<row>`. Foreign
-    keys are checked at the end of the statement, so the parts' order does not matter."""
-    inserts, params = [], []
-    for k, shape in enumerate(shapes):
-        sql, part_params = _values_insert(shape, f"p{k}_")
-        inserts.append(sql)
-        params += part_params
+def _combined_statement(shapes: tuple[Shape, ...]) -> str:
+    """The INSERTs of several tables as one PostgreSQL statement, each but the last in a
+    WITH clause of its own, with positional parameters ($1, $2, ...: row by row, column by
+    column, part by part). Foreign keys are checked at the end of the statement, so the
+    parts' order does not matter. In each INSERT's VALUES the parameters take the types of
+    their columns."""
+    inserts, n = [], 0
+    for shape in shapes:
+        names = ", ".join(f'"{name}"' for name in (*shape.columns, *(m for m, _ in shape.raw)))
+        rows = []
+        for _ in range(shape.count):
+            cells = [f"${n + k + 1}" for k in range(len(shape.columns))]
+            n += len(shape.columns)
+            rows.append("(" + ", ".join([*cells, *(sql for _, sql in shape.raw)]) + ")")
+        inserts.append(f'INSERT INTO "{shape.table.name}" ({names}) VALUES {", ".join(rows)}')
     *first, last = inserts
     with_clause = ("WITH " + ", ".join(f"w{k} AS ({sql})" for k, sql in enumerate(first))
                    + " ") if first else ""
-    return text(with_clause + last).bindparams(*params)
+    return with_clause + last
+
+
+@functools.cache
+def _binders(table: Table, columns: tuple[str, ...], dialect: Dialect
+             ) -> tuple[Callable[[Any], Any] | None, ...]:
+    """What SQLAlchemy does to each column's value before the driver has it (JSON
+    documents wrapped for psycopg, times made UTC)."""
+    return tuple(table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+                 for name in columns)
 
 
 @functools.cache
@@ -137,7 +163,20 @@ class HeldInserts:
             return
         shapes = tuple(Shape(table, columns, len(rows), raw)
                        for (table, columns, raw), rows in parts)
-        self.conn.execute(_combined_statement(shapes), {
-            f"p{k}_{name}_{n}": row[name]
-            for k, ((_, columns, _), rows) in enumerate(parts)
-            for n, row in enumerate(rows) for name in columns})
+        sql = _combined_statement(shapes)
+        values: list[Any] = []
+        for (table, columns, _), rows in parts:
+            binders = _binders(table, columns, self.conn.dialect)
+            for row in rows:
+                values += [value if bind is None else bind(value)
+                           for bind, value in zip(binders, map(row.__getitem__, columns),
+                                                  strict=True)]
+        # Straight to psycopg, as positional parameters: a statement of hundreds of named
+        # parameters costs psycopg more to convert (it caches none over 50) than to send.
+        driver = self.conn.connection.driver_connection
+        try:
+            with psycopg.RawCursor(driver) as cursor:  # type: ignore[arg-type]
+                cursor.execute(sql, values, prepare=True)
+        except psycopg.Error as exc:
+            # As SQLAlchemy would raise it: a duplicate is an IntegrityError, and so on.
+            raise DBAPIError.instance(sql, values, exc, psycopg.Error) from exc
