@@ -38,8 +38,8 @@ class Settings(BaseSettings):
     #: died): a resend with the same Idempotency-Key resumes it.
     import_lease_seconds: int = Field(default=300, ge=1, le=86_400)
     #: Connection pool per process (PostgreSQL).
-    db_pool_size: int = 10
-    db_max_overflow: int = 20
+    db_pool_size: int = 20
+    db_max_overflow: int = 10
     #: A pooled connection older than this is closed and opened anew when next taken.
     db_pool_recycle_seconds: int = Field(default=1800, ge=1)
     #: PostgreSQL ends a session of ours that sits this long inside a transaction without
