@@ -69,20 +69,12 @@ def place_order(uow: UnitOfWork, order: OrderIn, window: PlacementWindow = Place
         body = place_in_transaction(uow, order, fingerprint, window, write_now=False)
         # The order's row refuses a duplicate here (IntegrityError), with the events.
         uow.commit()
-    except DomainError:
-        # A refusal before its row was written (a time now too old, a sku since removed) may
-        # be a resend of an order placed before: that one is the answer, as it always was.
-        if order.external_id is None:
-            raise
-        uow.rollback()
-        existing = uow.orders.by_external(order.channel.value, order.external_id)
-        if existing is None:
-            raise
-        return _duplicate(uow, existing, fingerprint, order.external_id), False
-    except IntegrityError:
-        # The same (channel, external_id) was placed before, or by another request just now:
-        # the order's row refuses it before anything is routed. Most orders are new, so
-        # they are not looked for first.
+    except (DomainError, IntegrityError):
+        # Most orders are new, so they are not looked for first. The same (channel,
+        # external_id) placed before, or by another request just now, is refused by the
+        # order's row (IntegrityError); a resend may also meet a refusal first (a time now
+        # too old, a sku since removed, the stock since sold). Either way the order placed
+        # before is the answer, as it always was.
         if order.external_id is None:
             raise
         uow.rollback()
