@@ -195,7 +195,13 @@ def place_in_transaction(uow: UnitOfWork, order: OrderIn, fingerprint: str,
     """Route and write the order in the caller's transaction, without committing. With
     `write_now` False its rows are written with the events, when the caller commits."""
     now = utcnow()
-    preorder_dates = uow.products.preorder_dates(i.sku for i in order.items)
+    skus = sorted({i.sku for i in order.items})
+    atp: Sequence[tuple[str, str, int]] | None = None
+    if order.historical:
+        preorder_dates = uow.products.preorder_dates(skus)
+    else:
+        # Routing's first try weighs this ATP: read with the products, in one round trip.
+        atp, preorder_dates = uow.stock.atp_and_preorder_dates(skus)
     validate_order(order, preorder_dates, now, window)
     named = [x for x in (order.fulfillment_location_id,
                          order.shipping.option.pickup_location_id if order.shipping else None)
@@ -219,7 +225,7 @@ def place_in_transaction(uow: UnitOfWork, order: OrderIn, fingerprint: str,
     try:
         if not order.historical:
             routed = route_items(uow, rows.order, rows.items, "placement", now,
-                                 refuse_unavailable=True, written=False)
+                                 refuse_unavailable=True, written=False, atp=atp)
             items = routed.items
             if routed.status is not None:
                 stored = {**rows.order, "status": routed.status, "version": routed.version}

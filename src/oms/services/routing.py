@@ -41,13 +41,16 @@ class Routed(NamedTuple):
 
 def route_items(uow: UnitOfWork, order: RowLike, items: Sequence[RowLike], trigger: str,
                 now: dt.datetime, *, refuse_unavailable: bool, only_changes: bool = False,
-                written: bool = True) -> Routed:
+                written: bool = True, atp: Sequence[tuple[str, str, int]] | None = None
+                ) -> Routed:
     """Route the order's on-hold items, reserving their stock and issuing fulfilment
     requests; record the run and events. Returns the order's items as they are now.
     Locations that rejected items of this order are not asked again. With `only_changes`,
     a run that leaves every item on hold for the reason it already had writes nothing.
     With `written` False the order and its items are not in the database yet: the caller
-    writes them as returned (status, and the version after one per event)."""
+    writes them as returned (status, and the version after one per event). `atp`, the
+    (location, sku, ATP) rows of the items' skus as the caller just read them, is weighed
+    on the first try instead of reading them again."""
     order_id = order["id"]
     waiting = [i for i in items if i["status"] == ItemStatus.ON_HOLD]
     if not waiting:
@@ -66,8 +69,9 @@ def route_items(uow: UnitOfWork, order: RowLike, items: Sequence[RowLike], trigg
     skus = sorted({i["sku"] for i in waiting})
     preorder_skus = sorted({i["sku"] for i in waiting if i["preorder"]})
 
-    for _ in range(MAX_ROUTING_ATTEMPTS):
-        atp = network.atp_table(uow.stock.atp(skus), skus)
+    for attempt in range(MAX_ROUTING_ATTEMPTS):
+        atp_now = network.atp_table(
+            atp if attempt == 0 and atp is not None else uow.stock.atp(skus), skus)
         # Future stock sells pre-orders only: without one, it is not read.
         future = network.atp_table(
             ((location_id, sku, n) for (location_id, sku), n
@@ -75,7 +79,7 @@ def route_items(uow: UnitOfWork, order: RowLike, items: Sequence[RowLike], trigg
             preorder_skus) if preorder_skus else {}
         plan = decide(
             routing_items, network=network, service_level=service_level,
-            destination=destination, atp=atp, future_atp=future, rule=rule,
+            destination=destination, atp=atp_now, future_atp=future, rule=rule,
             pickup_location_id=order["pickup_location_id"],
             required_location_id=order["fulfillment_location_id"], excluded=excluded,
         )
