@@ -195,13 +195,10 @@ def place_in_transaction(uow: UnitOfWork, order: OrderIn, fingerprint: str,
     """Route and write the order in the caller's transaction, without committing. With
     `write_now` False its rows are written with the events, when the caller commits."""
     now = utcnow()
-    skus = sorted({i.sku for i in order.items})
-    atp: Sequence[tuple[str, str, int]] | None = None
-    if order.historical:
-        preorder_dates = uow.products.preorder_dates(skus)
-    else:
-        # Routing's first try weighs this ATP: read with the products, in one round trip.
-        atp, preorder_dates = uow.stock.atp_and_preorder_dates(skus)
+    # Routing's first try weighs this ATP; on PostgreSQL the three reads are one round trip.
+    reads = uow.read_for_placement(sorted({i.sku for i in order.items}),
+                                   order.customer.email.lower())
+    preorder_dates = reads.preorder_dates
     validate_order(order, preorder_dates, now, window)
     named = [x for x in (order.fulfillment_location_id,
                          order.shipping.option.pickup_location_id if order.shipping else None)
@@ -210,7 +207,8 @@ def place_in_transaction(uow: UnitOfWork, order: OrderIn, fingerprint: str,
     if missing:
         raise ValidationFailed(f"no location {', '.join(sorted(missing))}")
 
-    customer, created = uow.customers.find_or_create(customer_row(order), now)
+    customer, created = uow.customers.find_or_create(customer_row(order), now,
+                                                     found=reads.customer)
     if created:
         uow.record(Event("customer.created", customer["id"], 1, customer_out(customer), now))
     rows = order_rows(order, fingerprint, preorder_dates, customer["id"], now)
@@ -225,7 +223,7 @@ def place_in_transaction(uow: UnitOfWork, order: OrderIn, fingerprint: str,
     try:
         if not order.historical:
             routed = route_items(uow, rows.order, rows.items, "placement", now,
-                                 refuse_unavailable=True, written=False, atp=atp)
+                                 refuse_unavailable=True, written=False, atp=reads.atp)
             items = routed.items
             if routed.status is not None:
                 stored = {**rows.order, "status": routed.status, "version": routed.version}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +18,7 @@ from oms.domain.access import EVERYTHING, Scope
 from oms.domain.holds import HeldItem
 
 # The statements of placing an order, built once: building one costs more than running it.
-_CUSTOMER_BY_EMAIL = select(t.customers).where(
+CUSTOMER_BY_EMAIL = select(t.customers).where(
     t.customers.c.email_key == bindparam("email_key_"))
 #: Take :count more versions of an order (one per event), returning the last.
 _NEXT_VERSION = (update(t.orders).where(t.orders.c.id == bindparam("key_id"))
@@ -27,6 +27,10 @@ _NEXT_VERSION = (update(t.orders).where(t.orders.c.id == bindparam("key_id"))
                  .returning(t.orders.c.version))
 #: The same, and set the status.
 _ADVANCE = _NEXT_VERSION.values(status=bindparam("status_"))
+
+
+#: Not looked for yet.
+UNREAD = object()
 
 
 class CustomerRepository:
@@ -39,22 +43,26 @@ class CustomerRepository:
     def within(self, scope: Scope) -> CustomerRepository:
         return CustomerRepository(self.conn, scope)
 
-    def find_or_create(self, row: dict[str, Any], now: dt.datetime) -> tuple[RowMapping, bool]:
+    def find_or_create(self, row: dict[str, Any], now: dt.datetime, *,
+                       found: Mapping[str, Any] | object | None = UNREAD
+                       ) -> tuple[Mapping[Any, Any], bool]:
         """The customer with this email (any case), created if new; (row, created). Most
-        customers come back: they are looked for first, and created only when not found."""
+        customers come back: they are looked for first (unless the caller did, `found`),
+        and created only when not found."""
         by_email = {"email_key_": row["email_key"]}
-        found = self.conn.execute(_CUSTOMER_BY_EMAIL, by_email).mappings().first()
-        if found is not None:
+        if found is UNREAD:
+            found = self.conn.execute(CUSTOMER_BY_EMAIL, by_email).mappings().first()
+        if isinstance(found, Mapping):
             return found, False
         stmt = insert_for(self.conn, t.customers).on_conflict_do_nothing(
             index_elements=[t.customers.c.email_key]
         )
         self.conn.execute(stmt, {**row, "version": 1, "created_at": now, "updated_at": now})
         # Another order may have created the customer in between: whichever row is there.
-        found = self.conn.execute(_CUSTOMER_BY_EMAIL, by_email).mappings().first()
-        assert found is not None
+        stored = self.conn.execute(CUSTOMER_BY_EMAIL, by_email).mappings().first()
+        assert stored is not None
         # Not the INSERT's rowcount: SQLAlchemy keeps none for it on PostgreSQL (-1).
-        return found, found["id"] == row["id"]
+        return stored, bool(stored["id"] == row["id"])
 
     def find_or_create_many(self, rows: Sequence[dict[str, Any]], now: dt.datetime
                             ) -> dict[str, tuple[RowMapping, bool]]:

@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 
-import psycopg
 from sqlalchemy import (
     Integer,
     TextClause,
@@ -26,7 +25,6 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, RowMapping
-from sqlalchemy.exc import DBAPIError
 
 from oms.adapters.db import tables as t
 from oms.adapters.db.local_days import today_at
@@ -413,9 +411,8 @@ def _level(r: Any) -> VersionedLevel:
     )
 
 
-_ATP_ANY = ("SELECT location_id, sku, on_hand - reserved - safety_stock FROM stock_levels "
+ATP_ANY = ("SELECT location_id, sku, on_hand - reserved - safety_stock FROM stock_levels "
             "WHERE sku = ANY(%s)")
-_PREORDER_DATES_ANY = "SELECT sku, preorder_ship_date FROM products WHERE sku = ANY(%s)"
 _ATP_IN = ("SELECT location_id, sku, on_hand - reserved - safety_stock FROM stock_levels "
            "WHERE sku IN ({})")
 
@@ -568,25 +565,6 @@ class StockRepository:
             rows = self.conn.execute(_LEVELS_AT, {"skus": list(skus), "at": location_id})
         return [StockLevel(*row) for row in rows]
 
-    def atp_and_preorder_dates(self, skus: Sequence[str]
-                               ) -> tuple[list[tuple[str, str, int]], dict[str, dt.date | None]]:
-        """What placing an order reads first: `atp` of its skus, and `preorder_dates` (from
-        the products). On PostgreSQL both go in one round trip (a pipeline), with the
-        transaction's BEGIN when they are its first statements."""
-        if self.conn.dialect.name != "postgresql":
-            return list(self.atp(skus)), ProductRepository(self.conn).preorder_dates(skus)
-        driver = self.conn.connection.driver_connection
-        assert isinstance(driver, psycopg.Connection)
-        try:
-            with driver.pipeline(), driver.cursor() as dates, driver.cursor() as atp:
-                dates.execute(_PREORDER_DATES_ANY, (list(skus),), prepare=True)
-                atp.execute(_ATP_ANY, (list(skus),), prepare=True)
-                # The first fetch sends both and waits once for both answers.
-                found = dict(dates.fetchall()), atp.fetchall()
-        except psycopg.Error as exc:
-            raise DBAPIError.instance(_ATP_ANY, [list(skus)], exc, psycopg.Error) from exc
-        return found[1], found[0]
-
     def atp(self, skus: Sequence[str]) -> Sequence[tuple[str, str, int]]:
         """(location, sku, ATP) of these skus everywhere: what routing weighs. An order over
         500 locations reads hundreds of rows: they come as the driver's own tuples, which
@@ -594,7 +572,7 @@ class StockRepository:
         cursor = self.conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
             if self.conn.dialect.name == "postgresql":
-                cursor.execute(_ATP_ANY, (list(skus),))
+                cursor.execute(ATP_ANY, (list(skus),))
             else:
                 cursor.execute(_ATP_IN.format(", ".join("?" * len(skus))), list(skus))
             rows = cursor.fetchall()

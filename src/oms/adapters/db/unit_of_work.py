@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import TracebackType
 
 from sqlalchemy import Engine
@@ -18,6 +18,7 @@ from oms.adapters.db.order_repositories import (
     OrderRepository,
     RoutingRepository,
 )
+from oms.adapters.db.placement_reads import PlacementReads, read_for_placement
 from oms.adapters.db.provider_calls import ProviderCallRepository
 from oms.adapters.db.reference import Reference, cache_for
 from oms.adapters.db.repositories import (
@@ -144,6 +145,10 @@ class UnitOfWork:
             {(r["service_level"], r["country"]): RoutingRule(
                 r["service_level"], r["country"], tuple(tuple(g) for g in r["groups"]))
              for r in self.routing.rules()})
+
+    def read_for_placement(self, skus: Sequence[str], email_key: str) -> PlacementReads:
+        """What placing an order reads before it writes (oms.adapters.db.placement_reads)."""
+        return read_for_placement(self.conn, skus, email_key)
 
     def reference_changed(self) -> None:
         """This transaction changes locations or routing rules: once it commits, what the
