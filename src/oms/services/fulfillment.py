@@ -36,12 +36,13 @@ from oms.domain.fulfillment import (
     next_status,
 )
 from oms.domain.ids import new_id
-from oms.domain.orders import ItemStatus, derive_status
+from oms.domain.orders import ItemStatus
 from oms.domain.payments import CallKind, plan_captures
 from oms.domain.retries import delay_after
 from oms.services import inventory, provider_calls
 from oms.services.routing import (
     RowLike,
+    refresh_order_status,
     request_out,
     route_items,
 )
@@ -126,11 +127,9 @@ def _items_changed(uow: UnitOfWork, order: RowLike, changes: Sequence[tuple[str,
     if not changes:
         return
     uow.orders.set_item_statuses(changes)
-    status = derive_status(ItemStatus(i["status"]) for i in uow.orders.items([order["id"]]))
-    # The order's status and its next version in one statement.
-    version = uow.orders.advance(order["id"], status.value, 1, now)
+    status, version = refresh_order_status(uow, order["id"], now)
     uow.record(Event("order.items_updated", order["id"], version, {
-                         "order_id": order["id"], "status": status.value,
+                         "order_id": order["id"], "status": status,
                          "items": [{"id": item_id, "status": s} for item_id, s in changes]},
                      now))
 

@@ -352,10 +352,9 @@ def cancel_items(uow: UnitOfWork, order: RowLike, items: Sequence[RowLike],
     still_owed = min(sum(line_total(i) for i in remaining)
                      + (order["shipping_price_minor"] if remaining else 0),
                      order["grand_total_minor"])
-    refresh_order_status(uow, order["id"], now)
+    _, version = refresh_order_status(uow, order["id"], now)
     currency = order["currency"]
-    uow.record(Event("order.items_cancelled", order["id"], uow.orders.next_version(
-        order["id"], now), {
+    uow.record(Event("order.items_cancelled", order["id"], version, {
         "order_id": order["id"], "item_ids": list(wanted), "reason": reason,
         # What the payment side voids or refunds for these items.
         "amount_to_void_or_refund": Money.from_minor(refund_minor, currency).formatted_amount(),

@@ -257,11 +257,11 @@ def line_total(item: RowLike) -> int:
                + item["tax_minor"])
 
 
-def refresh_order_status(uow: UnitOfWork, order_id: str, now: dt.datetime) -> str:
-    statuses = [ItemStatus(i["status"]) for i in uow.orders.items([order_id])]
-    status = derive_status(statuses).value
-    uow.orders.set_status(order_id, status, now)
-    return status
+def refresh_order_status(uow: UnitOfWork, order_id: str, now: dt.datetime) -> tuple[str, int]:
+    """Set the order's status as its items' statuses make it, and take its next version for
+    the event the caller records, in one statement: (status, version)."""
+    status = derive_status(ItemStatus(i["status"]) for i in uow.orders.items([order_id])).value
+    return status, uow.orders.advance(order_id, status, 1, now)
 
 
 #: The entity of the routing rules' events: they are replaced all at once.

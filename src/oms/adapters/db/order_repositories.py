@@ -20,13 +20,12 @@ from oms.domain.holds import HeldItem
 # The statements of placing an order, built once: building one costs more than running it.
 CUSTOMER_BY_EMAIL = select(t.customers).where(
     t.customers.c.email_key == bindparam("email_key_"))
-#: Take :count more versions of an order (one per event), returning the last.
-_NEXT_VERSION = (update(t.orders).where(t.orders.c.id == bindparam("key_id"))
-                 .values(version=t.orders.c.version + bindparam("count", type_=Integer()),
-                         updated_at=bindparam("now_"))
-                 .returning(t.orders.c.version))
-#: The same, and set the status.
-_ADVANCE = _NEXT_VERSION.values(status=bindparam("status_"))
+#: Set an order's status and take :count more versions (one per event), returning the last.
+_ADVANCE = (update(t.orders).where(t.orders.c.id == bindparam("key_id"))
+            .values(status=bindparam("status_"),
+                    version=t.orders.c.version + bindparam("count", type_=Integer()),
+                    updated_at=bindparam("now_"))
+            .returning(t.orders.c.version))
 
 
 #: Not looked for yet.
@@ -251,17 +250,6 @@ class OrderRepository:
         sequence has no gaps), in one statement; returns the last version taken."""
         row = self.conn.execute(_ADVANCE, {"key_id": order_id, "status_": status,
                                            "count": count, "now_": now}).one()
-        return int(row.version)
-
-    def set_status(self, order_id: str, status: str, now: dt.datetime) -> None:
-        self.conn.execute(update(t.orders).where(t.orders.c.id == order_id)
-                          .values(status=status, updated_at=now))
-
-    def next_version(self, order_id: str, now: dt.datetime, count: int = 1) -> int:
-        """One more version per event of the order, so its events' sequence has no gaps;
-        returns the last of the `count` versions taken."""
-        row = self.conn.execute(_NEXT_VERSION, {"key_id": order_id, "count": count,
-                                                "now_": now}).one()
         return int(row.version)
 
     def page(
