@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
 from sqlalchemy.exc import DBAPIError
 
 #: PostgreSQL: serialization failure, deadlock, lock wait over lock_timeout, an idle
@@ -19,3 +24,14 @@ def is_transient(exc: DBAPIError) -> bool:
     # SQLite: another writer held the database for longer than busy_timeout.
     message = str(exc.orig).lower()
     return "database is locked" in message or "database is busy" in message
+
+
+@contextmanager
+def as_sqlalchemy_errors(statement: str, params: Any) -> Iterator[None]:
+    """Work done on psycopg's own connection (a pipeline, positional parameters) fails as
+    the same work through SQLAlchemy would: a duplicate as an IntegrityError, a deadlock as
+    an OperationalError, which the API answers as it does any other."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        raise DBAPIError.instance(statement, params, exc, psycopg.Error) from exc

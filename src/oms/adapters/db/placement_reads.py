@@ -6,6 +6,7 @@ the COMMIT."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -13,9 +14,9 @@ from typing import Any
 import psycopg
 from sqlalchemy import Dialect
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError
 
 from oms.adapters.db import tables as t
+from oms.adapters.db.errors import as_sqlalchemy_errors
 from oms.adapters.db.order_repositories import CUSTOMER_BY_EMAIL
 from oms.adapters.db.repositories import ATP_ANY, ProductRepository, StockRepository
 
@@ -44,18 +45,15 @@ def read_for_placement(conn: Connection, skus: Sequence[str], email_key: str
                               None if found is None else dict(found))
     driver = conn.connection.driver_connection
     assert isinstance(driver, psycopg.Connection)
-    try:
-        with (driver.pipeline(), driver.cursor() as atp, driver.cursor() as dates,
-              driver.cursor() as customer):
-            atp.execute(ATP_ANY, (list(skus),), prepare=True)
-            dates.execute(_PREORDER_DATES, (list(skus),), prepare=True)
-            customer.execute(_CUSTOMER, (email_key,), prepare=True)
-            # The first fetch sends all three and waits once for the three answers.
-            atp_rows = atp.fetchall()
-            preorder_dates = dict(dates.fetchall())
-            row = customer.fetchone()
-    except psycopg.Error as exc:
-        raise DBAPIError.instance(_CUSTOMER, [email_key], exc, psycopg.Error) from exc
+    with (as_sqlalchemy_errors(_CUSTOMER, [email_key]), driver.pipeline(),
+          driver.cursor() as atp, driver.cursor() as dates, driver.cursor() as customer):
+        atp.execute(ATP_ANY, (list(skus),), prepare=True)
+        dates.execute(_PREORDER_DATES, (list(skus),), prepare=True)
+        customer.execute(_CUSTOMER, (email_key,), prepare=True)
+        # The first fetch sends all three and waits once for the three answers.
+        atp_rows = atp.fetchall()
+        preorder_dates = dict(dates.fetchall())
+        row = customer.fetchone()
     return PlacementReads(atp_rows, preorder_dates,
                           None if row is None else _customer(row, conn.dialect))
 
@@ -66,13 +64,7 @@ def _customer(row: Sequence[Any], dialect: Dialect) -> dict[str, Any]:
             for name, convert, value in zip(_COLUMNS, _converters(dialect), row, strict=True)}
 
 
-_CONVERTERS: dict[Dialect, tuple[Callable[[Any], Any] | None, ...]] = {}
-
-
+@functools.cache
 def _converters(dialect: Dialect) -> tuple[Callable[[Any], Any] | None, ...]:
-    found = _CONVERTERS.get(dialect)
-    if found is None:
-        found = _CONVERTERS[dialect] = tuple(
-            c.type.dialect_impl(dialect).result_processor(dialect, None)
-            for c in t.customers.columns)
-    return found
+    return tuple(c.type.dialect_impl(dialect).result_processor(dialect, None)
+                 for c in t.customers.columns)

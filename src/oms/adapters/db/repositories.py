@@ -412,7 +412,7 @@ def _level(r: Any) -> VersionedLevel:
 
 
 ATP_ANY = ("SELECT location_id, sku, on_hand - reserved - safety_stock FROM stock_levels "
-            "WHERE sku = ANY(%s)")
+           "WHERE sku = ANY(%s)")
 _ATP_IN = ("SELECT location_id, sku, on_hand - reserved - safety_stock FROM stock_levels "
            "WHERE sku IN ({})")
 

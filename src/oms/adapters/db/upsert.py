@@ -9,7 +9,6 @@ from typing import Any
 
 import psycopg
 from sqlalchemy import (
-    BindParameter,
     Dialect,
     MetaData,
     Table,
@@ -20,7 +19,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError
+
+from oms.adapters.db.errors import as_sqlalchemy_errors
 
 
 def insert_for(conn: Connection, table: Table) -> Any:
@@ -58,8 +58,10 @@ def _insert_statement(table: Table, columns: tuple[str, ...], count: int,
     """INSERT of `count` rows: its parameters are named `<column>_<row>` and typed as the
     table's columns (so dates and JSON are bound as the table binds them). Building the SQL
     and its parameters once, not at every call, is most of what an INSERT costs the API."""
-    sql, params = _values_insert(Shape(table, columns, count, raw))
-    return text(sql).bindparams(*params)
+    shape = Shape(table, columns, count, raw)
+    return text(_insert_sql(shape, lambda name, n, _: f":{name}_{n}")).bindparams(
+        *(bindparam(f"{name}_{n}", type_=table.c[name].type)
+          for n in range(count) for name in columns))
 
 
 @dataclass(frozen=True)
@@ -73,15 +75,17 @@ class Shape:
     raw: tuple[tuple[str, str], ...]
 
 
-def _values_insert(shape: Shape) -> tuple[str, list[BindParameter[Any]]]:
+def _insert_sql(shape: Shape, placeholder: Callable[[str, int, int], str]) -> str:
+    """INSERT ... VALUES of the shape; `placeholder(column, row, k)` names the k-th value
+    of the statement, counting from 0, column by column and row by row."""
     names = ", ".join(f'"{name}"' for name in (*shape.columns, *(n for n, _ in shape.raw)))
+    width = len(shape.columns)
     rows = ", ".join(
-        "(" + ", ".join([*(f":{name}_{n}" for name in shape.columns),
+        "(" + ", ".join([*(placeholder(name, n, n * width + c)
+                           for c, name in enumerate(shape.columns)),
                          *(sql for _, sql in shape.raw)]) + ")"
         for n in range(shape.count))
-    params = [bindparam(f"{name}_{n}", type_=shape.table.c[name].type)
-              for n in range(shape.count) for name in shape.columns]
-    return f'INSERT INTO "{shape.table.name}" ({names}) VALUES {rows}', params
+    return f'INSERT INTO "{shape.table.name}" ({names}) VALUES {rows}'
 
 
 @functools.lru_cache(maxsize=512)
@@ -91,19 +95,19 @@ def _combined_statement(shapes: tuple[Shape, ...]) -> str:
     column, part by part). Foreign keys are checked at the end of the statement, so the
     parts' order does not matter. In each INSERT's VALUES the parameters take the types of
     their columns."""
-    inserts, n = [], 0
+    inserts, before = [], 0
     for shape in shapes:
-        names = ", ".join(f'"{name}"' for name in (*shape.columns, *(m for m, _ in shape.raw)))
-        rows = []
-        for _ in range(shape.count):
-            cells = [f"${n + k + 1}" for k in range(len(shape.columns))]
-            n += len(shape.columns)
-            rows.append("(" + ", ".join([*cells, *(sql for _, sql in shape.raw)]) + ")")
-        inserts.append(f'INSERT INTO "{shape.table.name}" ({names}) VALUES {", ".join(rows)}')
+        inserts.append(_insert_sql(shape, _positional(before)))
+        before += shape.count * len(shape.columns)
     *first, last = inserts
     with_clause = ("WITH " + ", ".join(f"w{k} AS ({sql})" for k, sql in enumerate(first))
                    + " ") if first else ""
     return with_clause + last
+
+
+def _positional(before: int) -> Callable[[str, int, int], str]:
+    """$1, $2, ... after the `before` parameters of the parts before."""
+    return lambda _column, _row, k: f"${before + k + 1}"
 
 
 @functools.cache
@@ -174,9 +178,6 @@ class HeldInserts:
         # Straight to psycopg, as positional parameters: a statement of hundreds of named
         # parameters costs psycopg more to convert (it caches none over 50) than to send.
         driver = self.conn.connection.driver_connection
-        try:
-            with psycopg.RawCursor(driver) as cursor:  # type: ignore[arg-type]
-                cursor.execute(sql, values, prepare=True)
-        except psycopg.Error as exc:
-            # As SQLAlchemy would raise it: a duplicate is an IntegrityError, and so on.
-            raise DBAPIError.instance(sql, values, exc, psycopg.Error) from exc
+        assert isinstance(driver, psycopg.Connection)
+        with as_sqlalchemy_errors(sql, values), psycopg.RawCursor(driver) as cursor:
+            cursor.execute(sql, values, prepare=True)
