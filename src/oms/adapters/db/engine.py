@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 
 from oms.adapters.db.reference import keep_reference
+from oms.adapters.db.types import dumps, loads
 from oms.settings import Settings
 
 READ_ONLY = "oms_read_only"
@@ -36,6 +37,8 @@ def _engine(settings: Settings) -> Engine:
         # statement, which is answered 503 and retried by the client; idle connections are
         # renewed before servers or proxies drop them.
         pool_recycle=settings.db_pool_recycle_seconds,
+        json_serializer=dumps,
+        json_deserializer=loads,
     )
     # Rows inserted with executemany go as one INSERT ... VALUES statement a page (SQLAlchemy's
     # "insertmanyvalues"), not a statement per row: one round trip, and less work for both.
@@ -60,7 +63,8 @@ def _engine(settings: Settings) -> Engine:
 
 
 def _sqlite_engine(url: str) -> Engine:
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+                           json_serializer=dumps, json_deserializer=loads)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
