@@ -17,11 +17,11 @@ the considerations the plain routing writes.
 
 from __future__ import annotations
 
-import json
 import random
 import time
 
 from common import NO_DATABASE, Context, Result
+from oms.adapters.db.types import dumps
 from oms.domain.locations import Address, Capability, Location, LocationType
 from oms.domain.routing import Destination, RoutingItem, route
 from oms.domain.routing_fast import Network, decide
@@ -94,9 +94,9 @@ def run(ctx: Context, backend: str) -> list[Result]:
                         f"differently from the plain routing: {decision.assignments} "
                         f"against {plan.assignments}")
         assert decision.inputs is not None
-        kept += len(json.dumps(decisions_json(decision.items))) + len(
-            json.dumps(inputs_json(decision.inputs)))
-        written += len(json.dumps([{"item_id": c.item_id, "location_id": c.location_id,
+        kept += len(dumps(decisions_json(decision.items))) + len(
+            dumps(inputs_json(decision.inputs)))
+        written += len(dumps([{"item_id": c.item_id, "location_id": c.location_id,
                                     "verdict": c.verdict.value, "reason": c.reason}
                                    for c in plan.considerations]))
 

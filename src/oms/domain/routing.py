@@ -366,15 +366,34 @@ def why_not(rank: Rank, chosen: Rank, *, takes_fewer: bool) -> tuple[ReasonCode,
     # The location could take the item in the round that placed it: it lost on how much of
     # the order it could take, or else on the ranking.
     if takes_fewer:
-        return (ReasonCode.TAKES_LESS_OF_THE_ORDER,
-                "another location takes more of the order: fewer shipments")
-    if rank.group is not None and chosen.group is not None and rank.group != chosen.group:
-        return (ReasonCode.LATER_RULE_GROUP,
-                f"later rule group ({rank.group + 1} against {chosen.group + 1})")
-    if rank.priority != chosen.priority:
-        return (ReasonCode.LOWER_PRIORITY,
-                f"lower priority ({rank.priority} against {chosen.priority})")
-    if rank.distance_km != chosen.distance_km:
-        return (ReasonCode.FARTHER,
-                f"farther ({rank.distance_km:.1f} km against {chosen.distance_km:.1f} km)")
-    return ReasonCode.LESS_ATP_LEFT, "less ATP left after the order than the chosen location"
+        code = ReasonCode.TAKES_LESS_OF_THE_ORDER
+    elif rank.group is not None and chosen.group is not None and rank.group != chosen.group:
+        code = ReasonCode.LATER_RULE_GROUP
+    elif rank.priority != chosen.priority:
+        code = ReasonCode.LOWER_PRIORITY
+    elif rank.distance_km != chosen.distance_km:
+        code = ReasonCode.FARTHER
+    else:
+        code = ReasonCode.LESS_ATP_LEFT
+    return code, lost_on(code, rank, chosen)
+
+
+def lost_on(code: ReasonCode, rank: Rank, chosen: Rank) -> str:
+    """The words for a location passed over on the ranking (`why_not`'s code)."""
+    if code is ReasonCode.TAKES_LESS_OF_THE_ORDER:
+        return "another location takes more of the order: fewer shipments"
+    if code is ReasonCode.LATER_RULE_GROUP:
+        assert rank.group is not None
+        assert chosen.group is not None
+        return f"later rule group ({rank.group + 1} against {chosen.group + 1})"
+    if code is ReasonCode.LOWER_PRIORITY:
+        return f"lower priority ({rank.priority} against {chosen.priority})"
+    if code is ReasonCode.FARTHER:
+        return f"farther ({rank.distance_km:.1f} km against {chosen.distance_km:.1f} km)"
+    return "less ATP left after the order than the chosen location"
+
+
+def rank_of(score: Score, location_id: str) -> Rank:
+    """The ranking part of a score (whose rule group counts from 1)."""
+    return Rank(None if score.rule_group is None else score.rule_group - 1, score.priority,
+                score.distance_km, location_id)

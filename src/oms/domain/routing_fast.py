@@ -30,7 +30,6 @@ from oms.domain.routing import (
     Score,
     hold_reason,
     why_chosen,
-    why_not,
 )
 from oms.domain.routing_record import (
     ALTERNATIVES,
@@ -53,6 +52,14 @@ _PREFIX = 16
 _RANKING = (ReasonCode.TAKES_LESS_OF_THE_ORDER, ReasonCode.LATER_RULE_GROUP,
             ReasonCode.LOWER_PRIORITY, ReasonCode.FARTHER, ReasonCode.LESS_ATP_LEFT)
 _CHOSEN = len(_RANKING)
+#: Row r of a round's reasons counted as r * (_CHOSEN + 1) + reason (orders of up to 64
+#: lines take one offset each; longer ones are rare enough to build theirs).
+_ROW_OFFSETS = np.arange(64)[:, None] * (_CHOSEN + 1)
+#: The packed ranking's fields from the bottom (distance, priority, group), as the lowest
+#: value of an exclusive or whose top bit lies in each; and what a candidate lost on when
+#: that is the highest field it differs in (none: the ATP it keeps).
+_FIELD_BITS = np.array([1, 1 << 18, 1 << 38], dtype=np.int64)
+_LOST_ON_FIELD = np.array([4, 3, 2, 1], dtype=np.int64)
 
 
 class Network:
@@ -217,13 +224,19 @@ class _Candidates:
                 and network.priorities[0] >= 0 and network.priorities[1] < 1 << 20):
             self.packed = (self.group << 38) | (self.priority << 18) | self.tenths
         self.ids: list[str] = network.id_array[at].tolist()
-        self.group_list: list[int] = self.group.tolist()
-        self.priority_list: list[int] = self.priority.tolist()
-        self.km: list[float] = (self.tenths / 10).tolist()
+        #: Kept as arrays: the run's inputs are stored as they are (the JSON columns write
+        #: numpy arrays), and only the few locations an account names are read one by one.
+        self.km: Floats = self.tenths / 10
+
+        self._ranks: dict[int, Rank] = {}
 
     def rank(self, c: int) -> Rank:
-        return Rank(self.group_list[c] if self.ruled else None, self.priority_list[c],
-                    self.km[c], self.ids[c])
+        found = self._ranks.get(c)
+        if found is None:
+            found = self._ranks[c] = Rank(int(self.group[c]) if self.ruled else None,
+                                          int(self.priority[c]), float(self.km[c]),
+                                          self.ids[c])
+        return found
 
 
 class _Round:
@@ -256,7 +269,9 @@ class _Round:
         self.left = np.zeros(cands.count, dtype=np.int64)
         self.key: Ints | None = None
         self.complete = False
-        self._lost_on: Ints | None = None
+        self._lost_on: list[list[int]] | None = None
+        self._lost: Ints | None = None
+        self._chosen: tuple[str, Score] | None = None
         #: Items placed in one round mostly share the chosen location and alternatives.
         self._alternatives: dict[int, Alternative] = {}
         if not self.any:
@@ -306,35 +321,56 @@ class _Round:
             best = [self.order[fit[self.order]][:ALTERNATIVES + 1] for fit in self.fits]
         return [b.tolist() for b in best]
 
-    def lost_on(self) -> Ints:
-        """Per candidate, what it lost on against the location chosen (an index in
-        _RANKING, as `routing.why_not` says it)."""
+    def lost_on(self) -> list[list[int]]:
+        """Per item of the round, how many of the candidates that could take it lost on each
+        ranking reason against the location chosen (by index in _RANKING, as
+        `routing.why_not` says it; the last count is the location chosen)."""
         if self._lost_on is None:
             c, cands = self.chosen, self.cands
-            lost = np.where(cands.tenths != cands.tenths[c], 3, 4)
-            lost = np.where(cands.priority != cands.priority[c], 2, lost)
-            if cands.ruled:
-                lost = np.where(cands.group != cands.group[c], 1, lost)
-            lost = np.where(self.takes < self.takes[c], 0, lost)
+            if cands.packed is not None:
+                # The first field (from the top) where the packed ranking differs from the
+                # chosen one's: group, priority, distance, or none.
+                differs = np.searchsorted(_FIELD_BITS, cands.packed ^ cands.packed[c],
+                                          side="right")
+                lost = _LOST_ON_FIELD[differs]
+            else:
+                lost = np.where(cands.tenths != cands.tenths[c], 3, 4)
+                lost = np.where(cands.priority != cands.priority[c], 2, lost)
+                if cands.ruled:
+                    lost = np.where(cands.group != cands.group[c], 1, lost)
+            lost[self.takes < self.takes[c]] = 0
             lost[c] = _CHOSEN
-            self._lost_on = lost
+            self._lost = lost
+            rows = len(self.fits)
+            offsets = (_ROW_OFFSETS[:rows] if rows <= len(_ROW_OFFSETS)
+                       else np.arange(rows)[:, None] * (_CHOSEN + 1))
+            # One count of (item, reason) pairs over the candidates that could take each item.
+            self._lost_on = np.bincount((lost + offsets)[self.fits],
+                                        minlength=rows * (_CHOSEN + 1)
+                                        ).reshape(rows, _CHOSEN + 1).tolist()
         return self._lost_on
 
     def alternative(self, b: int) -> Alternative:
         """Candidate b, as an alternative to the location chosen."""
         found = self._alternatives.get(b)
         if found is None:
-            c = self.chosen
-            code, reason = why_not(self.cands.rank(b), self.cands.rank(c),
-                                   takes_fewer=bool(self.takes[b] < self.takes[c]))
-            found = self._alternatives[b] = Alternative(self.cands.ids[b], code, reason,
-                                                        self.score(b))
+            assert self._lost is not None
+            found = self._alternatives[b] = Alternative(
+                self.cands.ids[b], _RANKING[int(self._lost[b])], self.score(b))
         return found
+
+    def chosen_account(self) -> tuple[str, Score]:
+        """Why the location chosen was, and its score (the same for every item it takes)."""
+        if self._chosen is None:
+            c = self.chosen
+            self._chosen = (why_chosen(self.cands.rank(c)), self.score(c))
+        return self._chosen
 
     def score(self, c: int) -> Score:
         cands = self.cands
-        return Score(int(self.takes[c]), cands.group_list[c] + 1 if cands.ruled else None,
-                     cands.priority_list[c], cands.km[c], int(self.left[c]))
+        rank = cands.rank(c)
+        return Score(int(self.takes[c]), None if rank.group is None else rank.group + 1,
+                     rank.priority, rank.distance_km, int(self.left[c]))
 
 
 def decide(
@@ -411,17 +447,17 @@ def decide(
         r = rounds[r_at]
         # Enough at the start, yet unable to take it when it was placed.
         counts[ReasonCode.ATP_WENT_TO_OTHER_ITEMS] = eligible - too_little[j] - r.could[row]
-        lost_on = np.bincount(r.lost_on()[r.fits[row]], minlength=_CHOSEN + 1).tolist()
-        counts.update(zip(_RANKING, lost_on, strict=False))
+        counts.update(zip(_RANKING, r.lost_on()[row], strict=False))
         chosen, *others = best[r_at][row]
         assignments[item.item_id] = cands.ids[chosen]
+        reason, score = r.chosen_account()
         decisions.append(ItemDecision(
-            item.item_id, cands.ids[chosen], why_chosen(cands.rank(chosen)), r.score(chosen),
-            tuple(r.alternative(b) for b in others), _nonzero(counts)))
+            item.item_id, cands.ids[chosen], reason, score,
+            tuple([r.alternative(b) for b in others]), _nonzero(counts)))
 
-    pools: tuple[dict[str, list[int]], dict[str, list[int]]] = ({}, {})
-    for (preorder, sku), values in zip(keys, at_start.tolist(), strict=True):
+    pools: tuple[dict[str, Ints], dict[str, Ints]] = ({}, {})
+    for (preorder, sku), values in zip(keys, at_start, strict=True):
         pools[preorder][sku] = values
     inputs = RunInputs(tuple(items), conditions, network.inactive, incapable,
-                       Candidates(cands.ids, cands.priority_list, cands.km, *pools))
+                       Candidates(cands.ids, cands.priority, cands.km, *pools))
     return Decision(assignments, on_hold, tuple(decisions), inputs)

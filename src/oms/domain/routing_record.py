@@ -18,6 +18,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
+
 from oms.domain.routing import (
     Conditions,
     Consideration,
@@ -31,6 +34,8 @@ from oms.domain.routing import (
     assign,
     consider,
     ineligibility,
+    lost_on,
+    rank_of,
     rule_groups,
     verdict_of,
 )
@@ -41,10 +46,12 @@ ALTERNATIVES = 3
 
 @dataclass(frozen=True)
 class Alternative:
+    """A location passed over: what it lost on and its score. The words are built when the
+    run is read (`decisions_view`), from the two scores."""
+
     location_id: str
     code: ReasonCode
-    reason: str
-    score: Score | None
+    score: Score
 
 
 @dataclass(frozen=True)
@@ -60,16 +67,20 @@ class ItemDecision:
     not_chosen: Mapping[ReasonCode, int]
 
 
+#: A column of numbers: a sequence, or a numpy array as the fast path keeps it.
+Numbers = Sequence[int] | NDArray[np.int64]
+
+
 @dataclass(frozen=True)
 class Candidates:
     """The eligible locations that held any of the order's skus, as the run saw them."""
 
     location_ids: Sequence[str] = ()
-    priority: Sequence[int] = ()
-    distance_km: Sequence[float] = ()
+    priority: Numbers = ()
+    distance_km: Sequence[float] | NDArray[np.float64] = ()
     #: Per sku, ATP (clamped at 0) at each candidate, in `location_ids` order.
-    atp: Mapping[str, Sequence[int]] = field(default_factory=dict)
-    future_atp: Mapping[str, Sequence[int]] = field(default_factory=dict)
+    atp: Mapping[str, Numbers] = field(default_factory=dict)
+    future_atp: Mapping[str, Numbers] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -161,10 +172,24 @@ def decisions_json(decisions: Sequence[ItemDecision]) -> list[dict[str, Any]]:
         "item_id": d.item_id, "location_id": d.location_id, "reason": d.reason,
         "score": score_json(d.score),
         "alternatives": [{"location_id": a.location_id, "code": a.code.value,
-                          "reason": a.reason, "score": score_json(a.score)}
-                         for a in d.alternatives],
+                          "score": score_json(a.score)} for a in d.alternatives],
         "not_chosen": {code.value: n for code, n in sorted(d.not_chosen.items())},
     } for d in decisions]
+
+
+def decisions_view(stored: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The stored account with every location passed over told in words, as
+    GET /v1/orders/{id}/routing-decisions shows it. Runs kept before the words were left to
+    the reader carry their own."""
+    view = []
+    for d in stored:
+        chosen = d["score"]
+        view.append({**d, "alternatives": [
+            a if "reason" in a or chosen is None else {
+                **a, "reason": lost_on(ReasonCode(a["code"]), rank_of(Score(**a["score"]), ""),
+                                       rank_of(Score(**chosen), ""))}
+            for a in d["alternatives"]]})
+    return view
 
 
 def inputs_json(inputs: RunInputs) -> dict[str, Any]:
@@ -181,11 +206,11 @@ def inputs_json(inputs: RunInputs) -> dict[str, Any]:
             "groups": [list(g) for g in rule.groups]},
         "inactive": sorted(inputs.inactive),
         "incapable": sorted(inputs.incapable),
+        # The columns as they are: numpy arrays are written by the JSON columns' encoder
+        # (`adapters.db.types.dumps`) far faster than lists of Python numbers are built.
         "candidates": {
-            "location_ids": list(cand.location_ids), "priority": list(cand.priority),
-            "distance_km": list(cand.distance_km),
-            "atp": {sku: list(v) for sku, v in cand.atp.items()},
-            "future_atp": {sku: list(v) for sku, v in cand.future_atp.items()},
+            "location_ids": cand.location_ids, "priority": cand.priority,
+            "distance_km": cand.distance_km, "atp": cand.atp, "future_atp": cand.future_atp,
         },
     }
 

@@ -25,7 +25,12 @@ from oms.api.transactions import WriteTx
 from oms.domain.access import Principal, Role
 from oms.domain.errors import FieldError, Forbidden, NotFound, ValidationFailed
 from oms.domain.orders import Channel, OrderStatus
-from oms.domain.routing_record import consideration_json, explain_stored, not_a_location_yet
+from oms.domain.routing_record import (
+    consideration_json,
+    decisions_view,
+    explain_stored,
+    not_a_location_yet,
+)
 from oms.schemas import OrderIn, Strict, UtcTime
 from oms.services import orders
 from oms.services.orders import customer_out
@@ -101,7 +106,8 @@ def get_routing_decisions(
                       else explain_stored(r["inputs"], r["on_hold"], asked_id))]
         runs.append({"id": r["id"], "trigger": r["trigger"], "ran_at": r["ran_at"].isoformat(),
                      "assignments": r["assignments"], "on_hold": r["on_hold"],
-                     "decisions": r["decisions"], "considerations": considerations})
+                     "decisions": decisions_view(r["decisions"]),
+                     "considerations": considerations})
     return answer({"items": runs})
 
 
