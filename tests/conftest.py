@@ -109,10 +109,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 def settings(database_url: str) -> Settings:
     # Test orders carry fixed dates: they stay live orders as the calendar moves on. Tests
     # revoke keys and change locations and expect the next request to see it: the answers
-    # kept in the process (a second or two in production) are tested on their own.
+    # kept in the process (a second or two in production) are tested on their own. Every
+    # request's transaction may overlap another's (one at a time per process in production,
+    # tested on its own): races are what many tests look for.
     return Settings(database_url=database_url, import_chunk_size=100,
                     egress_allow_private=True, live_order_max_age_days=100 * 365,
-                    api_key_cache_seconds=0, reference_cache_seconds=0)
+                    api_key_cache_seconds=0, reference_cache_seconds=0, db_concurrency=0)
 
 
 @pytest.fixture(scope="session")

@@ -40,6 +40,13 @@ class Settings(BaseSettings):
     #: Connection pool per process (PostgreSQL).
     db_pool_size: int = 20
     db_max_overflow: int = 10
+    #: Units of work of one API process that talk to the database at once; the other
+    #: requests wait their turn, asleep (0: no limit). One per process is the fastest: see
+    #: oms.adapters.db.gate.
+    db_concurrency: int = Field(default=1, ge=0, le=1000)
+    #: Threads per API process that run requests (their waits for a provider's answer
+    #: included).
+    request_threads: int = Field(default=8, ge=1, le=1000)
     #: A pooled connection older than this is closed and opened anew when next taken.
     db_pool_recycle_seconds: int = Field(default=1800, ge=1)
     #: PostgreSQL ends a session of ours that sits this long inside a transaction without

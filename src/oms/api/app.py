@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
+import anyio.to_thread
 from fastapi import Depends, FastAPI, Request, Response
 from sqlalchemy import Engine
 
 from oms import __version__
 from oms.adapters.db.engine import make_engine
+from oms.adapters.db.gate import limit_units_of_work
 from oms.adapters.eventstream.http import HttpTransport
 from oms.adapters.registry import providers_from
 from oms.api import docs, models, openapi, problems, request_rules
@@ -44,9 +49,19 @@ def health(request: Request) -> Response:
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
     settings = settings or get_settings()
     engine = engine or make_engine(settings)
+    limit_units_of_work(engine, settings.db_concurrency)
+    threads = settings.request_threads
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Requests run on this many threads (anyio's default is 40): fewer threads fight
+        # less for the GIL between their waits for the database.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+        yield
+
     # /docs and /redoc load Swagger UI and ReDoc from this server, not from a CDN.
     app = FastAPI(title="oms", version=__version__, description=DESCRIPTION,
-                  docs_url=None, redoc_url=None,
+                  docs_url=None, redoc_url=None, lifespan=lifespan,
                   dependencies=[Depends(no_nul_in_query), Depends(check_path)])
     docs.install(app)
     app.state.settings = settings

@@ -74,7 +74,8 @@ async def get_read_uow(request: Request, principal: CurrentKey) -> AsyncIterator
     """Every read sees only what the caller's scope holds (oms.domain.access.Scope). Taking
     a connection may wait for the pool, so it is done on a thread; giving it back is not
     (a read ends no transaction on the server, see UnitOfWork), so it is done here."""
-    uow = UnitOfWork(request.app.state.engine, read_only=True, scope=principal.scope)
+    uow = UnitOfWork(request.app.state.engine, read_only=True, scope=principal.scope,
+                      gated=True)
     await run_in_threadpool(uow.__enter__)
     try:
         yield uow

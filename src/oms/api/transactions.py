@@ -88,7 +88,7 @@ class Tx:
     @property
     def uow(self) -> UnitOfWork:
         if self._uow is None:
-            uow = UnitOfWork(self.engine, defer_commit=True)
+            uow = UnitOfWork(self.engine, defer_commit=True, gated=True)
             uow.__enter__()
             self._uow = uow
             if self.keyed is not None:

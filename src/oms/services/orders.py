@@ -45,7 +45,13 @@ _DISPLAY_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I
 
 
 def display_id(prefix: str) -> str:
-    return prefix + "-" + "".join(secrets.choice(_DISPLAY_ALPHABET) for _ in range(8))
+    # One draw from the system's randomness, not one per character.
+    number = secrets.randbelow(len(_DISPLAY_ALPHABET) ** 8)
+    chars = []
+    for _ in range(8):
+        number, digit = divmod(number, len(_DISPLAY_ALPHABET))
+        chars.append(_DISPLAY_ALPHABET[digit])
+    return prefix + "-" + "".join(chars)
 
 
 def order_hash(order: OrderIn) -> str:

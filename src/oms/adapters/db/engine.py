@@ -84,11 +84,23 @@ def _sqlite_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        # A writer takes the write lock up front: a deferred transaction that reads and then
-        # writes can fail with SQLITE_BUSY at the upgrade, which busy_timeout does not retry.
         if conn.get_execution_options().get(READ_ONLY):
             conn.exec_driver_sql("BEGIN")
             return
+        # A writer's reads run before its transaction begins, each on its own snapshot (as
+        # every statement does on PostgreSQL under READ COMMITTED, which the code is written
+        # for): the write lock is taken at its first write or locking read, so a placement's
+        # reads and routing are not done while every other writer waits.
+        conn.info[_NOT_YET] = True
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _before_statement(conn: Connection, _cursor: Any, statement: str, _parameters: Any,
+                          context: Any, _executemany: bool) -> None:
+        if not conn.info.get(_NOT_YET) or _reads_only(statement, context):
+            return
+        # The transaction begins here, with the write lock, at once: a deferred transaction
+        # that reads and then writes can fail with SQLITE_BUSY at the upgrade, which
+        # busy_timeout does not retry.
         if not writers.acquire(timeout=WRITE_LOCK_WAIT):
             raise OperationalError("BEGIN IMMEDIATE", None,
                                    sqlite3.OperationalError("database is locked"))
@@ -97,11 +109,13 @@ def _sqlite_engine(url: str) -> Engine:
         except BaseException:
             writers.release()
             raise
+        del conn.info[_NOT_YET]
         conn.info[_WRITING] = True
 
     @event.listens_for(engine, "commit")
     @event.listens_for(engine, "rollback")
     def _on_end(conn: Connection) -> None:
+        conn.info.pop(_NOT_YET, None)
         if conn.info.pop(_WRITING, False):
             writers.release()
 
@@ -110,6 +124,18 @@ def _sqlite_engine(url: str) -> Engine:
 
 #: Set on a connection while its transaction holds the process's turn to write.
 _WRITING = "oms_sqlite_writing"
+#: Set on a writer's connection until its first write or locking read begins its transaction.
+_NOT_YET = "oms_sqlite_not_begun"
+
+
+def _reads_only(statement: str, context: Any) -> bool:
+    """A plain SELECT: not a write, not a SAVEPOINT (which would begin a deferred
+    transaction), not a read that locks its rows (FOR UPDATE, which SQLite's SQL leaves out:
+    the statement it was compiled from says so)."""
+    if not statement.lstrip(" \n(").upper().startswith("SELECT"):
+        return False
+    compiled = getattr(context, "compiled", None)
+    return getattr(getattr(compiled, "statement", None), "_for_update_arg", None) is None
 
 
 #: How long a writer waits for SQLite's write lock before its request is answered 503.

@@ -1,11 +1,11 @@
 """Locations and routing rules: the reference data every routing of an order weighs, kept in
 the process for a short while instead of read for every order.
 
-Each process keeps what it read for `OMS_REFERENCE_CACHE_SECONDS` (2 s by default). A change
-made in this process is seen at once (the unit of work that made it drops what is kept as it
-commits); a change made by another process is seen within that while: an order placed in
-between may still be routed to a location just deactivated, which then rejects it, and its
-items are routed again.
+Each process keeps what it read for `OMS_REFERENCE_CACHE_SECONDS` (2 s by default), and then
+for as long as one request takes to read it again. A change made in this process is seen at
+once (the unit of work that made it drops what is kept as it commits); a change made by
+another process is seen within that while: an order placed in between may still be routed to
+a location just deactivated, which then rejects it, and its items are routed again.
 """
 
 from __future__ import annotations
@@ -53,18 +53,29 @@ class ReferenceCache:
         #: Counts what was forgotten: a read that began before a change committed is not kept.
         self._generation = 0
         self._lock = threading.Lock()
+        #: Held by the thread reading again what has expired.
+        self._reading = threading.Lock()
 
     def get(self, load: Callable[[], Reference]) -> Reference:
         kept = self._kept
         if kept is not None and kept[0] > time.monotonic():
             return kept[1]
-        generation = self._generation
-        reference = load()
-        if self.ttl > 0:
-            with self._lock:
-                if generation == self._generation:
-                    self._kept = (time.monotonic() + self.ttl, reference)
-        return reference
+        # One thread reads it again while the others go on with what is kept (a read of 500
+        # locations takes tens of milliseconds: every request arriving meanwhile would read
+        # them too). Nothing kept (at first, or after a change here): each reads.
+        if kept is not None and not self._reading.acquire(blocking=False):
+            return kept[1]
+        try:
+            generation = self._generation
+            reference = load()
+            if self.ttl > 0:
+                with self._lock:
+                    if generation == self._generation:
+                        self._kept = (time.monotonic() + self.ttl, reference)
+            return reference
+        finally:
+            if kept is not None:
+                self._reading.release()
 
     def forget(self) -> None:
         """A change committed: what is kept, or being read, is not read again."""

@@ -11,6 +11,7 @@ from sqlalchemy.engine import NestedTransaction
 
 from oms.adapters.db.engine import READ_ONLY
 from oms.adapters.db.fulfillment_repositories import FulfillmentRepository
+from oms.adapters.db.gate import gate_for
 from oms.adapters.db.idempotency import IdempotencyRepository
 from oms.adapters.db.import_runs import ImportRunRepository
 from oms.adapters.db.order_repositories import (
@@ -50,14 +51,19 @@ class UnitOfWork:
     transaction stays open until `finish()`: an API request stores its answer in the same
     transaction as its change that way (DESIGN §3.3).
 
+    `gated`: a request's own unit of work, which waits for its turn among the process's
+    (oms.adapters.db.gate).
+
     `scope` is what the caller may see: the repositories of orders, customers and fulfilment
     find nothing outside it. A use case that changes data works with every row (routing must
     see every location's requests) and checks its caller's scope itself, through `within`.
     """
 
     def __init__(self, engine: Engine, *, read_only: bool = False,
-                 defer_commit: bool = False, scope: Scope = EVERYTHING) -> None:
+                 defer_commit: bool = False, scope: Scope = EVERYTHING,
+                 gated: bool = False) -> None:
         self.engine = engine
+        self.gated = gated
         self.read_only = read_only
         self.defer_commit = defer_commit
         self.scope = scope
@@ -67,6 +73,15 @@ class UnitOfWork:
         self.committed = False
 
     def __enter__(self) -> UnitOfWork:
+        self._gate = gate_for(self.engine)
+        self._took_turn = self.gated and self._gate.enter()
+        try:
+            return self._open()
+        except BaseException:
+            self._gate.leave(self._took_turn)
+            raise
+
+    def _open(self) -> UnitOfWork:
         conn = self.engine.connect()
         if self.read_only:
             conn = conn.execution_options(**{READ_ONLY: True})
@@ -107,7 +122,10 @@ class UnitOfWork:
             self._pending.clear()
             self.inserts.clear()
             work, self._after_commit = self._after_commit, []
-            self.conn.close()
+            try:
+                self.conn.close()
+            finally:
+                self._gate.leave(self._took_turn)
         # With the connection back in the pool: work that takes connections of its own must
         # not hold this one while it waits for them.
         if self.committed:

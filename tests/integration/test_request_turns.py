@@ -1,0 +1,140 @@
+"""One request's transaction at a time per process (`OMS_DB_CONCURRENCY`), and on SQLite a
+writer's reads taken before its write lock: what makes a process fast must not let two
+writers of one row both go ahead, nor keep a request waiting on itself."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import anyio.to_thread
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, select, update
+
+from oms.adapters.db import tables as t
+from oms.adapters.db.engine import make_engine
+from oms.adapters.db.gate import gate_for, limit_units_of_work
+from oms.adapters.db.unit_of_work import UnitOfWork
+from oms.api.app import create_app
+from oms.settings import Settings
+from tests.integration.seed import level, seed_stock
+
+#: Long enough for a thread that is not held back to have got on with it.
+SETTLE = 0.4
+
+
+@pytest.fixture
+def own_engine(engine: Engine, settings: Settings) -> Iterator[Engine]:
+    """An engine of its own (the tests' shared one lets every transaction in at once)."""
+    fresh = make_engine(settings)
+    yield fresh
+    fresh.dispose()
+
+
+def _in_thread(work: object) -> tuple[threading.Thread, threading.Event]:
+    done = threading.Event()
+
+    def run() -> None:
+        work()  # type: ignore[operator]
+        done.set()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, done
+
+
+def test_a_request_waits_for_the_turn_of_the_one_before_it(own_engine: Engine) -> None:
+    limit_units_of_work(own_engine, 1)
+    with UnitOfWork(own_engine, read_only=True, gated=True):
+        second = threading.Event()
+
+        def another_request() -> None:
+            with UnitOfWork(own_engine, read_only=True, gated=True):
+                second.set()
+
+        thread, _ = _in_thread(another_request)
+        assert not second.wait(SETTLE), "a second request's work ran beside the first's"
+        # What the request opens besides its own unit of work does not wait for the turn
+        # the request itself holds.
+        with UnitOfWork(own_engine, read_only=True) as aside:
+            assert aside.conn.execute(select(1)).scalar() == 1
+    assert second.wait(5), "the second request never got its turn"
+    thread.join(5)
+
+
+def test_with_two_turns_two_requests_work_at_once(own_engine: Engine) -> None:
+    limit_units_of_work(own_engine, 2)
+    with UnitOfWork(own_engine, read_only=True, gated=True):
+        second = threading.Event()
+
+        def another_request() -> None:
+            with UnitOfWork(own_engine, read_only=True, gated=True):
+                second.set()
+
+        thread, _ = _in_thread(another_request)
+        assert second.wait(5)
+        thread.join(5)
+
+
+def test_the_app_takes_its_turns_and_threads_from_the_settings(
+        own_engine: Engine, settings: Settings) -> None:
+    limited = settings.model_copy(update={"db_concurrency": 1, "request_threads": 3})
+    with TestClient(create_app(limited, own_engine)) as client:
+        assert gate_for(own_engine).limit == 1
+        tokens = client.portal.call(
+            lambda: anyio.to_thread.current_default_thread_limiter().total_tokens)
+        assert tokens == 3
+        assert client.get("/healthz").status_code == 200
+
+
+def _add_on_hand(uow: UnitOfWork, units: int) -> None:
+    s = t.stock_levels.c
+    uow.conn.execute(update(t.stock_levels).where(s.location_id == "store-1", s.sku == "A")
+                     .values(on_hand=s.on_hand + units))
+
+
+def test_a_writer_that_has_only_read_keeps_no_other_writer_waiting(
+        engine: Engine, own_engine: Engine) -> None:
+    seed_stock(engine, {("store-1", "A"): 10})
+    with UnitOfWork(own_engine) as first:
+        assert first.stock.get("store-1", "A") is not None
+
+        def another_writer() -> None:
+            with UnitOfWork(own_engine) as uow:
+                _add_on_hand(uow, 5)
+                uow.commit()
+
+        thread, done = _in_thread(another_writer)
+        assert done.wait(5), "a writer that had only read held the others back"
+        thread.join(5)
+        # Its own write comes after the other's, and sees it.
+        _add_on_hand(first, 1)
+        first.commit()
+    assert level(engine, "store-1", "A")[0] == 16
+
+
+@pytest.mark.parametrize("first_step", ["write", "locking read"])
+def test_after_its_first_write_or_locking_read_a_writer_holds_the_row(
+        engine: Engine, own_engine: Engine, first_step: str) -> None:
+    seed_stock(engine, {("store-1", "A"): 10})
+    with UnitOfWork(own_engine) as first:
+        if first_step == "write":
+            _add_on_hand(first, 1)
+        else:
+            s = t.stock_levels.c
+            first.conn.execute(select(s.on_hand).where(s.location_id == "store-1", s.sku == "A")
+                               .with_for_update()).one()
+
+        def another_writer() -> None:
+            with UnitOfWork(own_engine) as uow:
+                _add_on_hand(uow, 5)
+                uow.commit()
+
+        thread, done = _in_thread(another_writer)
+        assert not done.wait(SETTLE), "another writer changed the row the first one holds"
+        _add_on_hand(first, 100)
+        first.commit()
+    assert done.wait(5), "the other writer never went on"
+    thread.join(5)
+    assert level(engine, "store-1", "A")[0] == (116 if first_step == "write" else 115)
