@@ -4,20 +4,26 @@ writers of one row both go ahead, nor keep a request waiting on itself."""
 
 from __future__ import annotations
 
+import socket
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import anyio.to_thread
+import httpx
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select, update
 
 from oms.adapters.db import tables as t
 from oms.adapters.db.engine import make_engine
-from oms.adapters.db.gate import gate_for, limit_units_of_work
+from oms.adapters.db.gate import Turn, gate_for, limit_units_of_work
 from oms.adapters.db.unit_of_work import UnitOfWork
 from oms.api.app import create_app
 from oms.settings import Settings
+from tests.helpers import location_body
 from tests.integration.seed import level, seed_stock
 
 #: Long enough for a thread that is not held back to have got on with it.
@@ -30,6 +36,12 @@ def own_engine(engine: Engine, settings: Settings) -> Iterator[Engine]:
     fresh = make_engine(settings)
     yield fresh
     fresh.dispose()
+
+
+def _request(engine: Engine) -> UnitOfWork:
+    """A request's own read, with the turn it waited for."""
+    gate = gate_for(engine)
+    return UnitOfWork(engine, read_only=True, turn=Turn(gate, gate.enter()))
 
 
 def _in_thread(work: object) -> tuple[threading.Thread, threading.Event]:
@@ -46,11 +58,11 @@ def _in_thread(work: object) -> tuple[threading.Thread, threading.Event]:
 
 def test_a_request_waits_for_the_turn_of_the_one_before_it(own_engine: Engine) -> None:
     limit_units_of_work(own_engine, 1)
-    with UnitOfWork(own_engine, read_only=True, gated=True):
+    with _request(own_engine):
         second = threading.Event()
 
         def another_request() -> None:
-            with UnitOfWork(own_engine, read_only=True, gated=True):
+            with _request(own_engine):
                 second.set()
 
         thread, _ = _in_thread(another_request)
@@ -65,11 +77,11 @@ def test_a_request_waits_for_the_turn_of_the_one_before_it(own_engine: Engine) -
 
 def test_with_two_turns_two_requests_work_at_once(own_engine: Engine) -> None:
     limit_units_of_work(own_engine, 2)
-    with UnitOfWork(own_engine, read_only=True, gated=True):
+    with _request(own_engine):
         second = threading.Event()
 
         def another_request() -> None:
-            with UnitOfWork(own_engine, read_only=True, gated=True):
+            with _request(own_engine):
                 second.set()
 
         thread, _ = _in_thread(another_request)
@@ -138,3 +150,40 @@ def test_after_its_first_write_or_locking_read_a_writer_holds_the_row(
     assert done.wait(5), "the other writer never went on"
     thread.join(5)
     assert level(engine, "store-1", "A")[0] == (116 if first_step == "write" else 115)
+
+
+def test_many_requests_at_once_on_few_threads_all_get_their_turn(
+        own_engine: Engine, settings: Settings, make_key: Callable[..., str]) -> None:
+    # More requests than threads: those waiting for the turn must not hold the threads the
+    # request with the turn needs to finish (which once left every request hanging).
+    limited = settings.model_copy(update={"db_concurrency": 1, "request_threads": 2})
+    key = make_key("admin")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(limited, own_engine), host="127.0.0.1",
+                                           port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started:
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.02)
+        headers = {"authorization": f"Bearer {key}"}
+
+        def call(n: int) -> int:
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers,
+                              timeout=10) as client:
+                if n % 3:
+                    return client.get("/v1/locations").status_code
+                return client.put(f"/v1/locations/store-{n}",
+                                  json=location_body()).status_code
+
+        with ThreadPoolExecutor(24) as pool:
+            answers = list(pool.map(call, range(48)))
+        assert sorted(set(answers)) == [200, 201]
+        assert answers.count(201) == 16
+    finally:
+        server.should_exit = True
+        thread.join(10)

@@ -12,6 +12,7 @@ from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
+from oms.adapters.db.gate import request_turn
 from oms.adapters.db.unit_of_work import UnitOfWork
 from oms.api.auth import PRINCIPAL
 from oms.domain.access import Principal, Role
@@ -74,13 +75,14 @@ async def get_read_uow(request: Request, principal: CurrentKey) -> AsyncIterator
     """Every read sees only what the caller's scope holds (oms.domain.access.Scope). Taking
     a connection may wait for the pool, so it is done on a thread; giving it back is not
     (a read ends no transaction on the server, see UnitOfWork), so it is done here."""
-    uow = UnitOfWork(request.app.state.engine, read_only=True, scope=principal.scope,
-                      gated=True)
-    await run_in_threadpool(uow.__enter__)
-    try:
-        yield uow
-    finally:
-        uow.__exit__(None, None, None)
+    engine = request.app.state.engine
+    async with request_turn(engine) as turn:
+        uow = UnitOfWork(engine, read_only=True, scope=principal.scope, turn=turn)
+        await run_in_threadpool(uow.__enter__)
+        try:
+            yield uow
+        finally:
+            uow.__exit__(None, None, None)
 
 
 ReadUow = Annotated[UnitOfWork, Depends(get_read_uow)]

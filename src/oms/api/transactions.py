@@ -30,6 +30,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeout
 
+from oms.adapters.db.gate import Turn, request_turn
 from oms.adapters.db.idempotency import StoredAnswer
 from oms.adapters.db.unit_of_work import UnitOfWork
 from oms.api.deps import CurrentKey
@@ -76,7 +77,9 @@ class Tx:
     with `tx.uow` and answers with `tx.done(...)`, which stores the answer and commits."""
 
     def __init__(self, engine: Engine, keyed: KeyedRequest | None, ttl: dt.timedelta,
-                 path: str) -> None:
+                 path: str, turn: Turn | None = None) -> None:
+        #: The request's turn (oms.adapters.db.gate), given to its unit of work.
+        self.turn = turn
         self.engine = engine
         self.keyed = keyed
         self.ttl = ttl
@@ -88,7 +91,7 @@ class Tx:
     @property
     def uow(self) -> UnitOfWork:
         if self._uow is None:
-            uow = UnitOfWork(self.engine, defer_commit=True, gated=True)
+            uow = UnitOfWork(self.engine, defer_commit=True, turn=self.turn)
             uow.__enter__()
             self._uow = uow
             if self.keyed is not None:
@@ -240,17 +243,19 @@ async def write_tx(request: Request, principal: CurrentKey,
             b"\n".join([request.method.encode(), target.encode(), body])).hexdigest()
         keyed = KeyedRequest(principal.key_id, key, request_hash, request.method, target)
     settings = request.app.state.settings
-    tx = Tx(request.app.state.engine, keyed,
-            dt.timedelta(hours=settings.idempotency_ttl_hours), request.url.path)
-    try:
-        yield tx
-    except Exception as exc:
-        if tx.open:
-            await _closing(tx.abort, exc)
-        raise
-    finally:
-        if tx.open:
-            await _closing(tx.close)
+    engine = request.app.state.engine
+    async with request_turn(engine) as turn:
+        tx = Tx(engine, keyed, dt.timedelta(hours=settings.idempotency_ttl_hours),
+                request.url.path, turn)
+        try:
+            yield tx
+        except Exception as exc:
+            if tx.open:
+                await _closing(tx.abort, exc)
+            raise
+        finally:
+            if tx.open:
+                await _closing(tx.close)
 
 
 async def _closing(func: Callable[..., None], *args: Any) -> None:

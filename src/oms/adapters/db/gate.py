@@ -9,17 +9,24 @@ unit of work at a time per process (bench/README.md). The other threads wait her
 what a request does outside its unit of work (reading the body, writing the answer, waiting
 for a provider after the commit) is not held back.
 
-Only a request's own unit of work (the read of a GET, the transaction of a change) takes a
-turn; what it opens besides (the key check, the answer made again after a commit) does not,
-so a request never waits for a turn its own work holds. One that waits longer than
-`WAIT_SECONDS` goes in anyway: this is about speed, not about correctness.
+A request takes its turn before it uses a thread of the pool that runs requests (waiting for
+it on a thread of its own), and gives it back when its unit of work closes, before any wait
+for a provider's answer: requests waiting for a turn never hold the threads that the request
+with the turn needs to go on. What a request opens besides its own unit of work (the key
+check, the answer made again after a commit) takes no turn, so a request never waits for the
+turn it holds itself. One that waits longer than `WAIT_SECONDS` goes in anyway: this is about
+speed, not about correctness.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import weakref
+from collections.abc import AsyncIterator
 
+import anyio
+import anyio.to_thread
 from sqlalchemy import Engine
 
 #: How long a unit of work waits for its turn before it goes in anyway.
@@ -40,6 +47,35 @@ class Gate:
         if took:
             assert self._turns is not None
             self._turns.release()
+
+
+class Turn:
+    """A turn taken (or not, without a limit), given back once, from any thread."""
+
+    def __init__(self, gate: Gate, took: bool) -> None:
+        self._gate = gate
+        self._held = took
+        self._lock = threading.Lock()
+
+    def give_back(self) -> None:
+        with self._lock:
+            held, self._held = self._held, False
+        self._gate.leave(held)
+
+
+@contextlib.asynccontextmanager
+async def request_turn(engine: Engine) -> AsyncIterator[Turn]:
+    """Wait for the request's turn on a thread of its own (not one of the pool's), and give
+    it back at the end if the unit of work has not already."""
+    gate = gate_for(engine)
+    # Shielded: a turn taken by the thread is always known here, to be given back.
+    with anyio.CancelScope(shield=True):
+        took = await anyio.to_thread.run_sync(gate.enter, limiter=anyio.CapacityLimiter(1))
+    turn = Turn(gate, took)
+    try:
+        yield turn
+    finally:
+        turn.give_back()
 
 
 _gates: weakref.WeakKeyDictionary[Engine, Gate] = weakref.WeakKeyDictionary()

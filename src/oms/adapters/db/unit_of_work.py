@@ -11,7 +11,7 @@ from sqlalchemy.engine import NestedTransaction
 
 from oms.adapters.db.engine import READ_ONLY
 from oms.adapters.db.fulfillment_repositories import FulfillmentRepository
-from oms.adapters.db.gate import gate_for
+from oms.adapters.db.gate import Turn
 from oms.adapters.db.idempotency import IdempotencyRepository
 from oms.adapters.db.import_runs import ImportRunRepository
 from oms.adapters.db.order_repositories import (
@@ -51,8 +51,8 @@ class UnitOfWork:
     transaction stays open until `finish()`: an API request stores its answer in the same
     transaction as its change that way (DESIGN §3.3).
 
-    `gated`: a request's own unit of work, which waits for its turn among the process's
-    (oms.adapters.db.gate).
+    `turn`: the request's turn among the process's (oms.adapters.db.gate), given back as the
+    connection is.
 
     `scope` is what the caller may see: the repositories of orders, customers and fulfilment
     find nothing outside it. A use case that changes data works with every row (routing must
@@ -61,9 +61,9 @@ class UnitOfWork:
 
     def __init__(self, engine: Engine, *, read_only: bool = False,
                  defer_commit: bool = False, scope: Scope = EVERYTHING,
-                 gated: bool = False) -> None:
+                 turn: Turn | None = None) -> None:
         self.engine = engine
-        self.gated = gated
+        self.turn = turn
         self.read_only = read_only
         self.defer_commit = defer_commit
         self.scope = scope
@@ -73,15 +73,6 @@ class UnitOfWork:
         self.committed = False
 
     def __enter__(self) -> UnitOfWork:
-        self._gate = gate_for(self.engine)
-        self._took_turn = self.gated and self._gate.enter()
-        try:
-            return self._open()
-        except BaseException:
-            self._gate.leave(self._took_turn)
-            raise
-
-    def _open(self) -> UnitOfWork:
         conn = self.engine.connect()
         if self.read_only:
             conn = conn.execution_options(**{READ_ONLY: True})
@@ -125,7 +116,8 @@ class UnitOfWork:
             try:
                 self.conn.close()
             finally:
-                self._gate.leave(self._took_turn)
+                if self.turn is not None:
+                    self.turn.give_back()
         # With the connection back in the pool: work that takes connections of its own must
         # not hold this one while it waits for them.
         if self.committed:
