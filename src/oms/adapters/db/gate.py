@@ -3,11 +3,15 @@
 A request's work is mostly Python holding the GIL, between short waits for the database.
 With tens of threads at it in one process, each wait is followed by a wait for the GIL, so a
 transaction holds its row locks (PostgreSQL) or the write lock (SQLite) many times longer
-than its work takes, and the process does less in all: on 2 cores, 2 workers placed about
-160 orders/s on PostgreSQL and 95 on SQLite with every thread let in, 230 and 215 with one
-unit of work at a time per process (bench/README.md). The other threads wait here, asleep;
-what a request does outside its unit of work (reading the body, writing the answer, waiting
-for a provider after the commit) is not held back.
+than its work takes, and the process does less in all. In one set of runs on 2 cores, 2
+workers placed about 160 orders/s on PostgreSQL and 95 on SQLite with 40 threads each all
+let in, about 235 and 210 with one unit of work at a time on 8 threads (bench/README.md,
+"Past one machine"). The other requests wait here, asleep.
+
+What one turn per process costs: the process does not work on another request while its
+one transaction waits for PostgreSQL. Under load there is always another process to use the
+core; with a few long-lived connections that the kernel happened to hand mostly to one
+process, that process is the limit (2 on PostgreSQL is then worth trying).
 
 A request takes its turn before it uses a thread of the pool that runs requests (waiting for
 it on a thread of its own), and gives it back when its unit of work closes, before any wait
