@@ -8,15 +8,11 @@ PostgreSQL half is skipped with the reason shown; on CI (CI=true) that is a fail
 from __future__ import annotations
 
 import os
-import socket
-import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, text
 
@@ -28,7 +24,7 @@ from oms.api.app import create_app
 from oms.domain.access import Role
 from oms.services import apikeys
 from oms.settings import Settings, get_settings
-from tests.helpers import Api, location_body, product_body
+from tests.helpers import Api, location_body, product_body, served
 
 PG_ADMIN_URL = os.environ.get(
     "OMS_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -200,20 +196,8 @@ def stocked(api: Api) -> Callable[..., None]:
 @pytest.fixture
 def live_url(engine: Engine, settings: Settings) -> Iterator[str]:
     """The app served by uvicorn on a free port, for clients that really run in parallel."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, engine), host="127.0.0.1",
-                                           port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with served(create_app(settings, engine)) as url:
+        yield url
 
 
 @pytest.fixture

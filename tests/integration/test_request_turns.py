@@ -4,16 +4,13 @@ writers of one row both go ahead, nor keep a request waiting on itself."""
 
 from __future__ import annotations
 
-import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import anyio.to_thread
 import httpx
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select, update
 
@@ -23,7 +20,7 @@ from oms.adapters.db.gate import Turn, gate_for, limit_units_of_work
 from oms.adapters.db.unit_of_work import UnitOfWork
 from oms.api.app import create_app
 from oms.settings import Settings
-from tests.helpers import location_body
+from tests.helpers import location_body, served
 from tests.integration.seed import level, seed_stock
 
 #: Long enough for a thread that is not held back to have got on with it.
@@ -56,8 +53,10 @@ def _in_thread(work: object) -> tuple[threading.Thread, threading.Event]:
     return thread, done
 
 
-def test_a_request_waits_for_the_turn_of_the_one_before_it(own_engine: Engine) -> None:
-    limit_units_of_work(own_engine, 1)
+@pytest.mark.parametrize("turns", [1, 2])
+def test_a_request_waits_for_a_turn_while_every_turn_is_taken(own_engine: Engine,
+                                                              turns: int) -> None:
+    limit_units_of_work(own_engine, turns)
     with _request(own_engine):
         second = threading.Event()
 
@@ -66,27 +65,16 @@ def test_a_request_waits_for_the_turn_of_the_one_before_it(own_engine: Engine) -
                 second.set()
 
         thread, _ = _in_thread(another_request)
-        assert not second.wait(SETTLE), "a second request's work ran beside the first's"
-        # What the request opens besides its own unit of work does not wait for the turn
-        # the request itself holds.
-        with UnitOfWork(own_engine, read_only=True) as aside:
-            assert aside.conn.execute(select(1)).scalar() == 1
+        if turns == 1:
+            assert not second.wait(SETTLE), "a second request's work ran beside the first's"
+            # What the request opens besides its own unit of work does not wait for the
+            # turn the request itself holds.
+            with UnitOfWork(own_engine, read_only=True) as aside:
+                assert aside.conn.execute(select(1)).scalar() == 1
+        else:
+            assert second.wait(5), "with two turns, the second request waited"
     assert second.wait(5), "the second request never got its turn"
     thread.join(5)
-
-
-def test_with_two_turns_two_requests_work_at_once(own_engine: Engine) -> None:
-    limit_units_of_work(own_engine, 2)
-    with _request(own_engine):
-        second = threading.Event()
-
-        def another_request() -> None:
-            with _request(own_engine):
-                second.set()
-
-        thread, _ = _in_thread(another_request)
-        assert second.wait(5)
-        thread.join(5)
 
 
 def test_the_app_takes_its_turns_and_threads_from_the_settings(
@@ -158,22 +146,11 @@ def test_many_requests_at_once_on_few_threads_all_get_their_turn(
     # request with the turn needs to finish (which once left every request hanging).
     limited = settings.model_copy(update={"db_concurrency": 1, "request_threads": 2})
     key = make_key("admin")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(limited, own_engine), host="127.0.0.1",
-                                           port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 10
-        while not server.started:
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.02)
+    with served(create_app(limited, own_engine)) as url:
         headers = {"authorization": f"Bearer {key}"}
 
         def call(n: int) -> int:
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers,
+            with httpx.Client(base_url=url, headers=headers,
                               timeout=10) as client:
                 if n % 3:
                     return client.get("/v1/locations").status_code
@@ -184,6 +161,3 @@ def test_many_requests_at_once_on_few_threads_all_get_their_turn(
             answers = list(pool.map(call, range(48)))
         assert sorted(set(answers)) == [200, 201]
         assert answers.count(201) == 16
-    finally:
-        server.should_exit = True
-        thread.join(10)
