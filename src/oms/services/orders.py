@@ -203,7 +203,7 @@ def place_in_transaction(uow: UnitOfWork, order: OrderIn, fingerprint: str,
     now = utcnow()
     # Routing's first try weighs this ATP; on PostgreSQL the three reads are one round trip.
     reads = uow.read_for_placement(sorted({i.sku for i in order.items}),
-                                   order.customer.email.lower())
+                                   order.customer.email.lower(), with_atp=not order.historical)
     preorder_dates = reads.preorder_dates
     validate_order(order, preorder_dates, now, window)
     named = [x for x in (order.fulfillment_location_id,

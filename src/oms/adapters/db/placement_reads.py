@@ -36,22 +36,25 @@ _PREORDER_DATES = "SELECT sku, preorder_ship_date FROM products WHERE sku = ANY(
 _CUSTOMER = (f"SELECT {', '.join(_COLUMNS)} FROM customers WHERE email_key = %s")
 
 
-def read_for_placement(conn: Connection, skus: Sequence[str], email_key: str
-                       ) -> PlacementReads:
+def read_for_placement(conn: Connection, skus: Sequence[str], email_key: str, *,
+                       with_atp: bool = True) -> PlacementReads:
+    """Without ATP (`with_atp` False: a historical order, which is not routed), `atp` is
+    empty."""
     if conn.dialect.name != "postgresql":
         found = conn.execute(CUSTOMER_BY_EMAIL, {"email_key_": email_key}).mappings().first()
-        return PlacementReads(list(StockRepository(conn).atp(skus)),
+        return PlacementReads(list(StockRepository(conn).atp(skus)) if with_atp else [],
                               ProductRepository(conn).preorder_dates(skus),
                               None if found is None else dict(found))
     driver = conn.connection.driver_connection
     assert isinstance(driver, psycopg.Connection)
     with (as_sqlalchemy_errors(_CUSTOMER, [email_key]), driver.pipeline(),
           driver.cursor() as atp, driver.cursor() as dates, driver.cursor() as customer):
-        atp.execute(ATP_ANY, (list(skus),), prepare=True)
+        if with_atp:
+            atp.execute(ATP_ANY, (list(skus),), prepare=True)
         dates.execute(_PREORDER_DATES, (list(skus),), prepare=True)
         customer.execute(_CUSTOMER, (email_key,), prepare=True)
-        # The first fetch sends all three and waits once for the three answers.
-        atp_rows = atp.fetchall()
+        # The first fetch sends them all and waits once for the answers.
+        atp_rows = atp.fetchall() if with_atp else []
         preorder_dates = dict(dates.fetchall())
         row = customer.fetchone()
     return PlacementReads(atp_rows, preorder_dates,

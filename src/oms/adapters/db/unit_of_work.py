@@ -156,9 +156,10 @@ class UnitOfWork:
                 r["service_level"], r["country"], tuple(tuple(g) for g in r["groups"]))
              for r in self.routing.rules()})
 
-    def read_for_placement(self, skus: Sequence[str], email_key: str) -> PlacementReads:
+    def read_for_placement(self, skus: Sequence[str], email_key: str, *,
+                           with_atp: bool = True) -> PlacementReads:
         """What placing an order reads before it writes (oms.adapters.db.placement_reads)."""
-        return read_for_placement(self.conn, skus, email_key)
+        return read_for_placement(self.conn, skus, email_key, with_atp=with_atp)
 
     def reference_changed(self) -> None:
         """This transaction changes locations or routing rules: once it commits, what the
