@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.exc import DBAPIError
 
 from oms.adapters.db.engine import make_engine
-from oms.adapters.db.repositories import StoredEvent, parse_event_id
+from oms.adapters.db.event_repositories import StoredEvent, parse_event_id
 from oms.adapters.db.unit_of_work import UnitOfWork
 from oms.domain.events import utcnow
 from oms.services.event_sinks import relay

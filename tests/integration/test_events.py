@@ -7,7 +7,7 @@ import time
 import pytest
 from sqlalchemy import Engine
 
-from oms.adapters.db.repositories import parse_event_id
+from oms.adapters.db.event_repositories import parse_event_id
 from oms.adapters.db.unit_of_work import UnitOfWork
 from oms.domain.errors import Conflict
 from oms.domain.events import utcnow

@@ -30,7 +30,7 @@ from nats.js.errors import NotFoundError
 from sqlalchemy import Engine, func, select
 
 from oms.adapters.db import tables as t
-from oms.adapters.db.repositories import parse_event_id
+from oms.adapters.db.event_repositories import parse_event_id
 from oms.adapters.db.unit_of_work import UnitOfWork
 from oms.domain.events import utcnow
 from tests.helpers import Api, location_body, product_body

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from oms.adapters.db.repositories import parse_event_id
+from oms.adapters.db.event_repositories import parse_event_id
 from oms.domain.catalog import BarcodeType, ean13_with_check_digit, validate_barcode
 from oms.domain.money import CURRENCIES, Money, minor_units
 from oms.domain.webhooks import check_url

@@ -7,7 +7,7 @@ import secrets
 from collections.abc import Sequence
 from typing import Any
 
-from oms.adapters.db.repositories import ApiKeyRecord
+from oms.adapters.db.api_key_repositories import ApiKeyRecord
 from oms.adapters.db.unit_of_work import UnitOfWork
 from oms.domain.access import LOCATION_BOUND, Principal, Role
 from oms.domain.errors import FieldError, NotFound, ValidationFailed

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from oms.adapters.db.repositories import Stored
+from oms.adapters.db.stored import Stored
 from oms.adapters.db.unit_of_work import UnitOfWork
 from oms.domain.catalog import Product
 from oms.domain.errors import Conflict, FieldError, NotFound

@@ -8,7 +8,7 @@ from typing import Protocol
 
 from sqlalchemy import Engine
 
-from oms.adapters.db.repositories import StoredEvent, parse_event_id
+from oms.adapters.db.event_repositories import StoredEvent, parse_event_id
 from oms.adapters.db.unit_of_work import UnitOfWork
 from oms.domain.events import utcnow
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from oms.adapters.db.repositories import ReservationRecord, VersionedLevel
+from oms.adapters.db.stock_repositories import ReservationRecord, VersionedLevel
 from oms.adapters.db.unit_of_work import UnitOfWork
 from oms.domain.errors import Conflict, FieldError, InsufficientStock, NotFound, ValidationFailed
 from oms.domain.events import Event, utcnow

@@ -6,7 +6,7 @@ import socket
 from typing import Any
 from urllib.parse import urlsplit
 
-from oms.adapters.db.repositories import Stored
+from oms.adapters.db.stored import Stored
 from oms.adapters.db.unit_of_work import UnitOfWork
 from oms.adapters.egress import literal_refusal
 from oms.domain.errors import FieldError, NotFound, ValidationFailed

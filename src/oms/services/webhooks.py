@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import Engine
 from sqlalchemy.engine import RowMapping
 
-from oms.adapters.db.repositories import StoredEvent, event_id, parse_event_id
+from oms.adapters.db.event_repositories import StoredEvent, event_id, parse_event_id
 from oms.adapters.db.unit_of_work import UnitOfWork
 from oms.adapters.egress import EgressPolicy
 from oms.adapters.eventstream import Answer, WebhookTransport

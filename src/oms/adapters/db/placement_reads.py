@@ -16,9 +16,10 @@ from sqlalchemy import Dialect
 from sqlalchemy.engine import Connection
 
 from oms.adapters.db import tables as t
+from oms.adapters.db.catalog_repositories import ProductRepository
 from oms.adapters.db.errors import as_sqlalchemy_errors
 from oms.adapters.db.order_repositories import CUSTOMER_BY_EMAIL
-from oms.adapters.db.repositories import ATP_ANY, ProductRepository, StockRepository
+from oms.adapters.db.stock_repositories import ATP_ANY, StockRepository
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,15 @@ from types import TracebackType
 from sqlalchemy import Engine
 from sqlalchemy.engine import NestedTransaction
 
+from oms.adapters.db.api_key_repositories import ApiKeyRepository
+from oms.adapters.db.catalog_repositories import ProductRepository
 from oms.adapters.db.engine import READ_ONLY
+from oms.adapters.db.event_repositories import EventRepository
 from oms.adapters.db.fulfillment_repositories import FulfillmentRepository
 from oms.adapters.db.gate import Turn
 from oms.adapters.db.idempotency import IdempotencyRepository
 from oms.adapters.db.import_runs import ImportRunRepository
+from oms.adapters.db.location_repositories import LocationRepository
 from oms.adapters.db.order_repositories import (
     CustomerRepository,
     OrderRepository,
@@ -22,14 +26,7 @@ from oms.adapters.db.order_repositories import (
 from oms.adapters.db.placement_reads import PlacementReads, read_for_placement
 from oms.adapters.db.provider_calls import ProviderCallRepository
 from oms.adapters.db.reference import Reference, cache_for
-from oms.adapters.db.repositories import (
-    ApiKeyRepository,
-    EventRepository,
-    LocationRepository,
-    ProductRepository,
-    ReservationRepository,
-    StockRepository,
-)
+from oms.adapters.db.stock_repositories import ReservationRepository, StockRepository
 from oms.adapters.db.upsert import HeldInserts
 from oms.adapters.db.webhook_repositories import WebhookRepository
 from oms.domain.access import EVERYTHING, Scope

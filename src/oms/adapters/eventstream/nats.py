@@ -10,7 +10,7 @@ from nats.js import JetStreamContext
 from nats.js.api import StreamConfig
 from nats.js.errors import NotFoundError
 
-from oms.adapters.db.repositories import StoredEvent
+from oms.adapters.db.event_repositories import StoredEvent
 
 
 def subject(event_type: str, prefix: str = "oms") -> str:

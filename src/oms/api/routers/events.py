@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from pydantic import Field
 
-from oms.adapters.db.repositories import event_id, parse_event_id
+from oms.adapters.db.event_repositories import event_id, parse_event_id
 from oms.api import models
 from oms.api.deps import Integrators, ReadUow
 from oms.api.openapi import answer, problems

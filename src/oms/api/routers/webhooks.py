@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from oms.adapters.db.repositories import parse_event_id
+from oms.adapters.db.event_repositories import parse_event_id
 from oms.api import models
 from oms.api.deps import (
     CursorParam,
