@@ -42,10 +42,19 @@ class Gate:
         self.limit = limit
         self._turns = threading.BoundedSemaphore(limit) if limit > 0 else None
 
-    def enter(self) -> bool:
-        """Wait for a turn; True if one was taken (to be given back with `leave`, from any
-        thread: a request's read is opened on one thread and closed on another)."""
-        return self._turns is not None and self._turns.acquire(timeout=WAIT_SECONDS)
+    def enter(self, *, wait: bool = True) -> bool:
+        """Wait for a turn (or only take a free one, with `wait` False); True if one was
+        taken, to be given back with `leave` from any thread (a request's read is opened on
+        one thread and closed on another)."""
+        if self._turns is None:
+            return False
+        if not wait:
+            return self._turns.acquire(blocking=False)
+        return self._turns.acquire(timeout=WAIT_SECONDS)
+
+    @property
+    def open(self) -> bool:
+        return self._turns is None
 
     def leave(self, took: bool) -> None:
         if took:
@@ -72,9 +81,13 @@ async def request_turn(engine: Engine) -> AsyncIterator[Turn]:
     """Wait for the request's turn on a thread of its own (not one of the pool's), and give
     it back at the end if the unit of work has not already."""
     gate = gate_for(engine)
-    # Shielded: a turn taken by the thread is always known here, to be given back.
-    with anyio.CancelScope(shield=True):
-        took = await anyio.to_thread.run_sync(gate.enter, limiter=anyio.CapacityLimiter(1))
+    # A free turn is taken here, without a thread.
+    took = gate.enter(wait=False)
+    if not took and not gate.open:
+        # Shielded: a turn taken by the thread is always known here, to be given back.
+        with anyio.CancelScope(shield=True):
+            took = await anyio.to_thread.run_sync(gate.enter,
+                                                  limiter=anyio.CapacityLimiter(1))
     turn = Turn(gate, took)
     try:
         yield turn
