@@ -222,7 +222,9 @@ class _Candidates:
         self.packed: Ints | None = None
         if (items < 1 << 14 and (rule is None or len(rule.groups) < 1 << 10)
                 and network.priorities[0] >= 0 and network.priorities[1] < 1 << 20):
-            self.packed = (self.group << 38) | (self.priority << 18) | self.tenths
+            self.packed = (self.priority << 18) | self.tenths
+            if rule is not None:
+                self.packed |= self.group << 38
         self.ids: list[str] = network.id_array[at].tolist()
         #: Kept as arrays: the run's inputs are stored as they are (the JSON columns write
         #: numpy arrays), and only the few locations an account names are read one by one.
@@ -425,10 +427,14 @@ def decide(
         rounds.append(r)
         remaining = [j for j in remaining if j not in round_of]
 
-    # Per item, how many eligible locations held too little of it at the start.
-    per_item = at_start if key_of == list(range(len(keys))) else at_start[key_of]
-    too_little = ((per_item < np.array(quantity)[:, None]).sum(axis=1)
-                  + (eligible - cands.count)).tolist()
+    # Per item, how many eligible locations held too little of it at the start: with one
+    # line per sku, those the first round found could not take it.
+    if rounds and rounds[0].used is None:
+        too_little = [eligible - could for could in rounds[0].could]
+    else:
+        per_item = at_start if key_of == list(range(len(keys))) else at_start[key_of]
+        too_little = ((per_item < np.array(quantity)[:, None]).sum(axis=1)
+                      + (eligible - cands.count)).tolist()
     best = [r.best() for r in rounds]
     assignments: dict[str, str] = {}
     on_hold: dict[str, str] = {}
