@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
 
 from sqlalchemy import Engine
@@ -205,5 +206,18 @@ class UnitOfWork:
         self._tx.commit()
         self.committed = True
 
-    def savepoint(self) -> NestedTransaction:
-        return self.conn.begin_nested()
+    @contextlib.contextmanager
+    def savepoint(self) -> Iterator[NestedTransaction]:
+        """Work undone alone if it raises an error. An interrupt (Ctrl-C) is not an error of
+        the work: SQLAlchemy drops a connection whose statement was interrupted, rolling back
+        to the savepoint would fail on it and hide the interrupt, and the whole transaction
+        is rolled back as the unit of work ends anyway."""
+        nested = self.conn.begin_nested()
+        try:
+            yield nested
+        except Exception:
+            if nested.is_active:
+                nested.rollback()
+            raise
+        if nested.is_active:
+            nested.commit()
