@@ -375,10 +375,10 @@ def why_not(rank: Rank, chosen: Rank, *, takes_fewer: bool) -> tuple[ReasonCode,
         code = ReasonCode.FARTHER
     else:
         code = ReasonCode.LESS_ATP_LEFT
-    return code, lost_on(code, rank, chosen)
+    return code, passed_over_reason(code, rank, chosen)
 
 
-def lost_on(code: ReasonCode, rank: Rank, chosen: Rank) -> str:
+def passed_over_reason(code: ReasonCode, rank: Rank, chosen: Rank) -> str:
     """The words for a location passed over on the ranking (`why_not`'s code)."""
     if code is ReasonCode.TAKES_LESS_OF_THE_ORDER:
         return "another location takes more of the order: fewer shipments"

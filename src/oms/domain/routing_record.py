@@ -34,7 +34,7 @@ from oms.domain.routing import (
     assign,
     consider,
     ineligibility,
-    lost_on,
+    passed_over_reason,
     rank_of,
     rule_groups,
     verdict_of,
@@ -183,11 +183,10 @@ def decisions_view(stored: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     the reader carry their own."""
     view = []
     for d in stored:
-        chosen = d["score"]
+        chosen = None if d["score"] is None else rank_of(Score(**d["score"]), d["location_id"])
         view.append({**d, "alternatives": [
-            a if "reason" in a or chosen is None else {
-                **a, "reason": lost_on(ReasonCode(a["code"]), rank_of(Score(**a["score"]), ""),
-                                       rank_of(Score(**chosen), ""))}
+            a if "reason" in a or chosen is None else {**a, "reason": passed_over_reason(
+                ReasonCode(a["code"]), rank_of(Score(**a["score"]), a["location_id"]), chosen)}
             for a in d["alternatives"]]})
     return view
 
