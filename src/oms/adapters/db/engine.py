@@ -6,6 +6,7 @@ import math
 import sqlite3
 import threading
 import time
+import weakref
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -81,6 +82,10 @@ def _sqlite_engine(url: str) -> Engine:
     # for it here, asleep, instead of all asking every millisecond (which cost more CPU than
     # the writes). Writers of other processes are still met by asking (_begin_immediate).
     writers = threading.Lock()
+    # Where each connection's transaction is (_NOT_YET, _WRITING), kept by the connection
+    # object: its `info` cannot be read once an interrupted statement (Ctrl-C) invalidated
+    # it, and the rollback that follows must still give the write turn back.
+    stages: weakref.WeakKeyDictionary[Connection, str] = weakref.WeakKeyDictionary()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
@@ -91,12 +96,12 @@ def _sqlite_engine(url: str) -> Engine:
         # every statement does on PostgreSQL under READ COMMITTED, which the code is written
         # for): the write lock is taken at its first write or locking read, so a placement's
         # reads and routing are not done while every other writer waits.
-        conn.info[_NOT_YET] = True
+        stages[conn] = _NOT_YET
 
     @event.listens_for(engine, "before_cursor_execute")
     def _before_statement(conn: Connection, _cursor: Any, statement: str, _parameters: Any,
                           context: Any, _executemany: bool) -> None:
-        if not conn.info.get(_NOT_YET) or _reads_only(statement, context):
+        if stages.get(conn) != _NOT_YET or _reads_only(statement, context):
             return
         # The transaction begins here, with the write lock, at once: a deferred transaction
         # that reads and then writes can fail with SQLITE_BUSY at the upgrade, which
@@ -109,23 +114,21 @@ def _sqlite_engine(url: str) -> Engine:
         except BaseException:
             writers.release()
             raise
-        del conn.info[_NOT_YET]
-        conn.info[_WRITING] = True
+        stages[conn] = _WRITING
 
     @event.listens_for(engine, "commit")
     @event.listens_for(engine, "rollback")
     def _on_end(conn: Connection) -> None:
-        conn.info.pop(_NOT_YET, None)
-        if conn.info.pop(_WRITING, False):
+        if stages.pop(conn, None) == _WRITING:
             writers.release()
 
     return engine
 
 
-#: Set on a connection while its transaction holds the process's turn to write.
-_WRITING = "oms_sqlite_writing"
-#: Set on a writer's connection until its first write or locking read begins its transaction.
-_NOT_YET = "oms_sqlite_not_begun"
+#: A connection's transaction holds the process's turn to write.
+_WRITING = "writing"
+#: A writer's transaction until its first write or locking read begins it.
+_NOT_YET = "not begun"
 
 
 def _reads_only(statement: str, context: Any) -> bool:
