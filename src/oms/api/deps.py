@@ -10,7 +10,6 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from starlette.concurrency import run_in_threadpool
 
 from oms.adapters.db.gate import request_turn
 from oms.adapters.db.unit_of_work import UnitOfWork
@@ -22,7 +21,9 @@ from oms.domain.ids import is_valid_code
 bearer = HTTPBearer(auto_error=False, description="An API key made by `oms apikey create`")
 
 
-def no_nul_in_query(request: Request) -> None:
+# The checks every request goes through are coroutines: they do no I/O, and FastAPI runs a
+# plain function on a pool thread, a hand-over there and back for each request.
+async def no_nul_in_query(request: Request) -> None:
     """PostgreSQL cannot compare text with NUL in it, so no query parameter may carry one."""
     names = sorted({name for name, value in request.query_params.multi_items()
                     if "\x00" in name or "\x00" in value})
@@ -37,7 +38,7 @@ def no_nul_in_query(request: Request) -> None:
 MAX_PATH_PARAMETER = 64
 
 
-def check_path(request: Request) -> None:
+async def check_path(request: Request) -> None:
     """Nor any path parameter, and none is longer than an id or code can be: ids in paths are
     compared with text columns."""
     errors = [FieldError(f"path.{name}", "must not contain NUL characters")
@@ -72,13 +73,14 @@ CurrentKey = Annotated[Principal, Depends(current_principal)]
 # is read): a request holding its unit of work's connection while it waited for a second
 # one could, under load, hold the whole pool with no request able to finish.
 async def get_read_uow(request: Request, principal: CurrentKey) -> AsyncIterator[UnitOfWork]:
-    """Every read sees only what the caller's scope holds (oms.domain.access.Scope). Taking
-    a connection may wait for the pool, so it is done on a thread; giving it back is not
-    (a read ends no transaction on the server, see UnitOfWork), so it is done here."""
+    """Every read sees only what the caller's scope holds (oms.domain.access.Scope). The
+    unit of work takes its connection when the route first reads, on the route's thread;
+    giving it back waits for nothing (a read ends no transaction on the server, see
+    UnitOfWork), so it is done here."""
     engine = request.app.state.engine
     async with request_turn(engine) as turn:
         uow = UnitOfWork(engine, read_only=True, scope=principal.scope, turn=turn)
-        await run_in_threadpool(uow.__enter__)
+        uow.__enter__()
         try:
             yield uow
         finally:

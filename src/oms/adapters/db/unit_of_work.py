@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
 
 from sqlalchemy import Engine
-from sqlalchemy.engine import NestedTransaction
+from sqlalchemy.engine import Connection, NestedTransaction, RootTransaction
 
 from oms.adapters.db.api_key_repositories import ApiKeyRepository
 from oms.adapters.db.catalog_repositories import ProductRepository
@@ -71,6 +72,14 @@ class UnitOfWork:
         self.committed = False
 
     def __enter__(self) -> UnitOfWork:
+        # The connection is taken when the work first needs it, on the thread that does the
+        # work: a request's unit of work is entered on the event loop, which must not wait
+        # for the pool, and a hop to a thread of its own only for that costs as much as a
+        # short read.
+        return self
+
+    @functools.cached_property
+    def conn(self) -> Connection:
         conn = self.engine.connect()
         if self.read_only:
             conn = conn.execution_options(**{READ_ONLY: True})
@@ -79,24 +88,78 @@ class UnitOfWork:
                 # needs no BEGIN, and no ROLLBACK, which would also drop the connection's
                 # prepared statements.
                 conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-        self.conn = conn
         self._tx = conn.begin()
-        self.idempotency = IdempotencyRepository(conn)
-        self.calls = ProviderCallRepository(conn)
-        self.products = ProductRepository(conn)
-        self.locations = LocationRepository(conn)
-        self.stock = StockRepository(conn)
-        self.inserts = HeldInserts(conn)
-        self.reservations = ReservationRepository(conn, self.inserts)
-        self.events = EventRepository(conn, self.inserts)
-        self.api_keys = ApiKeyRepository(conn)
-        self.customers = CustomerRepository(conn, self.scope)
-        self.orders = OrderRepository(conn, self.scope, self.inserts)
-        self.routing = RoutingRepository(conn, self.inserts)
-        self.fulfillment = FulfillmentRepository(conn, self.scope, self.inserts)
-        self.webhooks = WebhookRepository(conn)
-        self.import_runs = ImportRunRepository(conn)
-        return self
+        return conn
+
+    @property
+    def connected(self) -> bool:
+        return "conn" in self.__dict__
+
+    def _transaction(self) -> RootTransaction:
+        """The transaction, which begins as the connection is taken."""
+        self.conn  # noqa: B018
+        return self._tx
+
+    # The repositories, each made when first used, on the unit of work's connection.
+    @functools.cached_property
+    def idempotency(self) -> IdempotencyRepository:
+        return IdempotencyRepository(self.conn)
+
+    @functools.cached_property
+    def calls(self) -> ProviderCallRepository:
+        return ProviderCallRepository(self.conn)
+
+    @functools.cached_property
+    def products(self) -> ProductRepository:
+        return ProductRepository(self.conn)
+
+    @functools.cached_property
+    def locations(self) -> LocationRepository:
+        return LocationRepository(self.conn)
+
+    @functools.cached_property
+    def stock(self) -> StockRepository:
+        return StockRepository(self.conn)
+
+    @functools.cached_property
+    def inserts(self) -> HeldInserts:
+        return HeldInserts(self.conn)
+
+    @functools.cached_property
+    def reservations(self) -> ReservationRepository:
+        return ReservationRepository(self.conn, self.inserts)
+
+    @functools.cached_property
+    def events(self) -> EventRepository:
+        return EventRepository(self.conn, self.inserts)
+
+    @functools.cached_property
+    def api_keys(self) -> ApiKeyRepository:
+        return ApiKeyRepository(self.conn)
+
+    @functools.cached_property
+    def customers(self) -> CustomerRepository:
+        return CustomerRepository(self.conn, self.scope)
+
+    @functools.cached_property
+    def orders(self) -> OrderRepository:
+        return OrderRepository(self.conn, self.scope, self.inserts)
+
+    @functools.cached_property
+    def routing(self) -> RoutingRepository:
+        return RoutingRepository(self.conn, self.inserts)
+
+    @functools.cached_property
+    def fulfillment(self) -> FulfillmentRepository:
+        return FulfillmentRepository(self.conn, self.scope, self.inserts)
+
+    @functools.cached_property
+    def webhooks(self) -> WebhookRepository:
+        return WebhookRepository(self.conn)
+
+    @functools.cached_property
+    def import_runs(self) -> ImportRunRepository:
+        return ImportRunRepository(self.conn)
 
     def __exit__(
         self,
@@ -104,6 +167,11 @@ class UnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if not self.connected:
+            # Nothing was read or written.
+            if self.turn is not None:
+                self.turn.give_back()
+            return
         try:
             if self._tx.is_active:
                 self._tx.rollback()
@@ -134,7 +202,7 @@ class UnitOfWork:
 
     def rollback(self) -> None:
         """Undo everything so far and begin again on the same connection."""
-        self._tx.rollback()
+        self._transaction().rollback()
         self._pending.clear()
         self.inserts.clear()
         self._after_commit.clear()
@@ -203,7 +271,7 @@ class UnitOfWork:
         """Commit the transaction; the work that waited for it runs as the unit of work
         closes."""
         self.flush_events()
-        self._tx.commit()
+        self._transaction().commit()
         self.committed = True
 
     @contextlib.contextmanager
