@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from tests.helpers import Api, location_body, product_body
+from tests.ordering import Shop, order_body, place
 
 
 def test_put_level_sets_on_hand_and_safety_stock(api: Api, stocked: Callable[..., None]) -> None:
@@ -112,6 +113,30 @@ def test_availability_per_location_with_future_and_totals(
 
     only_munich = api.get("/v1/availability", params={"sku": "A", "location_id": "munich"})
     assert [x["location_id"] for x in only_munich.json()["items"][0]["locations"]] == ["munich"]
+
+
+def test_availability_totals_leave_out_the_negative_atp_of_a_location_in_discrepancy(
+    api: Api, shop: Shop
+) -> None:
+    shop({("mitte", "SKU-1"): 5, ("potsdam", "SKU-1"): 3})
+    place(api, order_body(("SKU-1", 2)))  # reserved at mitte, the nearest
+    # A count finds one left at mitte: fewer than the two reserved there.
+    r = api.post("/v1/inventory/adjustments", json={"adjustments": [
+        {"location_id": "mitte", "sku": "SKU-1", "delta": -4, "reason": "count"}]})
+    assert r.status_code == 200, r.text
+    # Stock only expected at a third store still lists that store.
+    api.put("/v1/locations/hamburg", json=location_body("Hamburg"))
+    r = api.post("/v1/inventory/future", json={"entries": [
+        {"location_id": "hamburg", "sku": "SKU-1", "quantity": 6, "available_on": "2099-01-01"}]})
+    assert r.status_code == 200, r.text
+
+    [item] = api.get("/v1/availability", params={"sku": "SKU-1"}).json()["items"]
+    rows = {row["location_id"]: row for row in item["locations"]}
+    assert list(rows) == ["hamburg", "mitte", "potsdam"]
+    assert (rows["mitte"]["on_hand"], rows["mitte"]["reserved"], rows["mitte"]["atp"],
+            rows["mitte"]["discrepancy"]) == (1, 2, -1, True)
+    assert (rows["hamburg"]["on_hand"], rows["hamburg"]["atp"]) == (0, 0)
+    assert item["totals"] == {"on_hand": 4, "reserved": 2, "atp": 3, "future": 6}
 
 
 def test_future_entries_are_replaced_per_date(api: Api, stocked: Callable[..., None]) -> None:

@@ -16,7 +16,6 @@ from oms.domain.inventory import (
     ReservationRequest,
     StockLevel,
     lock_order,
-    totals,
 )
 from oms.domain.locations import haversine_km, validate_country, validate_timezone
 from oms.domain.money import Money
@@ -107,13 +106,6 @@ def test_lock_order_sums_lines_of_one_sku_and_sorts_by_key() -> None:
 def test_reservation_needs_a_positive_quantity() -> None:
     with pytest.raises(ValueError, match="positive"):
         ReservationRequest("berlin", "A", 0)
-
-
-def test_totals_ignore_negative_atp_of_a_location_in_discrepancy() -> None:
-    levels = [StockLevel("a", "X", 5, 1, 0), StockLevel("b", "X", 1, 3, 0)]
-    future = [FutureStock("a", "X", 7, dt.date(2030, 1, 1))]
-    result = totals(levels, future)
-    assert (result.on_hand, result.reserved, result.atp, result.future) == (6, 4, 4, 7)
 
 
 def test_haversine_berlin_to_munich() -> None:

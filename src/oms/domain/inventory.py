@@ -80,21 +80,3 @@ def lock_order(requests: Iterable[ReservationRequest]) -> list[tuple[StockKey, i
         totals[(request.location_id, request.sku)] += request.quantity
     return sorted(totals.items())
 
-
-@dataclass(frozen=True)
-class AvailabilityTotals:
-    on_hand: int
-    reserved: int
-    atp: int
-    future: int
-
-
-def totals(levels: Iterable[StockLevel], future: Iterable[FutureStock]) -> AvailabilityTotals:
-    """Per-sku totals; a location in discrepancy contributes no negative ATP."""
-    levels = list(levels)
-    return AvailabilityTotals(
-        on_hand=sum(level.on_hand for level in levels),
-        reserved=sum(level.reserved for level in levels),
-        atp=sum(max(level.atp, 0) for level in levels),
-        future=sum(entry.available for entry in future),
-    )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +27,6 @@ from oms.domain.inventory import (
     ReservationStatus,
     StockLevel,
     lock_order,
-    totals,
 )
 from oms.domain.locations import local_date
 from oms.schemas import AdjustmentIn, level_out
@@ -158,9 +156,6 @@ def availability(
         )
     if location_id is not None and not uow.locations.existing([location_id]):
         raise NotFound(f"no location {location_id!r}", [FieldError("location_id", "unknown")])
-    levels: dict[str, dict[str, StockLevel]] = defaultdict(dict)
-    for level in uow.stock.levels(skus, location_id):
-        levels[level.sku][level.location_id] = level
     # Which day it is at a location, by its time zone, as the process keeps locations (one
     # it does not know yet is read).
     location_of = uow.reference().by_id
@@ -173,32 +168,33 @@ def availability(
             return local_date(stored.value.timezone if stored else "UTC", now)
         return local_date(location.timezone, now)
 
-    future: dict[tuple[str, str], list[FutureStock]] = defaultdict(list)
+    # One pass over a sku's levels (hundreds of locations) builds the answer's rows and the
+    # totals; a location in discrepancy adds no negative ATP to them.
+    rows: dict[str, dict[str, dict[str, Any]]] = {sku: {} for sku in skus}
+    sums = {sku: [0, 0, 0, 0] for sku in skus}
+    for level in uow.stock.levels(skus, location_id):
+        rows[level.sku][level.location_id] = {**level_out(level), "future": []}
+        total = sums[level.sku]
+        total[0] += level.on_hand
+        total[1] += level.reserved
+        total[2] += max(level.atp, 0)
     for entry in uow.stock.future(skus, location_id, today_of=today):
-        future[(entry.sku, entry.location_id)].append(entry)
+        row = rows[entry.sku].get(entry.location_id)
+        if row is None:
+            row = {**level_out(StockLevel(entry.location_id, entry.sku, 0, 0, 0)), "future": []}
+            rows[entry.sku][entry.location_id] = row
+        row["future"].append({"quantity": entry.quantity, "reserved": entry.reserved,
+                              "available": entry.available,
+                              "available_on": entry.available_on.isoformat()})
+        sums[entry.sku][3] += entry.available
     result = []
-    for sku in dict.fromkeys(skus):
-        location_ids = sorted(
-            set(levels[sku]) | {loc for (s, loc) in future if s == sku}
-        )
-        rows = []
-        for loc in location_ids:
-            level = levels[sku].get(loc) or StockLevel(loc, sku, 0, 0, 0)
-            rows.append({
-                **level_out(level),
-                "future": [
-                    {"quantity": f.quantity, "reserved": f.reserved, "available": f.available,
-                     "available_on": f.available_on.isoformat()}
-                    for f in future[(sku, loc)]
-                ],
-            })
-        sum_ = totals(levels[sku].values(),
-                      (f for (s, _), fs in future.items() if s == sku for f in fs))
+    for sku in rows:
+        on_hand, reserved, atp, future = sums[sku]
         result.append({
             "sku": sku,
-            "locations": rows,
-            "totals": {"on_hand": sum_.on_hand, "reserved": sum_.reserved, "atp": sum_.atp,
-                       "future": sum_.future},
+            "locations": [row for _, row in sorted(rows[sku].items())],
+            "totals": {"on_hand": on_hand, "reserved": reserved, "atp": atp,
+                       "future": future},
         })
     return result
 

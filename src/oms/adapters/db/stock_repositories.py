@@ -51,11 +51,15 @@ _LEVEL_COLUMNS = (
 )
 
 
-# Availability: every location's stock of some skus, or one location's, built once.
-_LEVELS = (select(*_LEVEL_COLUMNS[:5])
-           .where(t.stock_levels.c.sku.in_(bindparam("skus", expanding=True)))
-           .order_by(t.stock_levels.c.sku, t.stock_levels.c.location_id))
-_LEVELS_AT = _LEVELS.where(t.stock_levels.c.location_id == bindparam("at"))
+# Availability: every location's stock of some skus, or one location's. A sku is held at
+# hundreds of locations: the rows come as the driver's tuples (see StockRepository.atp).
+_LEVELS = {
+    (dialect, at): ("SELECT location_id, sku, on_hand, reserved, safety_stock FROM stock_levels"
+                    f" WHERE sku {skus}{' AND location_id = ' + param if at else ''}"
+                    " ORDER BY sku, location_id")
+    for dialect, skus, param in (("postgresql", "= ANY(%s)", "%s"), ("sqlite", "IN ({})", "?"))
+    for at in (False, True)
+}
 _FUTURE = (select(t.future_stock.c.location_id, t.future_stock.c.sku,
                   t.future_stock.c.quantity, t.future_stock.c.available_on,
                   t.future_stock.c.reserved)
@@ -269,26 +273,32 @@ class StockRepository:
     def levels(
         self, skus: Sequence[str], location_id: str | None = None
     ) -> list[StockLevel]:
-        if location_id is None:
-            rows = self.conn.execute(_LEVELS, {"skus": list(skus)})
+        """The stock levels of these skus, by sku and location; at one location or all."""
+        at = location_id is not None
+        if self.conn.dialect.name == "postgresql":
+            sql = _LEVELS["postgresql", at]
+            params: list[Any] = [list(skus)]
         else:
-            rows = self.conn.execute(_LEVELS_AT, {"skus": list(skus), "at": location_id})
-        return [StockLevel(*row) for row in rows]
+            sql = _LEVELS["sqlite", at].format(", ".join("?" * len(skus)))
+            params = list(skus)
+        return [StockLevel(*row) for row in self._driver_rows(sql, [*params, location_id]
+                                                              if at else params)]
 
     def atp(self, skus: Sequence[str]) -> Sequence[tuple[str, str, int]]:
-        """(location, sku, ATP) of these skus everywhere: what routing weighs. An order over
-        500 locations reads hundreds of rows: they come as the driver's own tuples, which
-        cost a fraction of result rows."""
+        """(location, sku, ATP) of these skus everywhere: what routing weighs."""
+        if self.conn.dialect.name == "postgresql":
+            return self._driver_rows(ATP_ANY, [list(skus)])
+        return self._driver_rows(_ATP_IN.format(", ".join("?" * len(skus))), list(skus))
+
+    def _driver_rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """Rows of a statement of many rows as the driver's own tuples, which cost a
+        fraction of result rows (an order over 500 locations reads hundreds)."""
         cursor = self.conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
-            if self.conn.dialect.name == "postgresql":
-                cursor.execute(ATP_ANY, (list(skus),))
-            else:
-                cursor.execute(_ATP_IN.format(", ".join("?" * len(skus))), list(skus))
-            rows = cursor.fetchall()
+            cursor.execute(sql, params)
+            return list(cursor.fetchall())
         finally:
             cursor.close()
-        return list(rows)
 
     def get(self, location_id: str, sku: str) -> StockLevel | None:
         row = self.conn.execute(select(*_LEVEL_COLUMNS).where(self._key(location_id, sku))).first()
