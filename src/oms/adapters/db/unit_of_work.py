@@ -7,6 +7,7 @@ import functools
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
+from typing import TypeVar
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection, NestedTransaction, RootTransaction
@@ -36,6 +37,14 @@ from oms.domain.events import Event
 from oms.domain.routing import RoutingRule
 
 log = logging.getLogger(__name__)
+
+
+T = TypeVar("T")
+
+
+def _made_once(make: Callable[[UnitOfWork], T]) -> functools.cached_property[T]:
+    """An attribute of the unit of work made when first used, then kept."""
+    return functools.cached_property(make)
 
 
 class UnitOfWork:
@@ -101,65 +110,22 @@ class UnitOfWork:
         return self._tx
 
     # The repositories, each made when first used, on the unit of work's connection.
-    @functools.cached_property
-    def idempotency(self) -> IdempotencyRepository:
-        return IdempotencyRepository(self.conn)
-
-    @functools.cached_property
-    def calls(self) -> ProviderCallRepository:
-        return ProviderCallRepository(self.conn)
-
-    @functools.cached_property
-    def products(self) -> ProductRepository:
-        return ProductRepository(self.conn)
-
-    @functools.cached_property
-    def locations(self) -> LocationRepository:
-        return LocationRepository(self.conn)
-
-    @functools.cached_property
-    def stock(self) -> StockRepository:
-        return StockRepository(self.conn)
-
-    @functools.cached_property
-    def inserts(self) -> HeldInserts:
-        return HeldInserts(self.conn)
-
-    @functools.cached_property
-    def reservations(self) -> ReservationRepository:
-        return ReservationRepository(self.conn, self.inserts)
-
-    @functools.cached_property
-    def events(self) -> EventRepository:
-        return EventRepository(self.conn, self.inserts)
-
-    @functools.cached_property
-    def api_keys(self) -> ApiKeyRepository:
-        return ApiKeyRepository(self.conn)
-
-    @functools.cached_property
-    def customers(self) -> CustomerRepository:
-        return CustomerRepository(self.conn, self.scope)
-
-    @functools.cached_property
-    def orders(self) -> OrderRepository:
-        return OrderRepository(self.conn, self.scope, self.inserts)
-
-    @functools.cached_property
-    def routing(self) -> RoutingRepository:
-        return RoutingRepository(self.conn, self.inserts)
-
-    @functools.cached_property
-    def fulfillment(self) -> FulfillmentRepository:
-        return FulfillmentRepository(self.conn, self.scope, self.inserts)
-
-    @functools.cached_property
-    def webhooks(self) -> WebhookRepository:
-        return WebhookRepository(self.conn)
-
-    @functools.cached_property
-    def import_runs(self) -> ImportRunRepository:
-        return ImportRunRepository(self.conn)
+    idempotency = _made_once(lambda uow: IdempotencyRepository(uow.conn))
+    calls = _made_once(lambda uow: ProviderCallRepository(uow.conn))
+    products = _made_once(lambda uow: ProductRepository(uow.conn))
+    locations = _made_once(lambda uow: LocationRepository(uow.conn))
+    stock = _made_once(lambda uow: StockRepository(uow.conn))
+    inserts = _made_once(lambda uow: HeldInserts(uow.conn))
+    reservations = _made_once(lambda uow: ReservationRepository(uow.conn, uow.inserts))
+    events = _made_once(lambda uow: EventRepository(uow.conn, uow.inserts))
+    api_keys = _made_once(lambda uow: ApiKeyRepository(uow.conn))
+    customers = _made_once(lambda uow: CustomerRepository(uow.conn, uow.scope))
+    orders = _made_once(lambda uow: OrderRepository(uow.conn, uow.scope, uow.inserts))
+    routing = _made_once(lambda uow: RoutingRepository(uow.conn, uow.inserts))
+    fulfillment = _made_once(
+        lambda uow: FulfillmentRepository(uow.conn, uow.scope, uow.inserts))
+    webhooks = _made_once(lambda uow: WebhookRepository(uow.conn))
+    import_runs = _made_once(lambda uow: ImportRunRepository(uow.conn))
 
     def __exit__(
         self,
