@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from decimal import Decimal
 
 import pytest
@@ -12,7 +11,6 @@ from hypothesis import strategies as st
 from oms.domain.access import EVERYTHING, Principal, Role
 from oms.domain.catalog import Barcode, BarcodeType, ean13_with_check_digit, validate_barcode
 from oms.domain.inventory import (
-    FutureStock,
     ReservationRequest,
     StockLevel,
     lock_order,
