@@ -109,12 +109,15 @@ def _sqlite_engine(url: str) -> Engine:
         if not writers.acquire(timeout=WRITE_LOCK_WAIT):
             raise OperationalError("BEGIN IMMEDIATE", None,
                                    sqlite3.OperationalError("database is locked"))
+        # Marked first: an interrupt (Ctrl-C) right after BEGIN IMMEDIATE returned would
+        # otherwise leave the turn taken with nothing to give it back.
+        stages[conn] = _WRITING
         try:
             _begin_immediate(conn.connection.dbapi_connection)
         except BaseException:
+            stages[conn] = _NOT_YET
             writers.release()
             raise
-        stages[conn] = _WRITING
 
     @event.listens_for(engine, "commit")
     @event.listens_for(engine, "rollback")
