@@ -10,8 +10,15 @@ from sqlalchemy import Engine
 
 from oms.adapters.db.unit_of_work import UnitOfWork
 from oms.domain.events import utcnow
+from oms.domain.locations import local_date
 from oms.services.inventory import check_reserved_counters, release_due_preorders
 from tests.helpers import Api, location_body, product_body
+
+
+def berlin_today() -> str:
+    """The day it is at the stores of these tests (Europe/Berlin): a delivery is due on the
+    store's own day, which begins an hour or two before UTC's."""
+    return local_date("Europe/Berlin", utcnow()).isoformat()
 
 
 def _order(n: int, sku: str, quantity: int) -> dict[str, Any]:
@@ -69,7 +76,7 @@ def test_a_preorder_reserves_future_stock_not_on_hand(api: Api, stocked: Callabl
 
 def test_due_preorders_are_served_before_anyone_else(api: Api, engine: Engine,
                                                      stocked: Callable[..., None]) -> None:
-    today = utcnow().date().isoformat()
+    today = berlin_today()
     _preorder_product(api, stocked, today)
     assert api.post("/v1/orders", json=_order(1, "NEW", 2)).status_code == 201
     assert release_due_preorders(engine, utcnow()) == 1
@@ -88,7 +95,7 @@ def test_due_preorders_are_served_before_anyone_else(api: Api, engine: Engine,
 
 def test_the_store_queue_puts_due_preorders_first_and_future_ones_last(
         api: Api, engine: Engine, stocked: Callable[..., None]) -> None:
-    today = utcnow().date().isoformat()
+    today = berlin_today()
     stocked({("berlin", "NEW"): 0, ("berlin", "LATER"): 0, ("berlin", "OLD"): 5})
     assert api.put("/v1/products/NEW", json=product_body(
         "Next season shoe", preorder={"tentative_ship_date": "2099-02-01"})).status_code == 200
