@@ -51,15 +51,10 @@ _LEVEL_COLUMNS = (
 )
 
 
-# Availability: every location's stock of some skus, or one location's. A sku is held at
-# hundreds of locations: the rows come as the driver's tuples (see StockRepository.atp).
-_LEVELS = {
-    (dialect, at): ("SELECT location_id, sku, on_hand, reserved, safety_stock FROM stock_levels"
-                    f" WHERE sku {skus}{' AND location_id = ' + param if at else ''}"
-                    " ORDER BY sku, location_id")
-    for dialect, skus, param in (("postgresql", "= ANY(%s)", "%s"), ("sqlite", "IN ({})", "?"))
-    for at in (False, True)
-}
+# Availability's levels and routing's ATP of some skus (hundreds of rows: a sku is held at
+# hundreds of locations), read as the driver's tuples; the skus' condition is added per
+# dialect (StockRepository._of_skus).
+_LEVELS = "SELECT location_id, sku, on_hand, reserved, safety_stock FROM stock_levels"
 _FUTURE = (select(t.future_stock.c.location_id, t.future_stock.c.sku,
                   t.future_stock.c.quantity, t.future_stock.c.available_on,
                   t.future_stock.c.reserved)
@@ -125,10 +120,9 @@ def _level(r: Any) -> VersionedLevel:
     )
 
 
-ATP_ANY = ("SELECT location_id, sku, on_hand - reserved - safety_stock FROM stock_levels "
-           "WHERE sku = ANY(%s)")
-_ATP_IN = ("SELECT location_id, sku, on_hand - reserved - safety_stock FROM stock_levels "
-           "WHERE sku IN ({})")
+_ATP = "SELECT location_id, sku, on_hand - reserved - safety_stock FROM stock_levels"
+#: The same on PostgreSQL, as placement's pipelined read sends it (placement_reads).
+ATP_ANY = f"{_ATP} WHERE sku = ANY(%s)"
 
 
 class StockRepository:
@@ -273,26 +267,28 @@ class StockRepository:
     def levels(
         self, skus: Sequence[str], location_id: str | None = None
     ) -> list[StockLevel]:
-        """The stock levels of these skus, by sku and location; at one location or all."""
-        at = location_id is not None
-        if self.conn.dialect.name == "postgresql":
-            sql = _LEVELS["postgresql", at]
-            params: list[Any] = [list(skus)]
-        else:
-            sql = _LEVELS["sqlite", at].format(", ".join("?" * len(skus)))
-            params = list(skus)
-        return [StockLevel(*row) for row in self._driver_rows(sql, [*params, location_id]
-                                                              if at else params)]
+        """The stock levels of these skus, at one location or all, by sku and location (in
+        Python's order of the codes, the same on every database)."""
+        rows = sorted(self._of_skus(_LEVELS, skus, location_id), key=lambda row: (row[1], row[0]))
+        return [StockLevel(*row) for row in rows]
 
     def atp(self, skus: Sequence[str]) -> Sequence[tuple[str, str, int]]:
         """(location, sku, ATP) of these skus everywhere: what routing weighs."""
-        if self.conn.dialect.name == "postgresql":
-            return self._driver_rows(ATP_ANY, [list(skus)])
-        return self._driver_rows(_ATP_IN.format(", ".join("?" * len(skus))), list(skus))
+        return self._of_skus(_ATP, skus)
 
-    def _driver_rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        """Rows of a statement of many rows as the driver's own tuples, which cost a
-        fraction of result rows (an order over 500 locations reads hundreds)."""
+    def _of_skus(self, select_sql: str, skus: Sequence[str], location_id: str | None = None
+                 ) -> list[tuple[Any, ...]]:
+        """The rows of `select_sql` (from stock_levels) of these skus, at one location or
+        all, as the driver's own tuples, which cost a fraction of result rows."""
+        params: list[Any]
+        if self.conn.dialect.name == "postgresql":
+            sql, params = f"{select_sql} WHERE sku = ANY(%s)", [list(skus)]
+            at = " AND location_id = %s"
+        else:
+            sql, params = f"{select_sql} WHERE sku IN ({', '.join('?' * len(skus))})", list(skus)
+            at = " AND location_id = ?"
+        if location_id is not None:
+            sql, params = sql + at, [*params, location_id]
         cursor = self.conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
             cursor.execute(sql, params)
