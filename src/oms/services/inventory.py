@@ -171,13 +171,13 @@ def availability(
     # One pass over a sku's levels (hundreds of locations) builds the answer's rows and the
     # totals; a location in discrepancy adds no negative ATP to them.
     rows: dict[str, dict[str, dict[str, Any]]] = {sku: {} for sku in skus}
-    sums = {sku: [0, 0, 0, 0] for sku in skus}
+    sums = {sku: {"on_hand": 0, "reserved": 0, "atp": 0, "future": 0} for sku in skus}
     for level in uow.stock.levels(skus, location_id):
         rows[level.sku][level.location_id] = {**level_out(level), "future": []}
         total = sums[level.sku]
-        total[0] += level.on_hand
-        total[1] += level.reserved
-        total[2] += max(level.atp, 0)
+        total["on_hand"] += level.on_hand
+        total["reserved"] += level.reserved
+        total["atp"] += max(level.atp, 0)
     for entry in uow.stock.future(skus, location_id, today_of=today):
         row = rows[entry.sku].get(entry.location_id)
         if row is None:
@@ -186,15 +186,13 @@ def availability(
         row["future"].append({"quantity": entry.quantity, "reserved": entry.reserved,
                               "available": entry.available,
                               "available_on": entry.available_on.isoformat()})
-        sums[entry.sku][3] += entry.available
+        sums[entry.sku]["future"] += entry.available
     result = []
     for sku in rows:
-        on_hand, reserved, atp, future = sums[sku]
         result.append({
             "sku": sku,
             "locations": [row for _, row in sorted(rows[sku].items())],
-            "totals": {"on_hand": on_hand, "reserved": reserved, "atp": atp,
-                       "future": future},
+            "totals": sums[sku],
         })
     return result
 
