@@ -326,9 +326,11 @@ def import_file(
 
 
 def _reason(exc: BaseException) -> str:
-    if isinstance(exc, KeyboardInterrupt):
-        return "interrupted"
-    return str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+    reason = ("interrupted" if isinstance(exc, KeyboardInterrupt)
+              else str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__)
+    # What went wrong afterwards too (the run's progress could not be read back): without
+    # it, a resume refused later would have no explanation.
+    return "; ".join([reason, *getattr(exc, "__notes__", ())])
 
 
 @app.command()

@@ -432,7 +432,7 @@ def test_cli_import_stopped_by_ctrl_c_is_finished_with_resume(
     assert sum(_level(api, sku) for sku in skus) == applied
 
     resumed = CliRunner().invoke(cli, ["import", "inventory", str(path), "--resume", import_id])
-    assert resumed.exit_code == 0, resumed.output
+    assert resumed.exit_code == 0, resumed.output + err
     assert f"resumed after line {through}" in resumed.output
     assert f"{lines} imported" in resumed.output
     assert {_level(api, sku) for sku in skus} == {lines // 40}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sqlite3
 import threading
@@ -82,10 +83,17 @@ def _sqlite_engine(url: str) -> Engine:
     # for it here, asleep, instead of all asking every millisecond (which cost more CPU than
     # the writes). Writers of other processes are still met by asking (_begin_immediate).
     writers = threading.Lock()
-    # Where each connection's transaction is (_NOT_YET, _WRITING), kept by the connection
-    # object: its `info` cannot be read once an interrupted statement (Ctrl-C) invalidated
-    # it, and the rollback that follows must still give the write turn back.
-    stages: weakref.WeakKeyDictionary[Connection, str] = weakref.WeakKeyDictionary()
+    # Where each pooled connection's transaction is (_NOT_YET, _WRITING) is kept in its pool
+    # record's `info`, and each Connection's record dict here as its transaction begins: an
+    # interrupt (Ctrl-C) can invalidate a Connection so that its own `info` cannot be read,
+    # or land inside SQLAlchemy's commit or rollback before their events fire; the pool's
+    # events (reset, invalidate, close) then still give the write turn back.
+    record_infos: weakref.WeakKeyDictionary[Connection, dict[Any, Any]] = (
+        weakref.WeakKeyDictionary())
+
+    def _end(info: dict[Any, Any]) -> None:
+        if info.pop(_STAGE, None) == _WRITING:
+            writers.release()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
@@ -96,12 +104,15 @@ def _sqlite_engine(url: str) -> Engine:
         # every statement does on PostgreSQL under READ COMMITTED, which the code is written
         # for): the write lock is taken at its first write or locking read, so a placement's
         # reads and routing are not done while every other writer waits.
-        stages[conn] = _NOT_YET
+        info = conn.connection.info
+        record_infos[conn] = info
+        info[_STAGE] = _NOT_YET
 
     @event.listens_for(engine, "before_cursor_execute")
     def _before_statement(conn: Connection, _cursor: Any, statement: str, _parameters: Any,
                           context: Any, _executemany: bool) -> None:
-        if stages.get(conn) != _NOT_YET or _reads_only(statement, context):
+        info = record_infos.get(conn)
+        if info is None or info.get(_STAGE) != _NOT_YET or _reads_only(statement, context):
             return
         # The transaction begins here, with the write lock, at once: a deferred transaction
         # that reads and then writes can fail with SQLITE_BUSY at the upgrade, which
@@ -109,25 +120,46 @@ def _sqlite_engine(url: str) -> Engine:
         if not writers.acquire(timeout=WRITE_LOCK_WAIT):
             raise OperationalError("BEGIN IMMEDIATE", None,
                                    sqlite3.OperationalError("database is locked"))
-        # Marked first: an interrupt (Ctrl-C) right after BEGIN IMMEDIATE returned would
-        # otherwise leave the turn taken with nothing to give it back.
-        stages[conn] = _WRITING
+        # Marked first: an interrupt right after BEGIN IMMEDIATE returned would otherwise
+        # leave the turn taken with nothing to give it back.
+        info[_STAGE] = _WRITING
         try:
             _begin_immediate(conn.connection.dbapi_connection)
         except BaseException:
-            stages[conn] = _NOT_YET
+            info[_STAGE] = _NOT_YET
             writers.release()
             raise
 
     @event.listens_for(engine, "commit")
     @event.listens_for(engine, "rollback")
     def _on_end(conn: Connection) -> None:
-        if stages.pop(conn, None) == _WRITING:
-            writers.release()
+        info = record_infos.pop(conn, None)
+        if info is not None:
+            _end(info)
+
+    # Returned to the pool (rolled back), invalidated or closed: whatever transaction the
+    # connection had is over.
+    @event.listens_for(engine.pool, "reset")
+    def _on_reset(_dbapi_connection: Any, record: Any, _state: Any) -> None:
+        _end(record.info)
+
+    @event.listens_for(engine.pool, "invalidate")
+    @event.listens_for(engine.pool, "close")
+    def _on_close(dbapi_connection: Any, record: Any, *_: Any) -> None:
+        # Rolled back before it is closed: a statement interrupted mid-way keeps its cursor
+        # (the traceback holds it), and SQLite closes a connection with a statement still
+        # open only once that is freed; its transaction, and the database's write lock,
+        # would stay with the process until then.
+        if dbapi_connection is not None:
+            with contextlib.suppress(sqlite3.Error):
+                dbapi_connection.rollback()
+        _end(record.info)
 
     return engine
 
 
+#: The key of a pooled connection's stage in its record's `info`.
+_STAGE = "oms_sqlite_stage"
 #: A connection's transaction holds the process's turn to write.
 _WRITING = "writing"
 #: A writer's transaction until its first write or locking read begins it.
