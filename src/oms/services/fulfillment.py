@@ -109,15 +109,16 @@ def _record(uow: UnitOfWork, work: _Work, event_type: str, version: int, request
 
 
 def _moved_on(work: _Work, status: RequestStatus, version: int, now: dt.datetime,
-              item_status: ItemStatus | None, **values: Any
-              ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The request and its items as a step that changed nothing else left them: what was
-    read, with what the step wrote (no need to read it back)."""
+              item_status: ItemStatus | None, link_values: dict[str, Any] | None = None,
+              **values: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The request and its items as a step that moved all its open items on left them: what
+    was read, with what the step wrote (no need to read it back)."""
     request = {**work.request, **values, "status": status.value, "version": version,
                "updated_at": now}
-    links = [{**x, "item_status": item_status.value}
-             if item_status is not None and x["status"] == LinkStatus.OPEN else dict(x)
-             for x in work.links]
+    moved = dict(link_values or {})
+    if item_status is not None:
+        moved["item_status"] = item_status.value
+    links = [{**x, **moved} if x["status"] == LinkStatus.OPEN else dict(x) for x in work.links]
     return request, links
 
 
@@ -222,7 +223,7 @@ def hand_over(uow: UnitOfWork, ctx: Context, request_id: str, collected_by: str 
                                      collected_by=collected_by)
     _items_changed(uow, work.order, [(i, ItemStatus.FULFILLED.value) for i in item_ids], now)
     body = _record_request(uow, work, "fulfillment_request.picked_up", version, now)
-    provider_calls.after_commit(uow, ctx.providers, capture_owed(uow, work.order["id"], now))
+    provider_calls.after_commit(uow, ctx.providers, capture_owed(uow, work.order, now))
     uow.commit()
     return body
 
@@ -230,7 +231,8 @@ def hand_over(uow: UnitOfWork, ctx: Context, request_id: str, collected_by: str 
 def ship(uow: UnitOfWork, ctx: Context, request_id: str, carrier: str | None
          ) -> dict[str, Any]:
     """Send everything packed on its way. The carrier's booking (tracking number and label)
-    and the capture are carried out once this commits: `shipped_view` shows their outcome."""
+    and the capture are carried out once this commits; the route's answer shows the
+    shipment as the booking left it."""
     work = _begin(uow, ctx, request_id)
     target = work.next(Step.SHIP)
     _check_shippable(work.open)
@@ -239,26 +241,19 @@ def ship(uow: UnitOfWork, ctx: Context, request_id: str, carrier: str | None
     shipment = _add_shipment(uow, work, new_id(), code, None, None,
                              [x["item_id"] for x in work.open], work.request["parcels"] or [],
                              now, label_status="pending")
-    calls = [provider_calls.add_label_call(uow, shipment, now)]
+    # A shipment made just now: no booking of it was refused yet.
+    calls = [provider_calls.add_label_call(uow, shipment, now, refusals=0)]
     version = uow.fulfillment.update(request_id, now, status=target.value, carrier=code)
-    body = _record_request(uow, work, "fulfillment_request.shipped", version, now,
-                           shipment_id=shipment["id"])
-    calls += capture_owed(uow, work.order["id"], now)
+    # Everything open left in this shipment.
+    moved = _moved_on(work, target, version, now, ItemStatus.SHIPPED,
+                      {"status": LinkStatus.SHIPPED.value, "reason": None,
+                       "shipment_id": shipment["id"]}, carrier=code)
+    body = _record(uow, work, "fulfillment_request.shipped", version, *moved, now,
+                   shipment_id=shipment["id"])
+    calls += capture_owed(uow, work.order, now)
     provider_calls.after_commit(uow, ctx.providers, calls)
     uow.commit()
     return {**body, "shipment": shipment_out(shipment, [], with_label=True)}
-
-
-def shipped_view(uow: UnitOfWork, request_id: str, shipment_id: str) -> dict[str, Any]:
-    """A request with one of its shipments, as they stand now (its label once booked)."""
-    request = uow.fulfillment.get(request_id)
-    shipment = uow.fulfillment.shipment(shipment_id)
-    assert request is not None
-    assert shipment is not None
-    [currency] = uow.orders.currencies([request["order_id"]]).values()
-    return {**request_out(request, uow.fulfillment.links([request_id]), currency),
-            "shipment": shipment_out(shipment, uow.fulfillment.tracking([shipment_id]),
-                                     with_label=True)}
 
 
 def shipment_view(uow: UnitOfWork, shipment_id: str) -> dict[str, Any]:
@@ -312,7 +307,7 @@ def report_shipment(uow: UnitOfWork, ctx: Context, request_id: str, item_ids: Se
     version = uow.fulfillment.update(request_id, now, status=status.value, carrier=carrier)
     body = _record_request(uow, work, "fulfillment_request.shipped", version, now,
                            shipment_id=shipment_id)
-    provider_calls.after_commit(uow, ctx.providers, capture_owed(uow, work.order["id"], now))
+    provider_calls.after_commit(uow, ctx.providers, capture_owed(uow, work.order, now))
     uow.commit()
     return {**body, "shipment": shipment_out(shipment, [])}
 
@@ -482,17 +477,16 @@ def record_tracking(uow: UnitOfWork, shipment_id: str, status: ShipmentStatus,
     return body
 
 
-def capture_owed(uow: UnitOfWork, order_id: str, now: dt.datetime) -> list[str]:
-    """Ask for what the goods that left are worth and is not captured or asked for yet, from
-    the order's payments in turn; returns the calls to carry out once this commits. A
-    refused capture leaves the amount owed: the next departure, or a retry, asks again."""
-    order = uow.orders.get(order_id)
-    assert order is not None
+def capture_owed(uow: UnitOfWork, order: RowLike, now: dt.datetime) -> list[str]:
+    """Ask for what the goods that left `order` (as locked by the step) are worth and is not
+    captured or asked for yet, from the order's payments in turn; returns the calls to carry
+    out once this commits. A refused capture leaves the amount owed: the next departure, or
+    a retry, asks again."""
     owed = provider_calls.owed_for_departed(uow, order)
     if not owed:
         return []
     # What the external system captured counts first.
-    books = provider_calls.payment_books(uow, order_id)
+    books = provider_calls.payment_books(uow, order["id"])
     payments = {book.id: p for p, book in books}
     return [provider_calls.add_payment_call(uow, payments[book.id], book, CallKind.CAPTURE,
                                             amount, now)

@@ -377,7 +377,7 @@ def capture(uow: UnitOfWork, providers: Providers, order_id: str) -> dict[str, A
     if order is None:
         raise NotFound(f"no order {order_id!r}")
     provider_calls.after_commit(uow, providers,
-                                fulfillment.capture_owed(uow, order["id"], utcnow()))
+                                fulfillment.capture_owed(uow, order, utcnow()))
     body = order_out(uow, order["id"])
     uow.commit()
     return body

@@ -74,10 +74,13 @@ def add_payment_call(uow: UnitOfWork, payment: RowMapping, book: PaymentBook, ki
                 payment["psp"] or "default", now, payment_id=payment["id"], amount=amount)
 
 
-def add_label_call(uow: UnitOfWork, shipment: dict[str, Any] | RowMapping, now: dt.datetime
-                   ) -> str:
-    refusals = uow.calls.count(kind=CallKind.LABEL.value, shipment_id=shipment["id"],
-                               status=CallStatus.FAILED.value)
+def add_label_call(uow: UnitOfWork, shipment: dict[str, Any] | RowMapping, now: dt.datetime,
+                   refusals: int | None = None) -> str:
+    """The booking of a shipment's label; `refusals`, the bookings of it the carrier refused,
+    is counted unless the caller knows it."""
+    if refusals is None:
+        refusals = uow.calls.count(kind=CallKind.LABEL.value, shipment_id=shipment["id"],
+                                   status=CallStatus.FAILED.value)
     key = f"{shipment['id']}:label" + (f":{refusals}" if refusals else "")
     return _add(uow, CallKind.LABEL, key, shipment["order_id"], shipment["carrier"], now,
                 shipment_id=shipment["id"])
@@ -138,19 +141,26 @@ class _Outcome:
 
 
 def carry_out(engine: Engine, providers: Providers, call_ids: Sequence[str]) -> None:
-    for call_id in call_ids:
-        with UnitOfWork(engine, read_only=True) as uow:
-            call = uow.calls.get(call_id)
-            if call is None or call["status"] != CallStatus.PENDING:
-                continue
-            context = _context(uow, call)
+    """Carry out these calls (of one step, so mostly of one order), each recorded in a
+    transaction of its own. What they need is read once, before the first is made: the
+    order, its payments and the shipment are what the step that wrote the calls left."""
+    with UnitOfWork(engine, read_only=True) as uow:
+        calls = [call for call in (uow.calls.get(call_id) for call_id in call_ids)
+                 if call is not None and call["status"] == CallStatus.PENDING]
+        orders: dict[str, RowMapping] = {}
+        contexts = [_context(uow, call, orders) for call in calls]
+    for call, context in zip(calls, contexts, strict=True):
         outcome = _call(providers, call, context)
-        _record(engine, call_id, outcome)
+        _record(engine, call, outcome)
 
 
-def _context(uow: UnitOfWork, call: RowMapping) -> dict[str, Any]:
-    order = uow.orders.get(call["order_id"])
-    assert order is not None
+def _context(uow: UnitOfWork, call: RowMapping, orders: dict[str, RowMapping]
+             ) -> dict[str, Any]:
+    if call["order_id"] not in orders:
+        read = uow.orders.get(call["order_id"])
+        assert read is not None
+        orders[call["order_id"]] = read
+    order = orders[call["order_id"]]
     if call["kind"] != CallKind.LABEL:
         [payment] = [p for p in uow.orders.payments(order["id"]) if p["id"] == call["payment_id"]]
         return {"order": order, "payment": payment}
@@ -203,14 +213,14 @@ def _book(providers: Providers, call: RowMapping, context: dict[str, Any]) -> An
         reference=order["display_id"]))
 
 
-def _record(engine: Engine, call_id: str, outcome: _Outcome) -> None:
-    """The outcome, in a transaction of its own, with its event."""
+def _record(engine: Engine, made: RowMapping, outcome: _Outcome) -> None:
+    """The outcome of the call `made`, in a transaction of its own, with its event."""
     now = utcnow()
+    call_id = made["id"]
     with UnitOfWork(engine) as uow:
-        first = uow.calls.get(call_id)
-        assert first is not None
         # The order first, as every step locks it first.
-        uow.orders.get(first["order_id"], for_update=True)
+        order = uow.orders.get(made["order_id"], for_update=True)
+        assert order is not None
         call = uow.calls.lock_pending(call_id)
         if call is None:
             return  # another worker recorded it
@@ -227,7 +237,7 @@ def _record(engine: Engine, call_id: str, outcome: _Outcome) -> None:
         if call["kind"] == CallKind.LABEL:
             _label_outcome(uow, call, outcome, now)
         else:
-            _payment_outcome(uow, call, outcome, now)
+            _payment_outcome(uow, order, call, outcome, now)
         uow.commit()
 
 
@@ -260,12 +270,11 @@ _COLUMN = {CallKind.CAPTURE: "captured_minor", CallKind.REFUND: "refunded_minor"
            CallKind.VOID: "voided_minor"}
 
 
-def _payment_outcome(uow: UnitOfWork, call: RowMapping, outcome: _Outcome,
+def _payment_outcome(uow: UnitOfWork, order: RowMapping, call: RowMapping, outcome: _Outcome,
                      now: dt.datetime) -> None:
     kind = CallKind(call["kind"])
-    order = uow.orders.get(call["order_id"])
-    assert order is not None
-    [payment] = [p for p in uow.orders.payments(order["id"]) if p["id"] == call["payment_id"]]
+    stored = uow.orders.payments(order["id"])
+    [payment] = [p for p in stored if p["id"] == call["payment_id"]]
     values: dict[str, Any] = {}
     amount = call["amount_minor"]
     if outcome.succeeded:
@@ -273,8 +282,7 @@ def _payment_outcome(uow: UnitOfWork, call: RowMapping, outcome: _Outcome,
         values[column] = payment[column] + amount
     refused_capture = kind is CallKind.CAPTURE and not outcome.succeeded
     updated = {**payment, **values}
-    payments = [updated if p["id"] == payment["id"] else p
-                for p in uow.orders.payments(order["id"])]
+    payments = [updated if p["id"] == payment["id"] else p for p in stored]
     pending = uow.calls.pending_amounts([p["id"] for p in payments])
     # A refused capture shows until what it was for is taken: another capture succeeding
     # meanwhile (a later departure's) does not hide that something is still owed.

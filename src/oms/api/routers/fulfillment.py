@@ -244,8 +244,9 @@ def ship(request_id: str, body: ShipIn, request: Request, tx: WriteTx, actor: St
          ) -> Response:
     result = fulfillment.ship(tx.uow, _context(request, actor), request_id, body.carrier)
     shipment_id = result["shipment"]["id"]
-    return tx.done(result, refresh=lambda uow: fulfillment.shipped_view(uow, request_id,
-                                                                         shipment_id))
+    # The booking changes the shipment only: the request is as the step left it.
+    return tx.done(result, refresh=lambda uow: {
+        **result, "shipment": fulfillment.shipment_view(uow, shipment_id)})
 
 
 @router.post("/v1/fulfillment-requests/{request_id}/ready-for-pickup",
