@@ -147,15 +147,6 @@ def record_future(uow: UnitOfWork, entries: Sequence[FutureStock]) -> None:
 def availability(
     uow: UnitOfWork, skus: Sequence[str], location_id: str | None, now: dt.datetime
 ) -> list[dict[str, Any]]:
-    known = uow.products.existing(skus)
-    unknown = [s for s in skus if s not in known]
-    if unknown:
-        raise NotFound(
-            f"no product with sku {', '.join(unknown)}",
-            [FieldError("sku", f"no product {s!r}") for s in unknown],
-        )
-    if location_id is not None and not uow.locations.existing([location_id]):
-        raise NotFound(f"no location {location_id!r}", [FieldError("location_id", "unknown")])
     # Which day it is at a location, by its time zone, as the process keeps locations (one
     # it does not know yet is read).
     location_of = uow.reference().by_id
@@ -168,17 +159,34 @@ def availability(
             return local_date(stored.value.timezone if stored else "UTC", now)
         return local_date(location.timezone, now)
 
+    levels = uow.stock.levels(skus, location_id)
+    future = uow.stock.future(skus, location_id, today_of=today)
+    # A stock row names a product and a location that exist (foreign keys): only the skus
+    # without one, and a location without any, are looked up, to tell unknown from empty.
+    found = {level.sku for level in levels} | {entry.sku for entry in future}
+    unknown = [s for s in skus if s not in found]
+    if unknown:
+        known = uow.products.existing(unknown)
+        unknown = [s for s in unknown if s not in known]
+    if unknown:
+        raise NotFound(
+            f"no product with sku {', '.join(unknown)}",
+            [FieldError("sku", f"no product {s!r}") for s in unknown],
+        )
+    if location_id is not None and not found and not uow.locations.existing([location_id]):
+        raise NotFound(f"no location {location_id!r}", [FieldError("location_id", "unknown")])
+
     # One pass over a sku's levels (hundreds of locations) builds the answer's rows and the
     # totals; a location in discrepancy adds no negative ATP to them.
     rows: dict[str, dict[str, dict[str, Any]]] = {sku: {} for sku in skus}
     sums = {sku: {"on_hand": 0, "reserved": 0, "atp": 0, "future": 0} for sku in skus}
-    for level in uow.stock.levels(skus, location_id):
+    for level in levels:
         rows[level.sku][level.location_id] = {**level_out(level), "future": []}
         total = sums[level.sku]
         total["on_hand"] += level.on_hand
         total["reserved"] += level.reserved
         total["atp"] += max(level.atp, 0)
-    for entry in uow.stock.future(skus, location_id, today_of=today):
+    for entry in future:
         row = rows[entry.sku].get(entry.location_id)
         if row is None:
             row = {**level_out(StockLevel(entry.location_id, entry.sku, 0, 0, 0)), "future": []}
