@@ -161,3 +161,28 @@ def test_many_requests_at_once_on_few_threads_all_get_their_turn(
             answers = list(pool.map(call, range(48)))
         assert sorted(set(answers)) == [200, 201]
         assert answers.count(201) == 16
+
+
+def test_a_writer_cut_off_inside_a_statement_keeps_no_other_writer_waiting(
+        engine: Engine, own_engine: Engine) -> None:
+    """A statement interrupted mid-way (Ctrl-C) leaves its connection invalidated, and its
+    result still held by the traceback: the transaction's write lock must go with it."""
+    seed_stock(engine, {("store-1", sku): 10 for sku in ("A", "B", "C", "D")})
+    with pytest.raises(KeyboardInterrupt), UnitOfWork(own_engine) as first:  # noqa: PT012
+        _add_on_hand(first, 1)
+        unfinished = first.conn.execute(select(t.stock_levels.c.sku))
+        assert unfinished.fetchone() is not None
+        first.conn.invalidate()
+        raise KeyboardInterrupt
+
+    def another_writer() -> None:
+        with UnitOfWork(own_engine) as uow:
+            _add_on_hand(uow, 5)
+            uow.commit()
+
+    thread, done = _in_thread(another_writer)
+    assert done.wait(5), "the cut-off writer still held the write lock"
+    thread.join(5)
+    del unfinished  # held until here, as the traceback of an interrupt holds it
+    # The cut-off write was undone; the other one went through.
+    assert level(engine, "store-1", "A")[0] == 15
