@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, event, select
 
 from oms.adapters.db import tables as t
+from oms.adapters.db.engine import make_engine
 from oms.adapters.db.unit_of_work import UnitOfWork
 from oms.api.app import create_app
 from oms.domain.access import Role
@@ -17,7 +21,7 @@ from oms.domain.errors import NotFound, ValidationFailed
 from oms.domain.events import utcnow
 from oms.services.apikeys import create_key
 from oms.settings import Settings
-from tests.helpers import Api, error_fields, location_body, problem, product_body
+from tests.helpers import Api, error_fields, location_body, problem, product_body, served
 
 AsRole = Callable[..., Api]
 ADJUSTMENTS = "/v1/inventory/adjustments"
@@ -98,6 +102,33 @@ def test_with_no_check_kept_a_revoked_key_is_401_at_once(
         assert client.get("/v1/products", headers=headers).status_code == 200
         _revoke_all(engine)
         problem(client.get("/v1/products", headers=headers), 401)
+
+
+def test_requests_that_miss_the_kept_check_together_wait_for_one_check(
+        settings: Settings, make_key: Callable[..., str]) -> None:
+    """When a busy client's kept answer runs out, its requests in flight are checked once, not
+    once each (a thread and a connection each)."""
+    engine = make_engine(settings)
+    lookups: list[str] = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def slow_key_lookup(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "FROM api_keys" in statement:
+            lookups.append(statement)
+            time.sleep(0.3)  # the others arrive while the check is under way
+
+    kept = settings.model_copy(update={"api_key_cache_seconds": 30})
+    key = make_key("integrator")
+    try:
+        with served(create_app(kept, engine)) as url, ThreadPoolExecutor(8) as pool:
+            def read(_: int) -> int:
+                return httpx.get(f"{url}/v1/products",
+                                 headers={"Authorization": f"Bearer {key}"}).status_code
+
+            assert list(pool.map(read, range(8))) == [200] * 8
+    finally:
+        engine.dispose()
+    assert len(lookups) == 1
 
 
 def test_an_associate_may_read_products_but_not_write_them(api: Api, as_role: AsRole) -> None:

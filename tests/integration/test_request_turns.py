@@ -4,10 +4,12 @@ writers of one row both go ahead, nor keep a request waiting on itself."""
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
+import anyio
 import anyio.to_thread
 import httpx
 import pytest
@@ -19,6 +21,7 @@ from oms.adapters.db.engine import make_engine
 from oms.adapters.db.gate import Turn, gate_for, limit_units_of_work
 from oms.adapters.db.unit_of_work import UnitOfWork
 from oms.api.app import create_app
+from oms.api.transactions import Tx
 from oms.settings import Settings
 from tests.helpers import location_body, served
 from tests.integration.seed import level, seed_stock
@@ -186,3 +189,23 @@ def test_a_writer_cut_off_inside_a_statement_keeps_no_other_writer_waiting(
     del unfinished  # held until here, as the traceback of an interrupt holds it
     # The cut-off write was undone; the other one went through.
     assert level(engine, "store-1", "A")[0] == 15
+
+
+def test_a_route_run_on_the_event_loop_leaves_the_work_after_its_commit_to_a_thread(
+        engine: Engine) -> None:
+    """A PSP's or a carrier's answer may take seconds: the loop does not wait for it."""
+    seed_stock(engine, {("store-1", "A"): 10})
+
+    async def route() -> tuple[int, list[int], int]:
+        tx = Tx(engine, None, dt.timedelta(hours=1), "/v1/test")
+        _add_on_hand(tx.uow, 1)
+        ran_on: list[int] = []
+        tx.uow.after_commit(lambda: ran_on.append(threading.get_ident()))
+        answer = await tx.done_on_loop({"ok": True})
+        return threading.get_ident(), ran_on, answer.status_code
+
+    loop_thread, ran_on, status = anyio.run(route)
+    assert status == 200
+    assert len(ran_on) == 1
+    assert ran_on[0] != loop_thread
+    assert level(engine, "store-1", "A")[0] == 11

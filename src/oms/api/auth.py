@@ -3,11 +3,14 @@ from the headers alone, before the body is read and before any Idempotency-Key i
 
 What the check answered is kept in the process for `OMS_API_KEY_CACHE_SECONDS` (1 s by
 default), so that a busy client costs the database nothing for it: a key revoked meanwhile is
-still taken for at most that long by each process.
+still taken for at most that long by each process. When an answer runs out, the requests of
+a busy client that miss it together wait for one check, not one check (a thread and a
+connection) each.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
 
@@ -60,6 +63,8 @@ class AuthenticationMiddleware:
         self.app = app
         self.engine = engine
         self.cache = KeyCache(cache_seconds)
+        #: The checks under way, by key hash (with answers kept; see `_principal`).
+        self._checking: dict[str, asyncio.Future[Principal | None]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(PROTECTED_PREFIX):
@@ -68,12 +73,8 @@ class AuthenticationMiddleware:
         scheme, _, key = Headers(scope=scope).get("authorization", "").partition(" ")
         principal = None
         if scheme.lower() == "bearer" and key.strip():
-            key_hash = hash_key(key.strip())
-            kept, principal = self.cache.get(key_hash)
             try:
-                if not kept:
-                    principal = await run_in_threadpool(self._check, key_hash)
-                    self.cache.put(key_hash, principal)
+                principal = await self._principal(hash_key(key.strip()))
             except (DBAPIError, SQLAlchemyTimeout) as exc:
                 # Outside the app's exception handlers: answered here as they would.
                 response = database_problem(exc, scope["method"], scope["path"])
@@ -88,6 +89,27 @@ class AuthenticationMiddleware:
             return
         scope.setdefault("state", {})[PRINCIPAL] = principal
         await self.app(scope, receive, send)
+
+    async def _principal(self, key_hash: str) -> Principal | None:
+        kept, principal = self.cache.get(key_hash)
+        if kept:
+            return principal
+        if self.cache.ttl <= 0:
+            # Nothing kept: every request is checked on its own, after it came.
+            return await run_in_threadpool(self._check, key_hash)
+        check = self._checking.get(key_hash)
+        if check is None:
+            # A task of its own, so that a request that goes away (shielded below) leaves
+            # the check to finish for the others waiting for it.
+            check = asyncio.ensure_future(run_in_threadpool(self._check, key_hash))
+            self._checking[key_hash] = check
+            check.add_done_callback(lambda done: self._settled(key_hash, done))
+        return await asyncio.shield(check)
+
+    def _settled(self, key_hash: str, done: asyncio.Future[Principal | None]) -> None:
+        del self._checking[key_hash]
+        if not done.cancelled() and done.exception() is None:
+            self.cache.put(key_hash, done.result())
 
     def _check(self, key_hash: str) -> Principal | None:
         with UnitOfWork(self.engine, read_only=True) as uow:

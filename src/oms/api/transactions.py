@@ -14,6 +14,7 @@ API key is checked, and the body is limited in size before it is read (see `app.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import logging
 import re
@@ -132,6 +133,16 @@ class Tx:
             if refresh is not None:
                 content = self._refreshed(refresh, status, all_headers, content)
         return Response(content, status, all_headers)
+
+    async def done_on_loop(self, body: Any, *, status: int = 200,
+                           headers: dict[str, str] | None = None) -> Response:
+        """`done` for a route run on the event loop (oms.adapters.db.gate, "Routes run on
+        the event loop"): the commit is made right here, unless work waits for it (a
+        provider's call, which may take seconds): then all of it is done on a thread."""
+        if self._uow is not None and self._uow.waits_after_commit:
+            return await anyio.to_thread.run_sync(
+                functools.partial(self.done, body, status=status, headers=headers))
+        return self.done(body, status=status, headers=headers)
 
     def _refreshed(self, refresh: Callable[[UnitOfWork], Any], status: int,
                    headers: dict[str, str], committed: bytes) -> bytes:

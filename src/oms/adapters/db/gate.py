@@ -20,6 +20,16 @@ with the turn needs to go on. What a request opens besides its own unit of work 
 check, the answer made again after a commit) takes no turn, so a request never waits for the
 turn it holds itself. One that waits longer than `WAIT_SECONDS` goes in anyway: this is about
 speed, not about correctness.
+
+Routes run on the event loop. The hottest routes (placing an order, reading availability)
+are coroutines that run their unit of work on the event loop itself, once they have their
+turn, instead of handing it to a thread: with one turn per process, no other unit of work of
+the process could run meanwhile anyway, and the hand-over (a thread woken, the GIL passed
+back and forth with the loop, the loop woken again) cost about a quarter of an order's CPU
+(bench/README.md, "Routes run on the event loop"). What the loop cannot do while such a route
+waits for the database is read, check and answer other requests of the process, which the
+other processes do meanwhile. Such a route makes no outgoing call: work that waits for its
+commit (a PSP's or a carrier's answer) is done on a thread (`Tx.done_on_loop`).
 """
 
 from __future__ import annotations

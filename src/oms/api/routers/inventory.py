@@ -73,11 +73,12 @@ def post_future(body: FutureBatchIn, tx: WriteTx, _: Integrators) -> Response:
 @router.get("/v1/availability", summary="On hand, reserved, ATP and future stock per location",
             response_model=models.Availability,
             responses=problems((404, "No such location or product")))
-def get_availability(
+async def get_availability(
     uow: ReadUow,
     _: AnyRole,
     sku: Annotated[list[Annotated[str, Field(pattern=CODE_PATTERN, max_length=64)]],
                    Query(min_length=1, max_length=100)],
     location_id: Annotated[str | None, Query(pattern=CODE_PATTERN, max_length=64)] = None,
 ) -> Response:
+    # Read on the event loop once the request has its turn (oms.adapters.db.gate).
     return answer({"items": inventory.availability(uow, sku, location_id, utcnow())})

@@ -48,11 +48,13 @@ Managers = Annotated[Principal, Depends(require(Role.ADMIN, Role.MANAGER))]
                         **problems(403, (409, "Another order has this external_id, no location "
                                               "that can fulfil an item has it in stock, or "
                                               "the stock kept changing while it was routed"))})
-def post_order(body: OrderIn, request: Request, tx: WriteTx, _: Integrators) -> Response:
+async def post_order(body: OrderIn, request: Request, tx: WriteTx, _: Integrators
+                     ) -> Response:
+    # Placed on the event loop once the request has its turn (oms.adapters.db.gate).
     result, created = orders.place_order(tx.uow, body,
                                          request.app.state.settings.placement_window())
-    return tx.done(result, status=201 if created else 200,
-                   headers={"location": f"/v1/orders/{result['id']}"})
+    return await tx.done_on_loop(result, status=201 if created else 200,
+                                 headers={"location": f"/v1/orders/{result['id']}"})
 
 
 @router.get("/v1/orders/{order_id}", summary="An order with its items, payments and events",
