@@ -209,3 +209,22 @@ def test_a_route_run_on_the_event_loop_leaves_the_work_after_its_commit_to_a_thr
     assert len(ran_on) == 1
     assert ran_on[0] != loop_thread
     assert level(engine, "store-1", "A")[0] == 11
+
+
+def test_the_late_rollback_of_an_invalidated_writer_leaves_the_next_writer_its_transaction(
+        engine: Engine, own_engine: Engine) -> None:
+    """An invalidated connection's pool slot serves the next writer at once; the rollback
+    of the invalidated one, which comes later, must not end that writer's transaction."""
+    seed_stock(engine, {("store-1", "A"): 10})
+    first = own_engine.connect()
+    first_tx = first.begin()
+    first.execute(update(t.stock_levels).values(on_hand=t.stock_levels.c.on_hand + 1))
+    first.invalidate()
+    with own_engine.connect() as second:
+        second_tx = second.begin()
+        first_tx.rollback()
+        second.execute(update(t.stock_levels).values(on_hand=t.stock_levels.c.on_hand + 5))
+        second_tx.rollback()
+    first.close()
+    # Neither write stayed: the second was rolled back as a whole.
+    assert level(engine, "store-1", "A")[0] == 10

@@ -83,16 +83,23 @@ def _sqlite_engine(url: str) -> Engine:
     # for it here, asleep, instead of all asking every millisecond (which cost more CPU than
     # the writes). Writers of other processes are still met by asking (_begin_immediate).
     writers = threading.Lock()
-    # Where each pooled connection's transaction is (_NOT_YET, _WRITING) is kept in its pool
-    # record's `info`, and each Connection's record dict here as its transaction begins: an
-    # interrupt (Ctrl-C) can invalidate a Connection so that its own `info` cannot be read,
-    # or land inside SQLAlchemy's commit or rollback before their events fire; the pool's
-    # events (reset, invalidate, close) then still give the write turn back.
-    record_infos: weakref.WeakKeyDictionary[Connection, dict[Any, Any]] = (
-        weakref.WeakKeyDictionary())
+    # Each pooled connection's writer transaction is kept in its pool record's `info`, and
+    # each Connection's (record dict, transaction) here as it begins: an interrupt (Ctrl-C)
+    # can invalidate a Connection so that its own `info` cannot be read, or land inside
+    # SQLAlchemy's commit or rollback before their events fire; the pool's events (reset,
+    # invalidate, close) then still give the write turn back. A Connection ends only its own
+    # transaction: an invalidated one's pool record may already serve another by the time
+    # its rollback comes.
+    record_infos: weakref.WeakKeyDictionary[
+        Connection, tuple[dict[Any, Any], _WriterTransaction]] = weakref.WeakKeyDictionary()
 
-    def _end(info: dict[Any, Any]) -> None:
-        if info.pop(_STAGE, None) == _WRITING:
+    def _end(info: dict[Any, Any], only: _WriterTransaction | None = None) -> None:
+        transaction = info.get(_STAGE)
+        if transaction is None or (only is not None and transaction is not only):
+            return
+        del info[_STAGE]
+        if transaction.writing:
+            transaction.writing = False
             writers.release()
 
     @event.listens_for(engine, "begin")
@@ -105,14 +112,19 @@ def _sqlite_engine(url: str) -> Engine:
         # for): the write lock is taken at its first write or locking read, so a placement's
         # reads and routing are not done while every other writer waits.
         info = conn.connection.info
-        record_infos[conn] = info
-        info[_STAGE] = _NOT_YET
+        transaction = _WriterTransaction()
+        record_infos[conn] = (info, transaction)
+        info[_STAGE] = transaction
 
     @event.listens_for(engine, "before_cursor_execute")
     def _before_statement(conn: Connection, _cursor: Any, statement: str, _parameters: Any,
                           context: Any, _executemany: bool) -> None:
-        info = record_infos.get(conn)
-        if info is None or info.get(_STAGE) != _NOT_YET or _reads_only(statement, context):
+        entry = record_infos.get(conn)
+        if entry is None:
+            return
+        info, transaction = entry
+        if (info.get(_STAGE) is not transaction or transaction.writing
+                or _reads_only(statement, context)):
             return
         # The transaction begins here, with the write lock, at once: a deferred transaction
         # that reads and then writes can fail with SQLITE_BUSY at the upgrade, which
@@ -122,20 +134,21 @@ def _sqlite_engine(url: str) -> Engine:
                                    sqlite3.OperationalError("database is locked"))
         # Marked first: an interrupt right after BEGIN IMMEDIATE returned would otherwise
         # leave the turn taken with nothing to give it back.
-        info[_STAGE] = _WRITING
+        transaction.writing = True
         try:
             _begin_immediate(conn.connection.dbapi_connection)
         except BaseException:
-            info[_STAGE] = _NOT_YET
-            writers.release()
+            if transaction.writing:  # not given back meanwhile
+                transaction.writing = False
+                writers.release()
             raise
 
     @event.listens_for(engine, "commit")
     @event.listens_for(engine, "rollback")
     def _on_end(conn: Connection) -> None:
-        info = record_infos.pop(conn, None)
-        if info is not None:
-            _end(info)
+        entry = record_infos.pop(conn, None)
+        if entry is not None:
+            _end(*entry)
 
     # Returned to the pool (rolled back), invalidated or closed: whatever transaction the
     # connection had is over.
@@ -158,12 +171,18 @@ def _sqlite_engine(url: str) -> Engine:
     return engine
 
 
-#: The key of a pooled connection's stage in its record's `info`.
-_STAGE = "oms_sqlite_stage"
-#: A connection's transaction holds the process's turn to write.
-_WRITING = "writing"
-#: A writer's transaction until its first write or locking read begins it.
-_NOT_YET = "not begun"
+#: The key of a pooled connection's writer transaction in its record's `info`.
+_STAGE = "oms_sqlite_writer"
+
+
+class _WriterTransaction:
+    """A writer's transaction on a pooled connection: begun on SQLite, holding the
+    process's turn to write, from its first write or locking read on."""
+
+    __slots__ = ("writing",)
+
+    def __init__(self) -> None:
+        self.writing = False
 
 
 def _reads_only(statement: str, context: Any) -> bool:
