@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -104,10 +104,10 @@ def test_with_no_check_kept_a_revoked_key_is_401_at_once(
         problem(client.get("/v1/products", headers=headers), 401)
 
 
-def test_requests_that_miss_the_kept_check_together_wait_for_one_check(
-        settings: Settings, make_key: Callable[..., str]) -> None:
-    """When a busy client's kept answer runs out, its requests in flight are checked once, not
-    once each (a thread and a connection each)."""
+@pytest.fixture
+def slow_key_lookups(settings: Settings) -> Iterator[tuple[Engine, list[str]]]:
+    """An engine of its own whose key lookups take 0.3 s: requests sent together all arrive
+    while the first check is under way. The lookups made are listed."""
     engine = make_engine(settings)
     lookups: list[str] = []
 
@@ -115,20 +115,45 @@ def test_requests_that_miss_the_kept_check_together_wait_for_one_check(
     def slow_key_lookup(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         if "FROM api_keys" in statement:
             lookups.append(statement)
-            time.sleep(0.3)  # the others arrive while the check is under way
+            time.sleep(0.3)
 
+    yield engine, lookups
+    engine.dispose()
+
+
+def test_requests_that_miss_the_kept_check_together_wait_for_one_check(
+        settings: Settings, make_key: Callable[..., str],
+        slow_key_lookups: tuple[Engine, list[str]]) -> None:
+    """When a busy client's kept answer runs out, its requests in flight are checked once, not
+    once each (a thread and a connection each)."""
+    engine, lookups = slow_key_lookups
     kept = settings.model_copy(update={"api_key_cache_seconds": 30})
     key = make_key("integrator")
-    try:
-        with served(create_app(kept, engine)) as url, ThreadPoolExecutor(8) as pool:
-            def read(_: int) -> int:
-                return httpx.get(f"{url}/v1/products",
-                                 headers={"Authorization": f"Bearer {key}"}).status_code
+    with served(create_app(kept, engine)) as url, ThreadPoolExecutor(8) as pool:
+        def read(_: int) -> int:
+            return httpx.get(f"{url}/v1/products",
+                             headers={"Authorization": f"Bearer {key}"}).status_code
 
-            assert list(pool.map(read, range(8))) == [200] * 8
-    finally:
-        engine.dispose()
+        assert list(pool.map(read, range(8))) == [200] * 8
     assert len(lookups) == 1
+
+
+def test_requests_on_event_loops_of_their_own_are_each_checked(
+        settings: Settings, make_key: Callable[..., str],
+        slow_key_lookups: tuple[Engine, list[str]]) -> None:
+    """A test client used without `with` runs each request on a loop of its own: a check
+    under way on one loop is not waited for from another."""
+    engine, lookups = slow_key_lookups
+    kept = settings.model_copy(update={"api_key_cache_seconds": 30})
+    key = make_key("integrator")
+    client = TestClient(create_app(kept, engine), raise_server_exceptions=False)
+    with ThreadPoolExecutor(4) as pool:
+        def read(_: int) -> int:
+            return client.get("/v1/products",
+                              headers={"Authorization": f"Bearer {key}"}).status_code
+
+        assert list(pool.map(read, range(4))) == [200] * 4
+    assert 1 <= len(lookups) <= 4
 
 
 def test_an_associate_may_read_products_but_not_write_them(api: Api, as_role: AsRole) -> None:

@@ -63,8 +63,10 @@ class AuthenticationMiddleware:
         self.app = app
         self.engine = engine
         self.cache = KeyCache(cache_seconds)
-        #: The checks under way, by key hash (with answers kept; see `_principal`).
-        self._checking: dict[str, asyncio.Future[Principal | None]] = {}
+        #: The checks under way, by key hash and event loop (a test client may run each
+        #: request on a loop of its own), when answers are kept; see `_principal`.
+        self._checking: dict[tuple[str, asyncio.AbstractEventLoop],
+                             asyncio.Future[Principal | None]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(PROTECTED_PREFIX):
@@ -97,17 +99,20 @@ class AuthenticationMiddleware:
         if self.cache.ttl <= 0:
             # Nothing kept: every request is checked on its own, after it came.
             return await run_in_threadpool(self._check, key_hash)
-        check = self._checking.get(key_hash)
+        under_way = (key_hash, asyncio.get_running_loop())
+        check = self._checking.get(under_way)
         if check is None:
             # A task of its own, so that a request that goes away (shielded below) leaves
             # the check to finish for the others waiting for it.
             check = asyncio.ensure_future(run_in_threadpool(self._check, key_hash))
-            self._checking[key_hash] = check
-            check.add_done_callback(lambda done: self._settled(key_hash, done))
+            self._checking[under_way] = check
+            check.add_done_callback(lambda done: self._settled(under_way, done))
         return await asyncio.shield(check)
 
-    def _settled(self, key_hash: str, done: asyncio.Future[Principal | None]) -> None:
-        del self._checking[key_hash]
+    def _settled(self, under_way: tuple[str, asyncio.AbstractEventLoop],
+                 done: asyncio.Future[Principal | None]) -> None:
+        key_hash, _ = under_way
+        del self._checking[under_way]
         if not done.cancelled() and done.exception() is None:
             self.cache.put(key_hash, done.result())
 
