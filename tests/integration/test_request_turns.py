@@ -4,12 +4,10 @@ writers of one row both go ahead, nor keep a request waiting on itself."""
 
 from __future__ import annotations
 
-import datetime as dt
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
-import anyio
 import anyio.to_thread
 import httpx
 import pytest
@@ -21,10 +19,10 @@ from oms.adapters.db.engine import make_engine
 from oms.adapters.db.gate import Turn, gate_for, limit_units_of_work
 from oms.adapters.db.unit_of_work import UnitOfWork
 from oms.api.app import create_app
-from oms.api.transactions import Tx
 from oms.settings import Settings
 from tests.helpers import location_body, served
 from tests.integration.seed import level, seed_stock
+from tests.ordering import order_body
 
 #: Long enough for a thread that is not held back to have got on with it.
 SETTLE = 0.4
@@ -191,24 +189,35 @@ def test_a_writer_cut_off_inside_a_statement_keeps_no_other_writer_waiting(
     assert level(engine, "store-1", "A")[0] == 15
 
 
-def test_a_route_run_on_the_event_loop_leaves_the_work_after_its_commit_to_a_thread(
-        engine: Engine) -> None:
-    """A PSP's or a carrier's answer may take seconds: the loop does not wait for it."""
-    seed_stock(engine, {("store-1", "A"): 10})
+@pytest.mark.parametrize("turns", [1, 0])
+def test_orders_and_reads_on_the_event_loop_and_writes_on_threads_all_go_through(
+        own_engine: Engine, settings: Settings, make_key: Callable[..., str],
+        turns: int) -> None:
+    """Placing orders and reading availability run on the event loop with the process's only
+    turn (on threads without a limit), among writes that run on threads: every request is
+    answered, and the stock is never sold twice."""
+    seed_stock(own_engine, {("berlin", "SKU-1"): 10})
+    limited = settings.model_copy(update={"db_concurrency": turns, "request_threads": 2})
+    key = make_key("admin")
+    with served(create_app(limited, own_engine)) as url:
+        def call(n: int) -> int:
+            with httpx.Client(base_url=url, headers={"authorization": f"Bearer {key}"},
+                              timeout=30) as client:
+                if n % 3 == 0:
+                    return client.post("/v1/orders", json=order_body(
+                        ("SKU-1", 1), external_id=f"W-{n}", email=f"c{n}@example.com"),
+                    ).status_code
+                if n % 3 == 1:
+                    return client.get("/v1/availability", params={"sku": "SKU-1"}).status_code
+                return client.put(f"/v1/locations/store-{n}", json=location_body()).status_code
 
-    async def route() -> tuple[int, list[int], int]:
-        tx = Tx(engine, None, dt.timedelta(hours=1), "/v1/test")
-        _add_on_hand(tx.uow, 1)
-        ran_on: list[int] = []
-        tx.uow.after_commit(lambda: ran_on.append(threading.get_ident()))
-        answer = await tx.done_on_loop({"ok": True})
-        return threading.get_ident(), ran_on, answer.status_code
-
-    loop_thread, ran_on, status = anyio.run(route)
-    assert status == 200
-    assert len(ran_on) == 1
-    assert ran_on[0] != loop_thread
-    assert level(engine, "store-1", "A")[0] == 11
+        with ThreadPoolExecutor(16) as pool:
+            answers = list(pool.map(call, range(42)))
+    placed = answers[0::3]
+    assert sorted(placed) == [201] * 10 + [409] * 4
+    assert set(answers[1::3]) == {200}
+    assert set(answers[2::3]) == {201}
+    assert level(own_engine, "berlin", "SKU-1")[:2] == (10, 10)
 
 
 def test_the_late_rollback_of_an_invalidated_writer_leaves_the_next_writer_its_transaction(

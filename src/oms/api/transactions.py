@@ -14,7 +14,6 @@ API key is checked, and the body is limited in size before it is read (see `app.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import hashlib
 import logging
 import re
@@ -134,16 +133,6 @@ class Tx:
                 content = self._refreshed(refresh, status, all_headers, content)
         return Response(content, status, all_headers)
 
-    async def done_on_loop(self, body: Any, *, status: int = 200,
-                           headers: dict[str, str] | None = None) -> Response:
-        """`done` for a route run on the event loop (oms.adapters.db.gate, "Routes run on
-        the event loop"): the commit is made right here, unless work waits for it (a
-        provider's call, which may take seconds): then all of it is done on a thread."""
-        if self._uow is not None and self._uow.waits_after_commit:
-            return await anyio.to_thread.run_sync(
-                functools.partial(self.done, body, status=status, headers=headers))
-        return self.done(body, status=status, headers=headers)
-
     def _refreshed(self, refresh: Callable[[UnitOfWork], Any], status: int,
                    headers: dict[str, str], committed: bytes) -> bytes:
         """The answer made again after the work that waited for the commit; the committed
@@ -206,6 +195,15 @@ class Tx:
         if self._uow is not None:
             uow, self._uow = self._uow, None
             uow.__exit__(None, None, None)
+
+
+async def in_turn(turn: Turn | None, work: Callable[[], Response]) -> Response:
+    """A route's work, which makes no outgoing call: on the event loop when the request's turn
+    is the process's only one (oms.adapters.db.gate, "Routes run on the event loop"),
+    otherwise on a thread, as FastAPI runs a plain function."""
+    if turn is not None and turn.alone:
+        return work()
+    return await anyio.to_thread.run_sync(work)
 
 
 def render(body: Any) -> bytes:

@@ -22,14 +22,17 @@ turn it holds itself. One that waits longer than `WAIT_SECONDS` goes in anyway: 
 speed, not about correctness.
 
 Routes run on the event loop. The hottest routes (placing an order, reading availability)
-are coroutines that run their unit of work on the event loop itself, once they have their
-turn, instead of handing it to a thread: with one turn per process, no other unit of work of
-the process could run meanwhile anyway, and the hand-over (a thread woken, the GIL passed
-back and forth with the loop, the loop woken again) cost about a quarter of an order's CPU
-(bench/README.md, "Routes run on the event loop"). What the loop cannot do while such a route
-waits for the database is read, check and answer other requests of the process, which the
-other processes do meanwhile. Such a route makes no outgoing call: work that waits for its
-commit (a PSP's or a carrier's answer) is done on a thread (`Tx.done_on_loop`).
+run their unit of work on the event loop itself when their turn is the process's only one
+(`Turn.alone`, `oms.api.transactions.in_turn`), instead of handing it to a thread: no other
+request's unit of work of the process could run meanwhile anyway, and the hand-over (a thread
+woken, the GIL passed back and forth with the loop, the loop woken again) cost a share of an
+order's CPU (bench/README.md, "Routes run on the event loop"). Such a route makes no outgoing
+call. While it waits for the database, the loop reads, checks and answers no other request of
+the process (the other processes do). Only the work that takes no turn can make it wait: an
+import's step, the record of a provider's answer, an answer made again after a commit, none
+of which needs the loop to finish. Without a limit (0), with several turns, or for a request
+that went in without its turn after `WAIT_SECONDS`, the route runs on a thread as any other:
+a request on a thread may hold locks until the loop gets to closing its unit of work.
 """
 
 from __future__ import annotations
@@ -79,6 +82,12 @@ class Turn:
         self._gate = gate
         self._held = took
         self._lock = threading.Lock()
+
+    @property
+    def alone(self) -> bool:
+        """The turn taken is the process's only one: no other request's unit of work runs
+        until it is given back."""
+        return self._held and self._gate.limit == 1
 
     def give_back(self) -> None:
         with self._lock:

@@ -204,11 +204,6 @@ class UnitOfWork:
         self._on_begin.append(hook)
         hook()
 
-    @property
-    def waits_after_commit(self) -> bool:
-        """Work is waiting for the commit (a provider's call, which may take seconds)."""
-        return bool(self._after_commit)
-
     def after_commit(self, work: Callable[[], None]) -> None:
         """Run `work` once the transaction has committed and the unit of work is closed;
         nothing if it rolls back. A failure of `work` is logged: what it does must be safe to

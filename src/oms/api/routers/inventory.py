@@ -14,7 +14,7 @@ from oms.api.deps import (
 )
 from oms.api.openapi import answer, problems
 from oms.api.routing import JsonBodyRoute
-from oms.api.transactions import WriteTx
+from oms.api.transactions import WriteTx, in_turn
 from oms.domain.access import Principal, Role
 from oms.domain.errors import Forbidden, NotFound
 from oms.domain.events import utcnow
@@ -80,5 +80,5 @@ async def get_availability(
                    Query(min_length=1, max_length=100)],
     location_id: Annotated[str | None, Query(pattern=CODE_PATTERN, max_length=64)] = None,
 ) -> Response:
-    # Read on the event loop once the request has its turn (oms.adapters.db.gate).
-    return answer({"items": inventory.availability(uow, sku, location_id, utcnow())})
+    return await in_turn(uow.turn, lambda: answer(
+        {"items": inventory.availability(uow, sku, location_id, utcnow())}))

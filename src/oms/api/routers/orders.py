@@ -21,7 +21,7 @@ from oms.api.deps import (
 )
 from oms.api.openapi import LOCATION, answer, problems
 from oms.api.routing import JsonBodyRoute
-from oms.api.transactions import WriteTx
+from oms.api.transactions import WriteTx, in_turn
 from oms.domain.access import Principal, Role
 from oms.domain.errors import FieldError, Forbidden, NotFound, ValidationFailed
 from oms.domain.orders import Channel, OrderStatus
@@ -50,11 +50,14 @@ Managers = Annotated[Principal, Depends(require(Role.ADMIN, Role.MANAGER))]
                                               "the stock kept changing while it was routed"))})
 async def post_order(body: OrderIn, request: Request, tx: WriteTx, _: Integrators
                      ) -> Response:
-    # Placed on the event loop once the request has its turn (oms.adapters.db.gate).
-    result, created = orders.place_order(tx.uow, body,
-                                         request.app.state.settings.placement_window())
-    return await tx.done_on_loop(result, status=201 if created else 200,
-                                 headers={"location": f"/v1/orders/{result['id']}"})
+    window = request.app.state.settings.placement_window()
+
+    def place() -> Response:
+        result, created = orders.place_order(tx.uow, body, window)
+        return tx.done(result, status=201 if created else 200,
+                       headers={"location": f"/v1/orders/{result['id']}"})
+
+    return await in_turn(tx.turn, place)
 
 
 @router.get("/v1/orders/{order_id}", summary="An order with its items, payments and events",
