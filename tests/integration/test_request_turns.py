@@ -95,18 +95,23 @@ def _add_on_hand(uow: UnitOfWork, units: int) -> None:
                      .values(on_hand=s.on_hand + units))
 
 
+def _another_writer(engine: Engine) -> tuple[threading.Thread, threading.Event]:
+    """Another writer adding 5 to store-1's A, on a thread of its own."""
+    def write() -> None:
+        with UnitOfWork(engine) as uow:
+            _add_on_hand(uow, 5)
+            uow.commit()
+
+    return _in_thread(write)
+
+
 def test_a_writer_that_has_only_read_keeps_no_other_writer_waiting(
         engine: Engine, own_engine: Engine) -> None:
     seed_stock(engine, {("store-1", "A"): 10})
     with UnitOfWork(own_engine) as first:
         assert first.stock.get("store-1", "A") is not None
 
-        def another_writer() -> None:
-            with UnitOfWork(own_engine) as uow:
-                _add_on_hand(uow, 5)
-                uow.commit()
-
-        thread, done = _in_thread(another_writer)
+        thread, done = _another_writer(own_engine)
         assert done.wait(5), "a writer that had only read held the others back"
         thread.join(5)
         # Its own write comes after the other's, and sees it.
@@ -127,12 +132,7 @@ def test_after_its_first_write_or_locking_read_a_writer_holds_the_row(
             first.conn.execute(select(s.on_hand).where(s.location_id == "store-1", s.sku == "A")
                                .with_for_update()).one()
 
-        def another_writer() -> None:
-            with UnitOfWork(own_engine) as uow:
-                _add_on_hand(uow, 5)
-                uow.commit()
-
-        thread, done = _in_thread(another_writer)
+        thread, done = _another_writer(own_engine)
         assert not done.wait(SETTLE), "another writer changed the row the first one holds"
         _add_on_hand(first, 100)
         first.commit()
@@ -176,12 +176,7 @@ def test_a_writer_cut_off_inside_a_statement_keeps_no_other_writer_waiting(
         first.conn.invalidate()
         raise KeyboardInterrupt
 
-    def another_writer() -> None:
-        with UnitOfWork(own_engine) as uow:
-            _add_on_hand(uow, 5)
-            uow.commit()
-
-    thread, done = _in_thread(another_writer)
+    thread, done = _another_writer(own_engine)
     assert done.wait(5), "the cut-off writer still held the write lock"
     thread.join(5)
     del unfinished  # held until here, as the traceback of an interrupt holds it
