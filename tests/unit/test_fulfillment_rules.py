@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
-from oms.domain.errors import InvalidState
+from oms.domain.errors import Conflict, InvalidState, ValidationFailed
+from oms.domain.fulfillment import (
+    FulfillmentRequest,
+    LinkStatus,
+    RequestItem,
+    Step,
+    next_status,
+    request_type,
+)
 from oms.domain.fulfillment import RequestStatus as S
 from oms.domain.fulfillment import RequestType as T
-from oms.domain.fulfillment import Step, next_status, request_type
 from oms.domain.locations import LocationType
 from oms.domain.orders import ItemStatus as I
 from oms.domain.orders import OrderStatus, derive_status
@@ -66,3 +75,101 @@ def test_the_request_type_follows_the_location_and_service_level() -> None:
 ])
 def test_the_order_status_follows_its_items(items: list[I], order: OrderStatus) -> None:
     assert derive_status(items) is order
+
+
+def _request(kind: T = T.SHIP_FROM_STORE, status: S = S.ISSUED, *,
+             waiting_for_stock: bool = False) -> FulfillmentRequest:
+    now = dt.datetime(2026, 11, 30, 9, tzinfo=dt.UTC)
+    return FulfillmentRequest(
+        id="r1", order_id="o1", location_id="store-1", type=kind, status=status,
+        placed_at=now, available_on=None, carrier=None, parcels=None, collected_by=None,
+        reason=None, ready_at=None, version=1, created_at=now, updated_at=now,
+        items=[RequestItem(item_id=f"i{n}", line=n, sku=f"SKU-{n}", quantity=1,
+                           status=LinkStatus.OPEN, reason=None, shipment_id=None,
+                           item_status="routed", reservation_id=f"res-{n}", value_minor=1000,
+                           stock_expected_on=dt.date(2026, 12, 24)
+                           if waiting_for_stock and n == 1 else None)
+               for n in (1, 2, 3)])
+
+
+def test_a_step_moves_the_request_and_its_open_items_on_and_remembers_what_changed() -> None:
+    request = _request()
+    changes = request.step(Step.ACCEPT, I.IN_FULFILLMENT)
+    assert request.status is S.ACCEPTED
+    assert changes == [("i1", "in_fulfillment"), ("i2", "in_fulfillment"),
+                       ("i3", "in_fulfillment")]
+    assert [x.item_status for x in request.items] == ["in_fulfillment"] * 3
+    # Only what changed is saved: the status, not the items' part in the request.
+    assert request.changed == {"status": "accepted"}
+    assert request.changed_items == set()
+
+
+def test_rejecting_some_items_keeps_the_request_and_rejecting_the_rest_rejects_it() -> None:
+    request = _request(status=S.ACCEPTED)
+    rejected = request.reject(["i2"], "damaged")
+    assert [x.item_id for x in rejected] == ["i2"]
+    assert request.status is S.ACCEPTED
+    assert [x.item_id for x in request.open_items] == ["i1", "i3"]
+    rejected = request.reject([], "store closed")  # none named: all it still has
+    assert [x.item_id for x in rejected] == ["i1", "i3"]
+    assert request.status is S.REJECTED
+    assert request.reason == "store closed"
+    assert request.changed_items == {"i1", "i2", "i3"}
+
+
+def test_items_named_must_be_the_requests_and_still_open() -> None:
+    request = _request(status=S.ACCEPTED)
+    request.reject(["i1"], "damaged")
+    with pytest.raises(ValidationFailed, match="item 'nope' is not in this request"):
+        request.reject(["nope"], "x")
+    with pytest.raises(ValidationFailed, match="an item is listed twice"):
+        request.reject(["i2", "i2"], "x")
+    with pytest.raises(Conflict, match="item i1 is rejected in this request"):
+        request.reject(["i1"], "x")
+
+
+def test_a_pick_must_leave_something_to_pick() -> None:
+    request = _request(status=S.ACCEPTED)
+    with pytest.raises(Conflict, match="every item is missing"):
+        request.reject_missing(["i1", "i2", "i3"], "missing at pick")
+    assert request.open_items == request.items  # nothing was changed by the refusal
+    with pytest.raises(InvalidState, match="pick needs it to be accepted"):
+        _request().reject_missing(["i1"], "missing at pick")
+
+
+def test_shipping_sends_every_open_item_in_one_shipment() -> None:
+    request = _request(status=S.PACKED)
+    request.reject(["i3"], "damaged")
+    changes = request.ship("ship-1", "dhl")
+    assert changes == [("i1", "shipped"), ("i2", "shipped")]
+    assert request.status is S.SHIPPED
+    assert request.carrier == "dhl"
+    assert [(x.status, x.shipment_id) for x in request.items] == [
+        (LinkStatus.SHIPPED, "ship-1"), (LinkStatus.SHIPPED, "ship-1"),
+        (LinkStatus.REJECTED, None)]
+
+
+def test_a_pre_order_cannot_leave_before_its_stock() -> None:
+    request = _request(status=S.PACKED, waiting_for_stock=True)
+    with pytest.raises(Conflict, match="SKU-1 \\(expected 2026-12-24\\)"):
+        request.ship("ship-1", "dhl")
+    assert request.status is S.PACKED
+
+
+def test_a_provider_ships_in_parts_and_the_last_part_ships_the_request() -> None:
+    request = _request(T.THIRD_PARTY)
+    left = request.report_shipment(["i1"], "ship-1", "ups")
+    assert [x.item_id for x in left] == ["i1"]
+    assert request.status is S.PARTIALLY_SHIPPED
+    request.report_shipment([], "ship-2", "ups")
+    assert request.status is S.SHIPPED
+    assert [x.shipment_id for x in request.items] == ["ship-1", "ship-2", "ship-2"]
+
+
+def test_withdrawing_the_last_open_items_cancels_the_request() -> None:
+    request = _request(T.PICKUP, S.READY_FOR_PICKUP)
+    request.withdraw(["i1"], LinkStatus.CANCELLED, "customer changed mind")
+    assert request.status is S.READY_FOR_PICKUP
+    request.withdraw(["i2", "i3"], LinkStatus.CANCELLED, "not collected")
+    assert request.status is S.CANCELLED
+    assert request.reason == "not collected"

@@ -18,22 +18,18 @@ from oms.adapters.providers import Notification, NotifyFailed
 from oms.adapters.registry import Providers
 from oms.domain.access import Principal
 from oms.domain.errors import (
-    Conflict,
-    FieldError,
     InvalidState,
     NotFound,
     ValidationFailed,
 )
 from oms.domain.events import Event, utcnow
 from oms.domain.fulfillment import (
-    REJECTABLE,
     TRACKING_STATUSES,
+    FulfillmentRequest,
     LinkStatus,
-    RequestStatus,
-    RequestType,
+    RequestItem,
     ShipmentStatus,
     Step,
-    next_status,
 )
 from oms.domain.ids import new_id
 from oms.domain.orders import ItemStatus
@@ -64,18 +60,10 @@ class Context:
 
 @dataclass
 class _Work:
+    """A step's request, and its order locked first."""
+
     order: RowMapping
-    request: RowMapping
-    links: list[RowMapping]
-
-    @property
-    def open(self) -> list[RowMapping]:
-        return [x for x in self.links if x["status"] == LinkStatus.OPEN]
-
-    def next(self, step: Step) -> RequestStatus:
-        """The status `step` leads to from here, or a refusal."""
-        return next_status(RequestType(self.request["type"]),
-                           RequestStatus(self.request["status"]), step)
+    request: FulfillmentRequest
 
 
 def _begin(uow: UnitOfWork, ctx: Context, request_id: str) -> _Work:
@@ -86,40 +74,26 @@ def _begin(uow: UnitOfWork, ctx: Context, request_id: str) -> _Work:
     if found is None:
         raise NotFound(f"no fulfillment request {request_id!r}")
     order = uow.orders.get(found["order_id"], for_update=True)
-    request = uow.fulfillment.get(request_id, for_update=True)
+    request = uow.fulfillment.load(request_id, for_update=True)
     assert order is not None
     assert request is not None
-    return _Work(order, request, uow.fulfillment.links([request_id]))
+    return _Work(order, request)
 
 
-def _record_request(uow: UnitOfWork, work: _Work, event_type: str, version: int,
-                    now: dt.datetime, **extra: Any) -> dict[str, Any]:
-    """Record the request's event, with the request and its items as they are now."""
-    request = uow.fulfillment.get(work.request["id"])
-    assert request is not None
-    return _record(uow, work, event_type, version, request,
-                   uow.fulfillment.links([request["id"]]), now, **extra)
-
-
-def _record(uow: UnitOfWork, work: _Work, event_type: str, version: int, request: RowLike,
-            links: Sequence[RowLike], now: dt.datetime, **extra: Any) -> dict[str, Any]:
-    body = request_out(request, links, work.order["currency"])
-    uow.record(Event(event_type, request["id"], version, {**body, **extra}, now))
+def _save(uow: UnitOfWork, work: _Work, event_type: str, now: dt.datetime, **extra: Any
+          ) -> dict[str, Any]:
+    """Save the request's change and record its event, with the request as it is now."""
+    version = uow.fulfillment.save(work.request, now)
+    body = request_out(work.request, work.order["currency"])
+    uow.record(Event(event_type, work.request.id, version, {**body, **extra}, now))
     return body
 
 
-def _moved_on(work: _Work, status: RequestStatus, version: int, now: dt.datetime,
-              item_status: ItemStatus | None, link_values: dict[str, Any] | None = None,
-              **values: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The request and its items as a step that moved all its open items on left them: what
-    was read, with what the step wrote (no need to read it back)."""
-    request = {**work.request, **values, "status": status.value, "version": version,
-               "updated_at": now}
-    moved = dict(link_values or {})
-    if item_status is not None:
-        moved["item_status"] = item_status.value
-    links = [{**x, **moved} if x["status"] == LinkStatus.OPEN else dict(x) for x in work.links]
-    return request, links
+def _reloaded(uow: UnitOfWork, work: _Work) -> None:
+    """Read the request again where routing moved its items on since it was loaded."""
+    request = uow.fulfillment.load(work.request.id)
+    assert request is not None
+    work.request = request
 
 
 def _items_changed(uow: UnitOfWork, order: RowLike, changes: Sequence[tuple[str, str]],
@@ -139,14 +113,10 @@ def _step(uow: UnitOfWork, ctx: Context, request_id: str, step: Step,
           item_status: ItemStatus | None, event_type: str, **values: Any) -> dict[str, Any]:
     """A step that moves the whole request on, and its open items with it."""
     work = _begin(uow, ctx, request_id)
-    target = work.next(step)
     now = utcnow()
-    version = uow.fulfillment.update(request_id, now, status=target.value, **values)
-    if item_status is not None:
-        _items_changed(uow, work.order, [(x["item_id"], item_status.value) for x in work.open],
-                       now)
-    body = _record(uow, work, event_type, version,
-                   *_moved_on(work, target, version, now, item_status, **values), now)
+    changes = work.request.step(step, item_status, **values)
+    _items_changed(uow, work.order, changes, now)
+    body = _save(uow, work, event_type, now)
     uow.commit()
     return body
 
@@ -165,18 +135,13 @@ def pick(uow: UnitOfWork, ctx: Context, request_id: str, missing: Sequence[str],
          reason: str | None) -> dict[str, Any]:
     """Everything open is picked but the items reported missing, which are rejected."""
     work = _begin(uow, ctx, request_id)
-    target = work.next(Step.PICK)
     now = utcnow()
     if missing:
-        _check_items(work, missing, "missing")
-        if len(set(missing)) == len(work.open):
-            raise Conflict("every item is missing: reject the request instead",
-                           [FieldError("missing", "leaves nothing to pick")])
-        _reject(uow, work, missing, reason or "missing at pick", now)
-    version = uow.fulfillment.update(request_id, now, status=target.value)
-    body = (_record_request(uow, work, "fulfillment_request.picked", version, now) if missing
-            else _record(uow, work, "fulfillment_request.picked", version,
-                         *_moved_on(work, target, version, now, None), now))
+        reason = reason or "missing at pick"
+        _rejected(uow, work, work.request.reject_missing(missing, reason), reason, now)
+        _reloaded(uow, work)
+    work.request.step(Step.PICK)
+    body = _save(uow, work, "fulfillment_request.picked", now)
     uow.commit()
     return body
 
@@ -190,18 +155,17 @@ def pack(uow: UnitOfWork, ctx: Context, request_id: str, parcels: Sequence[Parce
 
 def ready_for_pickup(uow: UnitOfWork, ctx: Context, request_id: str) -> dict[str, Any]:
     work = _begin(uow, ctx, request_id)
-    target = work.next(Step.READY_FOR_PICKUP)
     now = utcnow()
-    version = uow.fulfillment.update(request_id, now, status=target.value, ready_at=now)
-    _items_changed(uow, work.order,
-                   [(x["item_id"], ItemStatus.READY_FOR_PICKUP.value) for x in work.open], now)
+    changes = work.request.step(Step.READY_FOR_PICKUP, ItemStatus.READY_FOR_PICKUP,
+                                ready_at=now)
+    _items_changed(uow, work.order, changes, now)
     customer = uow.customers.get(work.order["customer_id"])
     assert customer is not None
     # The event carries what a notification service needs to tell the customer.
-    body = _record_request(uow, work, "fulfillment_request.ready_for_pickup", version, now,
-                           customer={"email": customer["email"], "name": customer["name"],
-                                     "phone": customer["phone"]},
-                           order_display_id=work.order["display_id"])
+    body = _save(uow, work, "fulfillment_request.ready_for_pickup", now,
+                 customer={"email": customer["email"], "name": customer["name"],
+                           "phone": customer["phone"]},
+                 order_display_id=work.order["display_id"])
     uow.commit()
     return body
 
@@ -209,20 +173,17 @@ def ready_for_pickup(uow: UnitOfWork, ctx: Context, request_id: str) -> dict[str
 def hand_over(uow: UnitOfWork, ctx: Context, request_id: str, collected_by: str | None
               ) -> dict[str, Any]:
     work = _begin(uow, ctx, request_id)
-    target = work.next(Step.HAND_OVER)
     now = utcnow()
     if collected_by is None:
+        work.request.next(Step.HAND_OVER)
         customer = uow.customers.get(work.order["customer_id"])
         assert customer is not None
         collected_by = customer["name"] or customer["email"]
-    item_ids = [x["item_id"] for x in work.open]
-    _check_shippable(work.open)
-    _consume(uow, work.open)
-    uow.fulfillment.set_links(request_id, item_ids, LinkStatus.PICKED_UP.value)
-    version = uow.fulfillment.update(request_id, now, status=target.value,
-                                     collected_by=collected_by)
-    _items_changed(uow, work.order, [(i, ItemStatus.FULFILLED.value) for i in item_ids], now)
-    body = _record_request(uow, work, "fulfillment_request.picked_up", version, now)
+    leaving = work.request.hand_over(collected_by)
+    _consume(uow, leaving)
+    _items_changed(uow, work.order, [(x.item_id, ItemStatus.FULFILLED.value) for x in leaving],
+                   now)
+    body = _save(uow, work, "fulfillment_request.picked_up", now)
     provider_calls.after_commit(uow, ctx.providers, capture_owed(uow, work.order, now))
     uow.commit()
     return body
@@ -234,22 +195,17 @@ def ship(uow: UnitOfWork, ctx: Context, request_id: str, carrier: str | None
     and the capture are carried out once this commits; the route's answer shows the
     shipment as the booking left it."""
     work = _begin(uow, ctx, request_id)
-    target = work.next(Step.SHIP)
-    _check_shippable(work.open)
     now = utcnow()
-    code = carrier or work.request["carrier"] or ctx.default_carrier
-    shipment = _add_shipment(uow, work, new_id(), code, None, None,
-                             [x["item_id"] for x in work.open], work.request["parcels"] or [],
-                             now, label_status="pending")
+    code = carrier or work.request.carrier or ctx.default_carrier
+    shipment_id = new_id()
+    parcels = work.request.parcels or []
+    leaving = work.request.open_items
+    changes = work.request.ship(shipment_id, code)
+    shipment = _add_shipment(uow, work, shipment_id, code, None, None, leaving, parcels,
+                             changes, now, label_status="pending")
     # A shipment made just now: no booking of it was refused yet.
     calls = [provider_calls.add_label_call(uow, shipment, now, refusals=0)]
-    version = uow.fulfillment.update(request_id, now, status=target.value, carrier=code)
-    # Everything open left in this shipment.
-    moved = _moved_on(work, target, version, now, ItemStatus.SHIPPED,
-                      {"status": LinkStatus.SHIPPED.value, "reason": None,
-                       "shipment_id": shipment["id"]}, carrier=code)
-    body = _record(uow, work, "fulfillment_request.shipped", version, *moved, now,
-                   shipment_id=shipment["id"])
+    body = _save(uow, work, "fulfillment_request.shipped", now, shipment_id=shipment_id)
     calls += capture_owed(uow, work.order, now)
     provider_calls.after_commit(uow, ctx.providers, calls)
     uow.commit()
@@ -294,19 +250,13 @@ def report_shipment(uow: UnitOfWork, ctx: Context, request_id: str, item_ids: Se
                     ) -> dict[str, Any]:
     """A DC or 3PL reports what it shipped: some or all of the open items."""
     work = _begin(uow, ctx, request_id)
-    work.next(Step.SHIPMENTS)
-    wanted = list(item_ids) or [x["item_id"] for x in work.open]
-    _check_items(work, wanted, "items")
-    _check_shippable([x for x in work.open if x["item_id"] in set(wanted)])
     now = utcnow()
     shipment_id = new_id()
+    leaving = work.request.report_shipment(item_ids, shipment_id, carrier)
     shipment = _add_shipment(uow, work, shipment_id, carrier, tracking_number, tracking_url,
-                             wanted, [], now, label_status=None)
-    left = len(work.open) - len(set(wanted))
-    status = RequestStatus.SHIPPED if left == 0 else RequestStatus.PARTIALLY_SHIPPED
-    version = uow.fulfillment.update(request_id, now, status=status.value, carrier=carrier)
-    body = _record_request(uow, work, "fulfillment_request.shipped", version, now,
-                           shipment_id=shipment_id)
+                             leaving, [], [(x.item_id, ItemStatus.SHIPPED.value)
+                                           for x in leaving], now, label_status=None)
+    body = _save(uow, work, "fulfillment_request.shipped", now, shipment_id=shipment_id)
     provider_calls.after_commit(uow, ctx.providers, capture_owed(uow, work.order, now))
     uow.commit()
     return {**body, "shipment": shipment_out(shipment, [])}
@@ -317,120 +267,68 @@ def reject(uow: UnitOfWork, ctx: Context, request_id: str, item_ids: Sequence[st
     """The location cannot fulfil these items (none named: all it still has): they go back
     to routing, which sends them elsewhere or holds them."""
     work = _begin(uow, ctx, request_id)
-    status = RequestStatus(work.request["status"])
-    if status not in REJECTABLE:
-        raise InvalidState(f"the request is {status.value}; items can be rejected only "
-                           "before they leave the location")
-    wanted = list(item_ids) or [x["item_id"] for x in work.open]
-    _check_items(work, wanted, "items")
     now = utcnow()
-    _reject(uow, work, wanted, reason, now)
-    request = uow.fulfillment.get(request_id)
-    assert request is not None
-    body = request_out(request, uow.fulfillment.links([request_id]), work.order["currency"])
+    _rejected(uow, work, work.request.reject(item_ids, reason), reason, now)
+    _reloaded(uow, work)
+    body = request_out(work.request, work.order["currency"])
     uow.commit()
     return body
 
 
-def _reject(uow: UnitOfWork, work: _Work, item_ids: Sequence[str], reason: str,
-            now: dt.datetime) -> None:
-    """Release the items' stock here, record the rejection, and route them again."""
-    rejected = set(item_ids)
+def _rejected(uow: UnitOfWork, work: _Work, rejected: Sequence[RequestItem], reason: str,
+              now: dt.datetime) -> None:
+    """Release the rejected items' stock here, record the rejection, and route them again."""
     inventory.lock_stock_of(uow, [i["sku"] for i in uow.orders.items([work.order["id"]])])
-    inventory.release(uow, [x["reservation_id"] for x in work.open
-                            if x["item_id"] in rejected and x["reservation_id"] is not None])
-    uow.fulfillment.set_links(work.request["id"], list(rejected), LinkStatus.REJECTED.value,
-                              reason=reason)
-    values: dict[str, Any] = {}
-    if len(rejected) == len(work.open):
-        values = {"status": RequestStatus.REJECTED.value, "reason": reason}
-    version = uow.fulfillment.update(work.request["id"], now, **values)
-    _record_request(uow, work, "fulfillment_request.rejected", version, now,
-                    rejected_items=sorted(rejected), rejection_reason=reason)
+    inventory.release(uow, [x.reservation_id for x in rejected if x.reservation_id is not None])
+    _save(uow, work, "fulfillment_request.rejected", now,
+          rejected_items=sorted(x.item_id for x in rejected), rejection_reason=reason)
     uow.orders.update_items([{
-        "id": item_id, "status": ItemStatus.ON_HOLD.value, "location_id": None,
+        "id": x.item_id, "status": ItemStatus.ON_HOLD.value, "location_id": None,
         "reservation_id": None, "fulfillment_request_id": None,
-        "hold_reason": f"rejected by {work.request['location_id']}: {reason}"[:300]}
-        for item_id in sorted(rejected)])
+        "hold_reason": f"rejected by {work.request.location_id}: {reason}"[:300]}
+        for x in sorted(rejected, key=lambda x: x.item_id)])
     route_items(uow, work.order, uow.orders.items([work.order["id"]]), "rejection", now,
                 refuse_unavailable=False)
 
 
-def withdraw_items(uow: UnitOfWork, order: RowLike, item_ids: Sequence[str], status: str,
-                   reason: str | None, now: dt.datetime) -> None:
+def withdraw_items(uow: UnitOfWork, order: RowLike, item_ids: Sequence[str],
+                   status: LinkStatus, reason: str | None, now: dt.datetime) -> None:
     """Take cancelled items out of their open requests; a request left with nothing to do is
     cancelled."""
     by_request: dict[str, list[str]] = {}
     for link in uow.fulfillment.open_links_of_items(item_ids):
         by_request.setdefault(link["request_id"], []).append(link["item_id"])
     for request_id, ids in sorted(by_request.items()):
-        request = uow.fulfillment.get(request_id, for_update=True)
+        request = uow.fulfillment.load(request_id, for_update=True)
         assert request is not None
-        uow.fulfillment.set_links(request_id, ids, status, reason=reason)
-        links = uow.fulfillment.links([request_id])
-        still_open = [x for x in links if x["status"] == LinkStatus.OPEN]
-        values = {} if still_open else {"status": RequestStatus.CANCELLED.value,
-                                        "reason": reason}
-        version = uow.fulfillment.update(request_id, now, **values)
-        body = request_out({**request, **values, "version": version, "updated_at": now},
-                           links, order["currency"])
+        request.withdraw(ids, status, reason)
+        version = uow.fulfillment.save(request, now)
         uow.record(Event("fulfillment_request.items_cancelled", request_id, version,
-                         {**body, "cancelled_items": ids}, now))
+                         {**request_out(request, order["currency"]), "cancelled_items": ids},
+                         now))
 
 
-def _check_items(work: _Work, item_ids: Sequence[str], field: str) -> None:
-    """Items named must be the request's (422), and still open in it: one that has left or
-    was rejected is the request's state, not a fault of the body (409)."""
-    open_ids = {x["item_id"] for x in work.open}
-    known = {x["item_id"]: x["status"] for x in work.links}
-    errors = [FieldError(f"{field}.{n}", f"item {item_id!r} is not in this request")
-              for n, item_id in enumerate(item_ids) if item_id not in known]
-    if len(set(item_ids)) != len(item_ids):
-        errors.append(FieldError(field, "an item is listed twice"))
-    if errors:
-        raise ValidationFailed("; ".join(e.message for e in errors), errors)
-    closed = [FieldError(f"{field}.{n}", f"item {item_id} is {known[item_id]} in this request")
-              for n, item_id in enumerate(item_ids) if item_id not in open_ids]
-    if closed:
-        raise Conflict("; ".join(e.message for e in closed), closed)
-
-
-def _check_shippable(links: Sequence[RowMapping]) -> None:
-    if not links:
-        raise Conflict("the request has no items left to ship")
-    # A pre-order still holding future stock: its delivery has not come in yet.
-    waiting = [(x["sku"], x["stock_expected_on"]) for x in links
-               if x["stock_expected_on"] is not None]
-    if waiting:
-        raise Conflict(
-            "pre-order items cannot leave before their stock arrives: "
-            + ", ".join(f"{sku} (expected {on.isoformat()})" for sku, on in waiting))
-
-
-def _consume(uow: UnitOfWork, links: Sequence[RowMapping]) -> None:
-    inventory.consume(uow, [x["reservation_id"] for x in links
-                            if x["reservation_id"] is not None])
+def _consume(uow: UnitOfWork, items: Sequence[RequestItem]) -> None:
+    inventory.consume(uow, [x.reservation_id for x in items if x.reservation_id is not None])
 
 
 def _add_shipment(uow: UnitOfWork, work: _Work, shipment_id: str, carrier: str,
                   tracking_number: str | None, tracking_url: str | None,
-                  item_ids: Sequence[str], parcels: list[dict[str, Any]], now: dt.datetime,
+                  leaving: Sequence[RequestItem], parcels: list[dict[str, Any]],
+                  changes: Sequence[tuple[str, str]], now: dt.datetime,
                   label_status: str | None) -> dict[str, Any]:
-    shipping = [x for x in work.open if x["item_id"] in set(item_ids)]
-    _consume(uow, shipping)
+    _consume(uow, leaving)
     row = {
-        "id": shipment_id, "request_id": work.request["id"], "order_id": work.order["id"],
-        "location_id": work.request["location_id"], "carrier": carrier,
+        "id": shipment_id, "request_id": work.request.id, "order_id": work.order["id"],
+        "location_id": work.request.location_id, "carrier": carrier,
         "tracking_number": tracking_number, "tracking_url": tracking_url,
         "label_format": None, "label": None, "label_status": label_status,
-        "label_error": None, "parcels": parcels, "item_ids": list(item_ids),
+        "label_error": None, "parcels": parcels, "item_ids": [x.item_id for x in leaving],
         "status": ShipmentStatus.CREATED.value,
         "version": 1, "created_at": now, "updated_at": now,
     }
     uow.fulfillment.add_shipment(row)
-    uow.fulfillment.set_links(work.request["id"], item_ids, LinkStatus.SHIPPED.value,
-                              shipment_id=shipment_id)
-    _items_changed(uow, work.order, [(i, ItemStatus.SHIPPED.value) for i in item_ids], now)
+    _items_changed(uow, work.order, changes, now)
     uow.record(Event("shipment.created", shipment_id, 1, shipment_out(row, []), now))
     return row
 
@@ -510,8 +408,7 @@ def notify_providers(engine: Engine, providers: Providers, now: dt.datetime,
             order = uow.orders.get(request["order_id"])
             assert location is not None
             assert order is not None
-            out = request_out(request, uow.fulfillment.links([request["id"]]),
-                              order["currency"])
+            out = request_out(uow.fulfillment.assemble([request])[0], order["currency"])
             # Its delivery state is ours, not the provider's.
             out.pop("notification", None)
             body = {**out, "order_display_id": order["display_id"],

@@ -349,7 +349,7 @@ def cancel_items(uow: UnitOfWork, order: RowLike, items: Sequence[RowLike],
         "location_id": by_id[item_id]["location_id"], "reservation_id": None,
         "fulfillment_request_id": by_id[item_id]["fulfillment_request_id"],
         "hold_reason": reason} for item_id in wanted])
-    fulfillment.withdraw_items(uow, order, wanted, "cancelled", reason, now)
+    fulfillment.withdraw_items(uow, order, wanted, LinkStatus.CANCELLED, reason, now)
     remaining = [i for i in items
                  if i["id"] not in wanted and i["status"] != ItemStatus.CANCELLED]
     if not remaining:
@@ -396,11 +396,10 @@ def expire_uncollected_pickups(engine: Engine, providers: Providers, now: dt.dat
             order = uow.orders.lock_if_free(request["order_id"])
             if order is None:
                 continue  # another worker, or someone handing it over right now
-            current = uow.fulfillment.get(request["id"], for_update=True)
-            if current is None or current["status"] != RequestStatus.READY_FOR_PICKUP:
+            current = uow.fulfillment.load(request["id"], for_update=True)
+            if current is None or current.status is not RequestStatus.READY_FOR_PICKUP:
                 continue
-            open_ids = [x["item_id"] for x in uow.fulfillment.links([request["id"]])
-                        if x["status"] == LinkStatus.OPEN]
+            open_ids = [x.item_id for x in current.open_items]
             provider_calls.after_commit(uow, providers, cancel_items(
                 uow, order, uow.orders.items([order["id"]]), open_ids,
                 f"not collected within {days} days", now))

@@ -13,7 +13,14 @@ from sqlalchemy.engine import RowMapping
 from oms.adapters.db.unit_of_work import UnitOfWork
 from oms.domain.errors import Conflict, DomainError, FieldError, InsufficientStock
 from oms.domain.events import Event, utcnow
-from oms.domain.fulfillment import RequestStatus, RequestType, request_type
+from oms.domain.fulfillment import (
+    FulfillmentRequest,
+    LinkStatus,
+    RequestItem,
+    RequestStatus,
+    RequestType,
+    request_type,
+)
 from oms.domain.ids import new_id
 from oms.domain.locations import Location
 from oms.domain.money import Money
@@ -188,65 +195,59 @@ def issue_requests(uow: UnitOfWork, order: RowLike, routed: Sequence[RowLike],
     by_location: dict[str, list[RowLike]] = defaultdict(list)
     for item in routed:
         by_location[item["location_id"]].append(item)
-    requests, links = [], []
+    requests = []
     request_of: dict[str, str] = {}
     for location_id, items in sorted(by_location.items()):
         kind = request_type(location_of[location_id].type, order["service_level"])
         dates = [d for i in items if (d := available_on.get(i["id"])) is not None]
-        request = {
-            "id": new_id(), "order_id": order["id"], "location_id": location_id,
-            "type": kind.value, "status": RequestStatus.ISSUED.value,
-            "placed_at": order["placed_at"], "available_on": max(dates) if dates else None,
-            "carrier": order["carrier"], "parcels": None, "collected_by": None,
-            "reason": None, "version": 1, "created_at": now, "updated_at": now,
-            "ready_at": None,
-            "notify_state": "pending" if kind is RequestType.THIRD_PARTY else None,
-            "notify_attempts": 0,
-            "notify_next_at": now if kind is RequestType.THIRD_PARTY else None,
-            "notify_last_error": None,
-        }
+        third_party = kind is RequestType.THIRD_PARTY
+        request = FulfillmentRequest(
+            id=new_id(), order_id=order["id"], location_id=location_id, type=kind,
+            status=RequestStatus.ISSUED, placed_at=order["placed_at"],
+            available_on=max(dates) if dates else None, carrier=order["carrier"],
+            parcels=None, collected_by=None, reason=None, ready_at=None, version=1,
+            created_at=now, updated_at=now,
+            items=[RequestItem(
+                item_id=i["id"], line=i["line"], sku=i["sku"], quantity=i["quantity"],
+                status=LinkStatus.OPEN, reason=None, shipment_id=None,
+                item_status=i["status"], reservation_id=i["reservation_id"],
+                value_minor=line_total(i), stock_expected_on=available_on.get(i["id"]))
+                for i in items],
+            notify_state="pending" if third_party else None,
+            notify_next_at=now if third_party else None)
         requests.append(request)
-        for item in items:
-            links.append({"request_id": request["id"], "item_id": item["id"],
-                          "status": "open", "reason": None, "shipment_id": None})
-            request_of[item["id"]] = request["id"]
-        uow.record(Event("fulfillment_request.issued", request["id"], 1,
-                         request_out(request, [{**i, **_open_link(request["id"], i)}
-                                               for i in items], order["currency"]), now))
-    uow.fulfillment.add(requests, links)
+        request_of.update((i["id"], request.id) for i in items)
+        uow.record(Event("fulfillment_request.issued", request.id, 1,
+                         request_out(request, order["currency"]), now))
+    uow.fulfillment.add(requests)
     return request_of
 
 
-def _open_link(request_id: str, item: RowLike) -> dict[str, Any]:
-    return {"request_id": request_id, "item_id": item["id"], "status": "open",
-            "reason": None, "shipment_id": None, "item_status": item["status"]}
-
-
-def request_out(r: RowLike, links: Sequence[RowLike], currency: str) -> dict[str, Any]:
+def request_out(r: FulfillmentRequest, currency: str) -> dict[str, Any]:
     """A fulfilment request as the API and its events show it; a DC's or 3PL's also says
     whether it was told of the request."""
     body: dict[str, Any] = {
-        "id": r["id"], "order_id": r["order_id"], "location_id": r["location_id"],
-        "type": r["type"], "status": r["status"],
-        "placed_at": r["placed_at"].isoformat(),
-        "available_on": r["available_on"].isoformat() if r["available_on"] else None,
-        "carrier": r["carrier"], "parcels": r["parcels"], "collected_by": r["collected_by"],
-        "reason": r["reason"],
+        "id": r.id, "order_id": r.order_id, "location_id": r.location_id,
+        "type": r.type.value, "status": r.status.value,
+        "placed_at": r.placed_at.isoformat(),
+        "available_on": r.available_on.isoformat() if r.available_on else None,
+        "carrier": r.carrier, "parcels": r.parcels, "collected_by": r.collected_by,
+        "reason": r.reason,
         "items": [{
-            "item_id": x["item_id"], "line": x["line"], "sku": x["sku"],
-            "quantity": x["quantity"], "status": x["status"], "reason": x["reason"],
-            "shipment_id": x["shipment_id"], "item_status": x["item_status"],
-            "value": Money.from_minor(line_total(x), currency).formatted_amount(),
-        } for x in links],
-        "version": r["version"], "created_at": r["created_at"].isoformat(),
-        "updated_at": r["updated_at"].isoformat(),
-        "ready_at": r["ready_at"].isoformat() if r["ready_at"] else None,
+            "item_id": x.item_id, "line": x.line, "sku": x.sku,
+            "quantity": x.quantity, "status": x.status.value, "reason": x.reason,
+            "shipment_id": x.shipment_id, "item_status": x.item_status,
+            "value": Money.from_minor(x.value_minor, currency).formatted_amount(),
+        } for x in r.items],
+        "version": r.version, "created_at": r.created_at.isoformat(),
+        "updated_at": r.updated_at.isoformat(),
+        "ready_at": r.ready_at.isoformat() if r.ready_at else None,
     }
-    if r["type"] == RequestType.THIRD_PARTY:
+    if r.type is RequestType.THIRD_PARTY:
         body["notification"] = {
-            "state": r["notify_state"], "attempts": r["notify_attempts"],
-            "last_error": r["notify_last_error"],
-            "next_attempt_at": r["notify_next_at"].isoformat() if r["notify_next_at"] else None,
+            "state": r.notify_state, "attempts": r.notify_attempts,
+            "last_error": r.notify_last_error,
+            "next_attempt_at": r.notify_next_at.isoformat() if r.notify_next_at else None,
         }
     return body
 

@@ -15,7 +15,14 @@ from oms.adapters.db.local_days import in_zones, today_at, zones_by
 from oms.adapters.db.scoping import located_seen
 from oms.adapters.db.upsert import HeldInserts, insert_for
 from oms.domain.access import EVERYTHING, Scope
-from oms.domain.fulfillment import pickup_expiry
+from oms.domain.fulfillment import (
+    FulfillmentRequest,
+    LinkStatus,
+    RequestItem,
+    RequestStatus,
+    RequestType,
+    pickup_expiry,
+)
 
 R = t.fulfillment_requests.c
 L = t.fulfillment_request_items.c
@@ -45,9 +52,53 @@ class FulfillmentRepository:
     def within(self, scope: Scope) -> FulfillmentRepository:
         return FulfillmentRepository(self.conn, scope, self.inserts)
 
-    def add(self, requests: Sequence[dict[str, Any]], links: Sequence[dict[str, Any]]) -> None:
-        self.inserts.add(t.fulfillment_requests, requests)
-        self.inserts.add(t.fulfillment_request_items, links)
+    def add(self, requests: Sequence[FulfillmentRequest]) -> None:
+        self.inserts.add(t.fulfillment_requests, [_request_row(r) for r in requests])
+        self.inserts.add(t.fulfillment_request_items, [
+            {"request_id": r.id, "item_id": x.item_id, "status": x.status.value,
+             "reason": x.reason, "shipment_id": x.shipment_id} for r in requests for x in r.items])
+
+    def load(self, request_id: str, *, for_update: bool = False) -> FulfillmentRequest | None:
+        """The request with its items, within the scope; locked with `for_update`."""
+        row = self.get(request_id, for_update=for_update)
+        return None if row is None else self.assemble([row])[0]
+
+    def assemble(self, rows: Sequence[RowMapping]) -> list[FulfillmentRequest]:
+        """The requests of these rows, with their items."""
+        items: dict[str, list[RequestItem]] = {r["id"]: [] for r in rows}
+        for x in self.links([r["id"] for r in rows]):
+            items[x["request_id"]].append(RequestItem(
+                item_id=x["item_id"], line=x["line"], sku=x["sku"], quantity=x["quantity"],
+                status=LinkStatus(x["status"]), reason=x["reason"],
+                shipment_id=x["shipment_id"], item_status=x["item_status"],
+                reservation_id=x["reservation_id"],
+                value_minor=int(x["quantity"] * x["unit_price_minor"] - x["discount_minor"]
+                                + x["tax_minor"]),
+                stock_expected_on=x["stock_expected_on"]))
+        return [FulfillmentRequest(
+            id=r["id"], order_id=r["order_id"], location_id=r["location_id"],
+            type=RequestType(r["type"]), status=RequestStatus(r["status"]),
+            placed_at=r["placed_at"], available_on=r["available_on"], carrier=r["carrier"],
+            parcels=r["parcels"], collected_by=r["collected_by"], reason=r["reason"],
+            ready_at=r["ready_at"], version=r["version"], created_at=r["created_at"],
+            updated_at=r["updated_at"], items=items[r["id"]], notify_state=r["notify_state"],
+            notify_attempts=r["notify_attempts"], notify_next_at=r["notify_next_at"],
+            notify_last_error=r["notify_last_error"]) for r in rows]
+
+    def save(self, request: FulfillmentRequest, now: dt.datetime) -> int:
+        """Write what changed since the request was loaded or saved, and take its next
+        version (for the event of the change); returns that version."""
+        parts: dict[tuple[str, str | None, str | None], list[str]] = {}
+        for x in request.items:
+            if x.item_id in request.changed_items:
+                parts.setdefault((x.status.value, x.reason, x.shipment_id), []).append(x.item_id)
+        for (status, reason, shipment_id), item_ids in sorted(parts.items(), key=str):
+            self.set_links(request.id, item_ids, status, reason=reason, shipment_id=shipment_id)
+        request.version = self.update(request.id, now, **request.changed)
+        request.updated_at = now
+        request.changed.clear()
+        request.changed_items.clear()
+        return request.version
 
     def get(self, request_id: str, *, for_update: bool = False) -> RowMapping | None:
         stmt = select(t.fulfillment_requests).where(R.id == request_id,
@@ -221,3 +272,14 @@ class FulfillmentRepository:
             .values(**values, version=p.version + 1).returning(p.version)).one()
         return int(row.version)
 
+
+def _request_row(r: FulfillmentRequest) -> dict[str, Any]:
+    return {
+        "id": r.id, "order_id": r.order_id, "location_id": r.location_id,
+        "type": r.type.value, "status": r.status.value, "placed_at": r.placed_at,
+        "available_on": r.available_on, "carrier": r.carrier, "parcels": r.parcels,
+        "collected_by": r.collected_by, "reason": r.reason, "version": r.version,
+        "created_at": r.created_at, "updated_at": r.updated_at, "ready_at": r.ready_at,
+        "notify_state": r.notify_state, "notify_attempts": r.notify_attempts,
+        "notify_next_at": r.notify_next_at, "notify_last_error": r.notify_last_error,
+    }

@@ -184,11 +184,8 @@ def list_requests(
 
 
 def _requests_out(uow: ReadUow, rows: list[Any]) -> list[dict[str, Any]]:
-    links: dict[str, list[Any]] = {}
-    for link in uow.fulfillment.links([r["id"] for r in rows]):
-        links.setdefault(link["request_id"], []).append(link)
     currencies = uow.orders.currencies(sorted({r["order_id"] for r in rows}))
-    return [request_out(r, links.get(r["id"], []), currencies[r["order_id"]]) for r in rows]
+    return [request_out(r, currencies[r.order_id]) for r in uow.fulfillment.assemble(rows)]
 
 
 @router.get("/v1/fulfillment-requests/{request_id}",
