@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine
-from sqlalchemy.engine import RowMapping
 
 from oms.adapters.carriers import Parcel
 from oms.adapters.db.unit_of_work import UnitOfWork
@@ -32,13 +31,11 @@ from oms.domain.fulfillment import (
     Step,
 )
 from oms.domain.ids import new_id
-from oms.domain.orders import ItemStatus
+from oms.domain.orders import ItemStatus, Order
 from oms.domain.payments import CallKind, plan_captures
 from oms.domain.retries import delay_after
 from oms.services import inventory, provider_calls
 from oms.services.routing import (
-    RowLike,
-    refresh_order_status,
     request_out,
     route_items,
 )
@@ -62,7 +59,7 @@ class Context:
 class _Work:
     """A step's request, and its order locked first."""
 
-    order: RowMapping
+    order: Order
     request: FulfillmentRequest
 
 
@@ -73,7 +70,7 @@ def _begin(uow: UnitOfWork, ctx: Context, request_id: str) -> _Work:
     found = uow.fulfillment.within(ctx.actor.scope).get(request_id)
     if found is None:
         raise NotFound(f"no fulfillment request {request_id!r}")
-    order = uow.orders.get(found["order_id"], for_update=True)
+    order = uow.orders.load(found["order_id"], for_update=True)
     request = uow.fulfillment.load(request_id, for_update=True)
     assert order is not None
     assert request is not None
@@ -84,7 +81,7 @@ def _save(uow: UnitOfWork, work: _Work, event_type: str, now: dt.datetime, **ext
           ) -> dict[str, Any]:
     """Save the request's change and record its event, with the request as it is now."""
     version = uow.fulfillment.save(work.request, now)
-    body = request_out(work.request, work.order["currency"])
+    body = request_out(work.request, work.order.currency)
     uow.record(Event(event_type, work.request.id, version, {**body, **extra}, now))
     return body
 
@@ -96,15 +93,15 @@ def _reloaded(uow: UnitOfWork, work: _Work) -> None:
     work.request = request
 
 
-def _items_changed(uow: UnitOfWork, order: RowLike, changes: Sequence[tuple[str, str]],
+def _items_changed(uow: UnitOfWork, order: Order, changes: Sequence[tuple[str, str]],
                    now: dt.datetime) -> None:
     """Set item statuses and tell the order's consumers."""
     if not changes:
         return
-    uow.orders.set_item_statuses(changes)
-    status, version = refresh_order_status(uow, order["id"], now)
-    uow.record(Event("order.items_updated", order["id"], version, {
-                         "order_id": order["id"], "status": status,
+    order.set_item_statuses(changes)
+    version = uow.orders.save(order, now, 1)
+    uow.record(Event("order.items_updated", order.id, version, {
+                         "order_id": order.id, "status": order.status.value,
                          "items": [{"id": item_id, "status": s} for item_id, s in changes]},
                      now))
 
@@ -159,13 +156,13 @@ def ready_for_pickup(uow: UnitOfWork, ctx: Context, request_id: str) -> dict[str
     changes = work.request.step(Step.READY_FOR_PICKUP, ItemStatus.READY_FOR_PICKUP,
                                 ready_at=now)
     _items_changed(uow, work.order, changes, now)
-    customer = uow.customers.get(work.order["customer_id"])
+    customer = uow.customers.get(work.order.customer_id)
     assert customer is not None
     # The event carries what a notification service needs to tell the customer.
     body = _save(uow, work, "fulfillment_request.ready_for_pickup", now,
                  customer={"email": customer["email"], "name": customer["name"],
                            "phone": customer["phone"]},
-                 order_display_id=work.order["display_id"])
+                 order_display_id=work.order.display_id)
     uow.commit()
     return body
 
@@ -176,7 +173,7 @@ def hand_over(uow: UnitOfWork, ctx: Context, request_id: str, collected_by: str 
     now = utcnow()
     if collected_by is None:
         work.request.next(Step.HAND_OVER)
-        customer = uow.customers.get(work.order["customer_id"])
+        customer = uow.customers.get(work.order.customer_id)
         assert customer is not None
         collected_by = customer["name"] or customer["email"]
     leaving = work.request.hand_over(collected_by)
@@ -270,7 +267,7 @@ def reject(uow: UnitOfWork, ctx: Context, request_id: str, item_ids: Sequence[st
     now = utcnow()
     _rejected(uow, work, work.request.reject(item_ids, reason), reason, now)
     _reloaded(uow, work)
-    body = request_out(work.request, work.order["currency"])
+    body = request_out(work.request, work.order.currency)
     uow.commit()
     return body
 
@@ -278,20 +275,17 @@ def reject(uow: UnitOfWork, ctx: Context, request_id: str, item_ids: Sequence[st
 def _rejected(uow: UnitOfWork, work: _Work, rejected: Sequence[RequestItem], reason: str,
               now: dt.datetime) -> None:
     """Release the rejected items' stock here, record the rejection, and route them again."""
-    inventory.lock_stock_of(uow, [i["sku"] for i in uow.orders.items([work.order["id"]])])
+    inventory.lock_stock_of(uow, [i.sku for i in work.order.items])
     inventory.release(uow, [x.reservation_id for x in rejected if x.reservation_id is not None])
     _save(uow, work, "fulfillment_request.rejected", now,
           rejected_items=sorted(x.item_id for x in rejected), rejection_reason=reason)
-    uow.orders.update_items([{
-        "id": x.item_id, "status": ItemStatus.ON_HOLD.value, "location_id": None,
-        "reservation_id": None, "fulfillment_request_id": None,
-        "hold_reason": f"rejected by {work.request.location_id}: {reason}"[:300]}
-        for x in sorted(rejected, key=lambda x: x.item_id)])
-    route_items(uow, work.order, uow.orders.items([work.order["id"]]), "rejection", now,
-                refuse_unavailable=False)
+    work.order.hold(sorted(x.item_id for x in rejected),
+                    f"rejected by {work.request.location_id}: {reason}")
+    # The items just put on hold are routed, so the order is saved with them.
+    route_items(uow, work.order, "rejection", now, refuse_unavailable=False)
 
 
-def withdraw_items(uow: UnitOfWork, order: RowLike, item_ids: Sequence[str],
+def withdraw_items(uow: UnitOfWork, order: Order, item_ids: Sequence[str],
                    status: LinkStatus, reason: str | None, now: dt.datetime) -> None:
     """Take cancelled items out of their open requests; a request left with nothing to do is
     cancelled."""
@@ -304,7 +298,7 @@ def withdraw_items(uow: UnitOfWork, order: RowLike, item_ids: Sequence[str],
         request.withdraw(ids, status, reason)
         version = uow.fulfillment.save(request, now)
         uow.record(Event("fulfillment_request.items_cancelled", request_id, version,
-                         {**request_out(request, order["currency"]), "cancelled_items": ids},
+                         {**request_out(request, order.currency), "cancelled_items": ids},
                          now))
 
 
@@ -319,7 +313,7 @@ def _add_shipment(uow: UnitOfWork, work: _Work, shipment_id: str, carrier: str,
                   label_status: str | None) -> dict[str, Any]:
     _consume(uow, leaving)
     row = {
-        "id": shipment_id, "request_id": work.request.id, "order_id": work.order["id"],
+        "id": shipment_id, "request_id": work.request.id, "order_id": work.order.id,
         "location_id": work.request.location_id, "carrier": carrier,
         "tracking_number": tracking_number, "tracking_url": tracking_url,
         "label_format": None, "label": None, "label_status": label_status,
@@ -348,7 +342,7 @@ def record_tracking(uow: UnitOfWork, shipment_id: str, status: ShipmentStatus,
     found = uow.fulfillment.shipment(shipment_id)
     if found is None:
         raise NotFound(f"no shipment {shipment_id!r}")
-    order = uow.orders.get(found["order_id"], for_update=True)
+    order = uow.orders.load(found["order_id"], for_update=True)
     shipment = uow.fulfillment.shipment(shipment_id, for_update=True)
     assert order is not None
     assert shipment is not None
@@ -366,25 +360,24 @@ def record_tracking(uow: UnitOfWork, shipment_id: str, status: ShipmentStatus,
         uow.record(Event("shipment.updated", shipment_id, version,
                          shipment_out(shipment, tracking), now))
         if latest == ShipmentStatus.DELIVERED:
-            items = {i["id"]: i for i in uow.orders.items([order["id"]])}
             _items_changed(uow, order, [
                 (i, ItemStatus.DELIVERED.value) for i in shipment["item_ids"]
-                if items[i]["status"] == ItemStatus.SHIPPED], now)
+                if order.item(i).status is ItemStatus.SHIPPED], now)
     body = shipment_out(shipment, tracking)
     uow.commit()
     return body
 
 
-def capture_owed(uow: UnitOfWork, order: RowLike, now: dt.datetime) -> list[str]:
+def capture_owed(uow: UnitOfWork, order: Order, now: dt.datetime) -> list[str]:
     """Ask for what the goods that left `order` (as locked by the step) are worth and is not
     captured or asked for yet, from the order's payments in turn; returns the calls to carry
     out once this commits. A refused capture leaves the amount owed: the next departure, or
     a retry, asks again."""
-    owed = provider_calls.owed_for_departed(uow, order)
+    owed = order.owed_for_departed()
     if not owed:
         return []
     # What the external system captured counts first.
-    books = provider_calls.payment_books(uow, order["id"])
+    books = provider_calls.payment_books(uow, order.id)
     payments = {book.id: p for p, book in books}
     return [provider_calls.add_payment_call(uow, payments[book.id], book, CallKind.CAPTURE,
                                             amount, now)

@@ -34,8 +34,8 @@ from oms.services.imports import (
 from oms.services.orders import (
     customer_out,
     customer_row,
+    new_order,
     order_hash,
-    order_rows,
     place_in_transaction,
     render_order,
     validate_order,
@@ -129,17 +129,15 @@ def _load_historical(uow: UnitOfWork, batch: list[tuple[int, OrderIn, str]],
         customer, created = customers[email_key]
         if created:
             uow.record(Event("customer.created", customer["id"], 1, customer_out(customer), now))
-    all_rows = [order_rows(order, fingerprint, dates,
-                           customers[order.customer.email.lower()][0]["id"], now)
-                for order, fingerprint in valid]
-    uow.orders.add_many([r.order for r in all_rows], [i for r in all_rows for i in r.items],
-                        [p for r in all_rows for p in r.payments])
+    new = [new_order(order, fingerprint, dates,
+                     customers[order.customer.email.lower()][0]["id"], now)
+           for order, fingerprint in valid]
+    uow.orders.add([n.order for n in new], [p for n in new for p in n.payments])
     by_id = {c["id"]: c for c, _ in customers.values()}
-    for rows in all_rows:
-        body = render_order(rows.order, rows.items, by_id[rows.order["customer_id"]],
-                            rows.payments)
-        uow.record(Event("order.created", rows.order["id"], 1, body, now))
-    report.imported += len(all_rows)
+    for n in new:
+        body = render_order(n.order, by_id[n.order.customer_id], n.payments)
+        uow.record(Event("order.created", n.order.id, 1, body, now))
+    report.imported += len(new)
 
 
 def _reason(exc: Exception) -> str:

@@ -7,7 +7,6 @@ import datetime as dt
 import hashlib
 import json
 import secrets
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -26,9 +25,10 @@ from oms.domain.holds import inputs_digest, is_due, next_wait
 from oms.domain.ids import new_id
 from oms.domain.money import Money
 from oms.domain.orders import (
-    OPEN_STATUSES,
     ItemStatus,
     LineAmounts,
+    Order,
+    OrderItem,
     OrderStatus,
     PaymentAmount,
     PaymentStatus,
@@ -39,7 +39,7 @@ from oms.domain.orders import (
 from oms.domain.payments import plan_release
 from oms.schemas import OrderIn
 from oms.services import fulfillment, inventory, provider_calls
-from oms.services.routing import RowLike, line_total, refresh_order_status, route_items
+from oms.services.routing import RowLike, route_items
 
 _DISPLAY_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
 
@@ -132,52 +132,43 @@ def validate_order(order: OrderIn, preorder_dates: Mapping[str, dt.date | None],
 
 
 @dataclass
-class OrderRows:
-    order: dict[str, Any]
-    items: list[dict[str, Any]]
+class NewOrder:
+    order: Order
     payments: list[dict[str, Any]]
 
 
-def order_rows(order: OrderIn, fingerprint: str, preorder_dates: Mapping[str, dt.date | None],
-               customer_id: str, now: dt.datetime) -> OrderRows:
-    """The rows of a validated order; current items start on hold until routed."""
+def new_order(order: OrderIn, fingerprint: str, preorder_dates: Mapping[str, dt.date | None],
+              customer_id: str, now: dt.datetime) -> NewOrder:
+    """A validated order as it is stored; current items start on hold until routed."""
     currency = order.currency
     order_id = new_id()
-    items: list[dict[str, Any]] = []
-    for n, item in enumerate(order.items):
-        ship_date = preorder_dates[item.sku]
-        items.append({
-            "id": new_id(), "order_id": order_id, "line": n + 1, "sku": item.sku,
-            "quantity": item.quantity,
-            "unit_price_minor": Money.parse(item.unit_price, currency).minor,
-            "discount_minor": Money.parse(item.discount, currency).minor,
-            "tax_minor": Money.parse(item.tax, currency).minor,
-            "status": (item.status or ItemStatus.FULFILLED.value) if order.historical
-            else ItemStatus.ON_HOLD.value,
-            "location_id": None, "reservation_id": None,
-            "preorder": ship_date is not None, "tentative_ship_date": ship_date,
-            "hold_reason": None, "fulfillment_request_id": None,
-        })
+    items = [OrderItem(
+        id=new_id(), line=n + 1, sku=item.sku, quantity=item.quantity,
+        unit_price_minor=Money.parse(item.unit_price, currency).minor,
+        discount_minor=Money.parse(item.discount, currency).minor,
+        tax_minor=Money.parse(item.tax, currency).minor,
+        status=ItemStatus(item.status or ItemStatus.FULFILLED.value) if order.historical
+        else ItemStatus.ON_HOLD,
+        preorder=preorder_dates[item.sku] is not None,
+        tentative_ship_date=preorder_dates[item.sku]) for n, item in enumerate(order.items)]
     shipping = order.shipping
-    return OrderRows(
-        {
-            "id": order_id, "display_id": display_id("O"), "channel": order.channel.value,
-            "external_id": order.external_id, "request_hash": fingerprint,
-            "status": derive_status(ItemStatus(i["status"]) for i in items).value,
-            "historical": order.historical, "placed_at": order.placed_at.astimezone(dt.UTC),
-            "currency": currency, "customer_id": customer_id,
-            "service_level": shipping.option.service_level.value if shipping else None,
-            "carrier": shipping.option.carrier if shipping else None,
-            "shipping_price_minor": Money.parse(shipping.option.price, currency).minor
+    return NewOrder(
+        Order(
+            id=order_id, display_id=display_id("O"), channel=order.channel.value,
+            external_id=order.external_id, request_hash=fingerprint,
+            status=derive_status(i.status for i in items),
+            historical=order.historical, placed_at=order.placed_at.astimezone(dt.UTC),
+            currency=currency, customer_id=customer_id,
+            service_level=shipping.option.service_level.value if shipping else None,
+            carrier=shipping.option.carrier if shipping else None,
+            shipping_price_minor=Money.parse(shipping.option.price, currency).minor
             if shipping else 0,
-            "pickup_location_id": shipping.option.pickup_location_id if shipping else None,
-            "fulfillment_location_id": order.fulfillment_location_id,
-            "shipping_address": shipping.address.model_dump(mode="json")
+            pickup_location_id=shipping.option.pickup_location_id if shipping else None,
+            fulfillment_location_id=order.fulfillment_location_id,
+            shipping_address=shipping.address.model_dump(mode="json")
             if shipping and shipping.address else None,
-            "grand_total_minor": Money.parse(order.totals.grand_total, currency).minor,
-            "version": 1, "created_at": now, "updated_at": now,
-        },
-        items,
+            grand_total_minor=Money.parse(order.totals.grand_total, currency).minor,
+            version=1, created_at=now, updated_at=now, items=items),
         [{"id": new_id(), "order_id": order_id, "method": p.method, "psp": p.psp,
           "reference": p.reference, "amount_minor": Money.parse(p.amount, currency).minor,
           "status": p.status.value,
@@ -217,53 +208,46 @@ def place_in_transaction(uow: UnitOfWork, order: OrderIn, fingerprint: str,
                                                      found=reads.customer)
     if created:
         uow.record(Event("customer.created", customer["id"], 1, customer_out(customer), now))
-    rows = order_rows(order, fingerprint, preorder_dates, customer["id"], now)
-    order_id = rows.order["id"]
+    new = new_order(order, fingerprint, preorder_dates, customer["id"], now)
     # The order is routed before its rows are written, and they are written as routed, with
     # what routing adds (reservations, requests, its run) and the events, in one statement
     # on PostgreSQL: nothing reads them back before then.
     uow.hold_inserts()
     created_at_mark = uow.pending_mark()
-    items: list[dict[str, Any]] = rows.items
-    stored = rows.order
     try:
         if not order.historical:
-            routed = route_items(uow, rows.order, rows.items, "placement", now,
-                                 refuse_unavailable=True, written=False, atp=reads.atp)
-            items = routed.items
-            if routed.status is not None:
-                stored = {**rows.order, "status": routed.status, "version": routed.version}
-        uow.orders.add(stored, items, rows.payments)
+            route_items(uow, new.order, "placement", now, refuse_unavailable=True,
+                        written=False, atp=reads.atp)
+        uow.orders.add([new.order], new.payments)
         if write_now:
             uow.inserts.flush()
     except BaseException:
         # What this order would have written goes with it (an import goes on to the next).
         uow.inserts.clear()
         raise
-    body = render_order(stored, items, customer, rows.payments)
+    body = render_order(new.order, customer, new.payments)
     # order.created carries the order as placed and routed, yet comes before its item events.
-    uow.record_at(created_at_mark, Event("order.created", order_id, 1, body, now))
+    uow.record_at(created_at_mark, Event("order.created", new.order.id, 1, body, now))
     return body
 
 
 def order_locations(uow: UnitOfWork, order_id: str) -> set[str]:
     """Where the order is or will be fulfilled: its items' locations, its pickup store and
     the location it was pre-routed to. Store staff act only on orders of their stores."""
-    order = uow.orders.get(order_id)
+    order = uow.orders.load(order_id)
     if order is None:
         raise NotFound(f"no order {order_id!r}")
-    named = {order["pickup_location_id"], order["fulfillment_location_id"]}
-    named |= {i["location_id"] for i in uow.orders.items([order["id"]])}
+    named = {order.pickup_location_id, order.fulfillment_location_id}
+    named |= {i.location_id for i in order.items}
     return {x for x in named if x is not None}
 
 
 def reroute(uow: UnitOfWork, order_id: str) -> dict[str, Any]:
-    order = uow.orders.get(order_id, for_update=True)
+    order = uow.orders.load(order_id, for_update=True)
     if order is None:
         raise NotFound(f"no order {order_id!r}")
-    route_items(uow, order, uow.orders.items([order["id"]]), "reroute", utcnow(),
-                 refuse_unavailable=False)
-    body = order_out(uow, order["id"])
+    route_items(uow, order, "reroute", utcnow(), refuse_unavailable=False)
+    body = order_out(uow, order.id)
     uow.commit()
     return body
 
@@ -288,17 +272,15 @@ def reroute_waiting(engine: Engine, limit: int = 100, now: dt.datetime | None = 
     looked_at = 0
     for order_id in due[:limit]:
         with UnitOfWork(engine) as uow:
-            order = uow.orders.lock_if_free(order_id)
+            order = uow.orders.load_if_free(order_id)
             # Another worker may have looked at it meanwhile.
-            if order is None or order["status"] != OrderStatus.ON_HOLD or not is_due(
-                    order["routing_inputs"], inputs[order_id], order["reroute_after"], now):
+            if order is None or order.status is not OrderStatus.ON_HOLD or not is_due(
+                    order.routing_inputs, inputs[order_id], order.reroute_after, now):
                 continue
-            items = uow.orders.items([order_id])
-            now_items = route_items(uow, order, items, "worker", now, refuse_unavailable=False,
-                                    only_changes=True).items
-            changed = ([(i["status"], i["hold_reason"]) for i in items]
-                       != [(i["status"], i["hold_reason"]) for i in now_items])
-            last = order["reroute_wait_seconds"]
+            before = [(i.status, i.hold_reason) for i in order.items]
+            route_items(uow, order, "worker", now, refuse_unavailable=False, only_changes=True)
+            changed = before != [(i.status, i.hold_reason) for i in order.items]
+            last = order.reroute_wait_seconds
             wait = next_wait(None if last is None else dt.timedelta(seconds=last), changed)
             uow.orders.set_reroute(order_id, inputs[order_id], now + wait, wait)
             uow.commit()
@@ -310,75 +292,49 @@ def cancel(uow: UnitOfWork, providers: Providers, order_id: str,
            item_ids: Sequence[str] | None, reason: str | None) -> dict[str, Any]:
     """Cancel some or all items not yet shipped: their reservations go back to ATP and they
     leave their fulfilment requests."""
-    order = uow.orders.get(order_id, for_update=True)
+    order = uow.orders.load(order_id, for_update=True)
     if order is None:
         raise NotFound(f"no order {order_id!r}")
-    items = uow.orders.items([order["id"]])
-    by_id = {i["id"]: i for i in items}
-    wanted = list(item_ids) if item_ids else [i["id"] for i in items
-                                              if i["status"] in OPEN_STATUSES]
-    unknown = [FieldError(f"items.{n}", f"no item {x!r} in this order")
-               for n, x in enumerate(wanted) if x not in by_id]
-    if unknown:
-        raise ValidationFailed("; ".join(e.message for e in unknown), unknown)
-    # Items that have left (or were cancelled) are the order's state, not a fault of the
-    # request: 409.
-    done = [FieldError(f"items.{n}", f"item {x} is {by_id[x]['status']}; it cannot be "
-                                     "cancelled")
-            for n, x in enumerate(wanted) if by_id[x]["status"] not in OPEN_STATUSES]
-    if done or not wanted:
-        raise Conflict("; ".join(e.message for e in done) or "nothing left to cancel", done)
     provider_calls.after_commit(uow, providers,
-                                cancel_items(uow, order, items, wanted, reason, utcnow()))
-    body = order_out(uow, order["id"])
+                                cancel_items(uow, order, item_ids, reason, utcnow()))
+    body = order_out(uow, order.id)
     uow.commit()
     return body
 
 
-def cancel_items(uow: UnitOfWork, order: RowLike, items: Sequence[RowLike],
-                 wanted: Sequence[str], reason: str | None, now: dt.datetime) -> list[str]:
-    """Cancel these open items of the locked order, without committing. What the order no
-    longer owes is voided from its authorisations, or refunded where it was captured; returns
-    those PSP calls, to carry out once the transaction commits."""
-    by_id = {i["id"]: i for i in items}
-    inventory.release(uow, [by_id[x]["reservation_id"] for x in wanted
-                            if by_id[x]["reservation_id"] is not None])
-    refund_minor = sum(line_total(by_id[x]) for x in wanted)
-    uow.orders.update_items([{
-        "id": item_id, "status": ItemStatus.CANCELLED.value,
-        "location_id": by_id[item_id]["location_id"], "reservation_id": None,
-        "fulfillment_request_id": by_id[item_id]["fulfillment_request_id"],
-        "hold_reason": reason} for item_id in wanted])
-    fulfillment.withdraw_items(uow, order, wanted, LinkStatus.CANCELLED, reason, now)
-    remaining = [i for i in items
-                 if i["id"] not in wanted and i["status"] != ItemStatus.CANCELLED]
-    if not remaining:
-        # Nothing of the order will ship, so its shipping is not owed either.
-        refund_minor += order["shipping_price_minor"]
-    still_owed = min(sum(line_total(i) for i in remaining)
-                     + (order["shipping_price_minor"] if remaining else 0),
-                     order["grand_total_minor"])
-    _, version = refresh_order_status(uow, order["id"], now)
-    currency = order["currency"]
-    uow.record(Event("order.items_cancelled", order["id"], version, {
-        "order_id": order["id"], "item_ids": list(wanted), "reason": reason,
+def cancel_items(uow: UnitOfWork, order: Order, item_ids: Sequence[str] | None,
+                 reason: str | None, now: dt.datetime) -> list[str]:
+    """Cancel these open items of the locked order (none named: all of them), without
+    committing. What the order no longer owes is voided from its authorisations, or refunded
+    where it was captured; returns those PSP calls, to carry out once the transaction
+    commits."""
+    cancelled = order.cancel(item_ids, reason)
+    inventory.release(uow, cancelled.reservation_ids)
+    version = uow.orders.save(order, now, 1)
+    fulfillment.withdraw_items(uow, order, cancelled.item_ids, LinkStatus.CANCELLED, reason,
+                               now)
+    currency = order.currency
+    uow.record(Event("order.items_cancelled", order.id, version, {
+        "order_id": order.id, "item_ids": cancelled.item_ids, "reason": reason,
         # What the payment side voids or refunds for these items.
-        "amount_to_void_or_refund": Money.from_minor(refund_minor, currency).formatted_amount(),
+        "amount_to_void_or_refund": Money.from_minor(cancelled.refund_minor,
+                                                     currency).formatted_amount(),
         "currency": currency}, now))
-    books = provider_calls.payment_books(uow, order["id"])
+    books = provider_calls.payment_books(uow, order.id)
     payments = {book.id: p for p, book in books}
     return [provider_calls.add_payment_call(uow, payments[book.id], book, kind, amount, now)
-            for book, kind, amount in plan_release([b for _, b in books], still_owed)]
+            for book, kind, amount in plan_release([b for _, b in books],
+                                                   cancelled.still_owed_minor)]
 
 
 def capture(uow: UnitOfWork, providers: Providers, order_id: str) -> dict[str, Any]:
     """Ask the PSP again for what departed goods are owed (after a failed capture)."""
-    order = uow.orders.get(order_id, for_update=True)
+    order = uow.orders.load(order_id, for_update=True)
     if order is None:
         raise NotFound(f"no order {order_id!r}")
     provider_calls.after_commit(uow, providers,
                                 fulfillment.capture_owed(uow, order, utcnow()))
-    body = order_out(uow, order["id"])
+    body = order_out(uow, order.id)
     uow.commit()
     return body
 
@@ -393,16 +349,17 @@ def expire_uncollected_pickups(engine: Engine, providers: Providers, now: dt.dat
     expired = 0
     for request in due:
         with UnitOfWork(engine) as uow:
-            order = uow.orders.lock_if_free(request["order_id"])
+            order = uow.orders.load_if_free(request["order_id"])
             if order is None:
                 continue  # another worker, or someone handing it over right now
             current = uow.fulfillment.load(request["id"], for_update=True)
             if current is None or current.status is not RequestStatus.READY_FOR_PICKUP:
                 continue
             open_ids = [x.item_id for x in current.open_items]
+            if not open_ids:
+                continue  # nothing to cancel (none named would cancel the whole order)
             provider_calls.after_commit(uow, providers, cancel_items(
-                uow, order, uow.orders.items([order["id"]]), open_ids,
-                f"not collected within {days} days", now))
+                uow, order, open_ids, f"not collected within {days} days", now))
             uow.commit()
             expired += 1
     return expired
@@ -418,54 +375,51 @@ def customer_out(c: RowLike) -> dict[str, Any]:
 
 
 def order_out(uow: UnitOfWork, order_id: str) -> dict[str, Any]:
-    order = uow.orders.get(order_id)
+    order = uow.orders.load(order_id)
     if order is None:
         raise NotFound(f"no order {order_id!r}")
-    return orders_out(uow, [order])[0]
+    return _out(uow, order)
 
 
-def orders_out(uow: UnitOfWork, orders: Sequence[RowMapping]) -> list[dict[str, Any]]:
-    items_of: dict[str, list[RowMapping]] = defaultdict(list)
-    for item in uow.orders.items([o["id"] for o in orders]):
-        items_of[item["order_id"]].append(item)
-    result = []
-    for o in orders:
-        customer = uow.customers.get(o["customer_id"])
-        assert customer is not None
-        payments = uow.orders.payments(o["id"])
-        pending = uow.calls.pending_amounts([p["id"] for p in payments])
-        result.append(render_order(o, items_of[o["id"]], customer, payments, pending))
-    return result
+def orders_out(uow: UnitOfWork, rows: Sequence[RowMapping]) -> list[dict[str, Any]]:
+    return [_out(uow, o) for o in uow.orders.assemble(rows)]
 
 
-def render_order(o: RowLike, items: Sequence[RowLike],
-                 customer: RowLike, payments: Sequence[RowLike],
+def _out(uow: UnitOfWork, order: Order) -> dict[str, Any]:
+    customer = uow.customers.get(order.customer_id)
+    assert customer is not None
+    payments = uow.orders.payments(order.id)
+    pending = uow.calls.pending_amounts([p["id"] for p in payments])
+    return render_order(order, customer, payments, pending)
+
+
+def render_order(o: Order, customer: RowLike, payments: Sequence[RowLike],
                  pending: Mapping[tuple[str, str], int] | None = None) -> dict[str, Any]:
     """An order as the API and its events show it."""
-    c = o["currency"]
+    c = o.currency
     return {
-        "id": o["id"], "display_id": o["display_id"], "channel": o["channel"],
-        "external_id": o["external_id"], "status": o["status"],
-        "historical": o["historical"], "placed_at": o["placed_at"].isoformat(),
+        "id": o.id, "display_id": o.display_id, "channel": o.channel,
+        "external_id": o.external_id, "status": o.status.value,
+        "historical": o.historical, "placed_at": o.placed_at.isoformat(),
         "currency": c, "customer": customer_out(customer),
         "items": [{
-            "id": i["id"], "line": i["line"], "sku": i["sku"], "quantity": i["quantity"],
-            "unit_price": _money(i["unit_price_minor"], c),
-            "discount": _money(i["discount_minor"], c), "tax": _money(i["tax_minor"], c),
-            "status": i["status"], "location_id": i["location_id"],
-            "preorder": i["preorder"],
-            "tentative_ship_date": i["tentative_ship_date"].isoformat()
-            if i["tentative_ship_date"] else None,
-            "hold_reason": i["hold_reason"] if i["status"] == ItemStatus.ON_HOLD else None,
-            "fulfillment_request_id": i["fulfillment_request_id"],
-        } for i in items],
+            "id": i.id, "line": i.line, "sku": i.sku, "quantity": i.quantity,
+            "unit_price": _money(i.unit_price_minor, c),
+            "discount": _money(i.discount_minor, c), "tax": _money(i.tax_minor, c),
+            "status": i.status.value, "location_id": i.location_id,
+            "preorder": i.preorder,
+            "tentative_ship_date": i.tentative_ship_date.isoformat()
+            if i.tentative_ship_date else None,
+            "hold_reason": i.hold_reason if i.status is ItemStatus.ON_HOLD else None,
+            "fulfillment_request_id": i.fulfillment_request_id,
+        } for i in o.items],
         "shipping": {
-            "service_level": o["service_level"], "carrier": o["carrier"],
-            "price": _money(o["shipping_price_minor"], c),
-            "pickup_location_id": o["pickup_location_id"],
-            "address": o["shipping_address"],
-        } if o["service_level"] else None,
-        "fulfillment_location_id": o["fulfillment_location_id"],
+            "service_level": o.service_level, "carrier": o.carrier,
+            "price": _money(o.shipping_price_minor, c),
+            "pickup_location_id": o.pickup_location_id,
+            "address": o.shipping_address,
+        } if o.service_level else None,
+        "fulfillment_location_id": o.fulfillment_location_id,
         "payments": [{"id": p["id"], "method": p["method"], "psp": p["psp"],
                       "reference": p["reference"], "amount": _money(p["amount_minor"], c),
                       "captured": _money(p["captured_minor"], c),
@@ -476,7 +430,7 @@ def render_order(o: RowLike, items: Sequence[RowLike],
                                   for kind in ("capture", "refund", "void")},
                       "status": p["status"],
                       "failure_reason": p["failure_reason"]} for p in payments],
-        "totals": {"grand_total": _money(o["grand_total_minor"], c)},
-        "version": o["version"],
-        "updated_at": o["updated_at"].isoformat(),
+        "totals": {"grand_total": _money(o.grand_total_minor, c)},
+        "version": o.version,
+        "updated_at": o.updated_at.isoformat(),
     }

@@ -28,10 +28,10 @@ from oms.adapters.registry import Providers
 from oms.domain.events import Event, utcnow
 from oms.domain.ids import new_id
 from oms.domain.money import Money
-from oms.domain.orders import DEPARTED_STATUSES, PaymentState
+from oms.domain.orders import Order, PaymentState
 from oms.domain.payments import CallKind, CallStatus, PaymentBook, payment_state
 from oms.domain.retries import delay_after
-from oms.services.routing import RowLike, line_total
+from oms.services.routing import RowLike
 from oms.services.shipments import shipment_out
 
 log = logging.getLogger(__name__)
@@ -46,16 +46,6 @@ def payment_books(uow: UnitOfWork, order_id: str) -> list[tuple[RowMapping, Paym
     payments = uow.orders.payments(order_id)
     pending = uow.calls.pending_amounts([p["id"] for p in payments])
     return [(p, book_of(p, pending)) for p in payments]
-
-
-def owed_for_departed(uow: UnitOfWork, order: RowLike) -> int:
-    """What the goods that left are worth, shipping included, up to the grand total."""
-    departed = [i for i in uow.orders.items([order["id"]])
-                if i["status"] in DEPARTED_STATUSES]
-    if not departed:
-        return 0
-    owed = sum(line_total(i) for i in departed) + order["shipping_price_minor"]
-    return int(min(owed, order["grand_total_minor"]))
 
 
 def book_of(p: RowLike, pending: Mapping[tuple[str, str], int]) -> PaymentBook:
@@ -219,7 +209,7 @@ def _record(engine: Engine, made: RowMapping, outcome: _Outcome) -> None:
     call_id = made["id"]
     with UnitOfWork(engine) as uow:
         # The order first, as every step locks it first.
-        order = uow.orders.get(made["order_id"], for_update=True)
+        order = uow.orders.load(made["order_id"], for_update=True)
         assert order is not None
         call = uow.calls.lock_pending(call_id)
         if call is None:
@@ -270,10 +260,10 @@ _COLUMN = {CallKind.CAPTURE: "captured_minor", CallKind.REFUND: "refunded_minor"
            CallKind.VOID: "voided_minor"}
 
 
-def _payment_outcome(uow: UnitOfWork, order: RowMapping, call: RowMapping, outcome: _Outcome,
+def _payment_outcome(uow: UnitOfWork, order: Order, call: RowMapping, outcome: _Outcome,
                      now: dt.datetime) -> None:
     kind = CallKind(call["kind"])
-    stored = uow.orders.payments(order["id"])
+    stored = uow.orders.payments(order.id)
     [payment] = [p for p in stored if p["id"] == call["payment_id"]]
     values: dict[str, Any] = {}
     amount = call["amount_minor"]
@@ -286,8 +276,7 @@ def _payment_outcome(uow: UnitOfWork, order: RowMapping, call: RowMapping, outco
     pending = uow.calls.pending_amounts([p["id"] for p in payments])
     # A refused capture shows until what it was for is taken: another capture succeeding
     # meanwhile (a later departure's) does not hide that something is still owed.
-    still_owed = owed_for_departed(uow, order) - sum(book_of(p, pending).taken
-                                                      for p in payments)
+    still_owed = order.owed_for_departed() - sum(book_of(p, pending).taken for p in payments)
     capture_refused = refused_capture or (
         payment["status"] == PaymentState.CAPTURE_FAILED and still_owed > 0)
     state = payment_state(book_of(updated, pending), capture_refused)
@@ -297,14 +286,14 @@ def _payment_outcome(uow: UnitOfWork, order: RowMapping, call: RowMapping, outco
     elif not capture_refused:
         values["failure_reason"] = None
     version = uow.fulfillment.update_payment(payment["id"], **values)
-    currency = order["currency"]
+    currency = order.currency
 
     def money(minor: int) -> str:
         return Money.from_minor(minor, currency).formatted_amount()
 
     done, failed = _EVENTS[kind]
     payload = {
-        "payment_id": payment["id"], "order_id": order["id"], "psp": call["provider"],
+        "payment_id": payment["id"], "order_id": order.id, "psp": call["provider"],
         "reference": payment["reference"], "currency": currency, "amount": money(amount),
         "captured": money(updated["captured_minor"]),
         "refunded": money(updated["refunded_minor"]),

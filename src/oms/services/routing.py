@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 from sqlalchemy.engine import RowMapping
 
@@ -24,7 +24,7 @@ from oms.domain.fulfillment import (
 from oms.domain.ids import new_id
 from oms.domain.locations import Location
 from oms.domain.money import Money
-from oms.domain.orders import ItemStatus, ServiceLevel, derive_status
+from oms.domain.orders import ItemStatus, Order, OrderItem, ServiceLevel
 from oms.domain.routing import Destination, RoutingItem
 from oms.domain.routing_fast import decide
 from oms.domain.routing_record import Decision, ItemDecision, decisions_json, inputs_json
@@ -37,44 +37,33 @@ MAX_ROUTING_ATTEMPTS = 5
 RowLike = Mapping[str, Any] | RowMapping
 
 
-class Routed(NamedTuple):
-    """The order's items as routing left them; the order's status and version then (None
-    when routing had nothing to do)."""
-
-    items: list[dict[str, Any]]
-    status: str | None = None
-    version: int | None = None
-
-
-def route_items(uow: UnitOfWork, order: RowLike, items: Sequence[RowLike], trigger: str,
-                now: dt.datetime, *, refuse_unavailable: bool, only_changes: bool = False,
-                written: bool = True, atp: Sequence[tuple[str, str, int]] | None = None
-                ) -> Routed:
+def route_items(uow: UnitOfWork, order: Order, trigger: str, now: dt.datetime, *,
+                refuse_unavailable: bool, only_changes: bool = False, written: bool = True,
+                atp: Sequence[tuple[str, str, int]] | None = None) -> bool:
     """Route the order's on-hold items, reserving their stock and issuing fulfilment
-    requests; record the run and events. Returns the order's items as they are now.
-    Locations that rejected items of this order are not asked again. With `only_changes`,
-    a run that leaves every item on hold for the reason it already had writes nothing.
-    With `written` False the order and its items are not in the database yet: the caller
-    writes them as returned (status, and the version after one per event). `atp`, the
-    (location, sku, ATP) rows of the items' skus as the caller just read them, is weighed
-    on the first try instead of reading them again."""
-    order_id = order["id"]
-    waiting = [i for i in items if i["status"] == ItemStatus.ON_HOLD]
+    requests; record the run and events, and save the order with what else the caller
+    changed in it. Returns whether it routed (False: no item was on hold, or, with
+    `only_changes`, every item stays on hold for the reason it already had: nothing was
+    written). Locations that rejected items of this order are not asked again. With
+    `written` False the order is not in the database yet: the caller writes it as this
+    leaves it (its status, and its version after one per event). `atp`, the (location, sku,
+    ATP) rows of the items' skus as the caller just read them, is weighed on the first try
+    instead of reading them again."""
+    waiting = [i for i in order.items if i.status is ItemStatus.ON_HOLD]
     if not waiting:
-        return Routed([dict(i) for i in items])
-    address = order["shipping_address"] or {}
-    service_level = order["service_level"] or ServiceLevel.STANDARD.value
+        return False
+    address = order.shipping_address or {}
+    service_level = order.service_level or ServiceLevel.STANDARD.value
     destination = Destination(address.get("country"), address.get("lat"), address.get("lon"))
     reference = uow.reference()
     rule = reference.rules.get((service_level, destination.country)) if (
         destination.country) else None
     network = reference.network
-    excluded = frozenset(uow.fulfillment.rejected_locations(order_id)) if (
+    excluded = frozenset(uow.fulfillment.rejected_locations(order.id)) if (
         trigger != "placement") else frozenset()
-    routing_items = [RoutingItem(i["id"], i["sku"], i["quantity"], i["preorder"])
-                     for i in waiting]
-    skus = sorted({i["sku"] for i in waiting})
-    preorder_skus = sorted({i["sku"] for i in waiting if i["preorder"]})
+    routing_items = [RoutingItem(i.id, i.sku, i.quantity, i.preorder) for i in waiting]
+    skus = sorted({i.sku for i in waiting})
+    preorder_skus = sorted({i.sku for i in waiting if i.preorder})
 
     for attempt in range(MAX_ROUTING_ATTEMPTS):
         atp_now = network.atp_table(
@@ -87,23 +76,22 @@ def route_items(uow: UnitOfWork, order: RowLike, items: Sequence[RowLike], trigg
         plan = decide(
             routing_items, network=network, service_level=service_level,
             destination=destination, atp=atp_now, future_atp=future, rule=rule,
-            pickup_location_id=order["pickup_location_id"],
-            required_location_id=order["fulfillment_location_id"], excluded=excluded,
+            pickup_location_id=order.pickup_location_id,
+            required_location_id=order.fulfillment_location_id, excluded=excluded,
         )
-        if refuse_unavailable and order["fulfillment_location_id"] is None and plan.on_hold:
-            item = next(i for i in waiting if i["id"] in plan.on_hold)
+        if refuse_unavailable and order.fulfillment_location_id is None and plan.on_hold:
+            item = next(i for i in waiting if i.id in plan.on_hold)
             # The order is well formed: today's stock cannot take it (409, as a reservation
             # that finds too little is).
             raise DomainError(
-                f"{item['sku']} is not available in the quantity ordered ({item['quantity']}) "
+                f"{item.sku} is not available in the quantity ordered ({item.quantity}) "
                 "at any location that can fulfil this order; backorders are not accepted",
-                [FieldError(f"items.{item['line'] - 1}.sku", plan.on_hold[item["id"]])],
+                [FieldError(f"items.{item.line - 1}.sku", plan.on_hold[item.id])],
                 "insufficient-stock",
             )
-        by_id = {i["id"]: i for i in waiting}
-        reserve_lines = [ReserveLine(location_id, by_id[item_id]["sku"],
-                                     by_id[item_id]["quantity"], item_id,
-                                     by_id[item_id]["preorder"])
+        by_id = {i.id: i for i in waiting}
+        reserve_lines = [ReserveLine(location_id, by_id[item_id].sku, by_id[item_id].quantity,
+                                     item_id, by_id[item_id].preorder)
                          for item_id, location_id in plan.assignments.items()]
         mark = uow.pending_mark()
         try:
@@ -121,57 +109,52 @@ def route_items(uow: UnitOfWork, order: RowLike, items: Sequence[RowLike], trigg
         records = []
         plan = _weighed_nothing(waiting, "stock kept changing while routing; retry later")
     if only_changes and not plan.assignments and all(
-            _hold_reason(plan, i["id"]) == i["hold_reason"] for i in waiting):
-        return Routed([dict(i) for i in items])
+            _hold_reason(plan, i.id) == i.hold_reason for i in waiting):
+        return False
 
     reservation_of = {r.reference: r for r in records}
-    changes = []
     item_events: list[tuple[str, dict[str, Any]]] = []
+    routed: list[OrderItem] = []
     for item in waiting:
-        location_id = plan.assignments.get(item["id"])
-        facts = {"order_id": order_id, "item_id": item["id"], "sku": item["sku"],
-                 "quantity": item["quantity"]}
+        location_id = plan.assignments.get(item.id)
+        facts = {"order_id": order.id, "item_id": item.id, "sku": item.sku,
+                 "quantity": item.quantity}
         if location_id is not None:
-            changes.append({"id": item["id"], "status": ItemStatus.ROUTED.value,
-                            "location_id": location_id,
-                            "reservation_id": reservation_of[item["id"]].id,
-                            "fulfillment_request_id": None, "hold_reason": None})
+            routed.append(order.change_item(
+                item.id, status=ItemStatus.ROUTED, location_id=location_id,
+                reservation_id=reservation_of[item.id].id, fulfillment_request_id=None,
+                hold_reason=None))
             item_events.append(("order.item_routed", {**facts, "location_id": location_id}))
         else:
-            changes.append({"id": item["id"], "status": ItemStatus.ON_HOLD.value,
-                            "location_id": None, "reservation_id": None,
-                            "fulfillment_request_id": None,
-                            "hold_reason": _hold_reason(plan, item["id"])})
+            order.change_item(item.id, status=ItemStatus.ON_HOLD, location_id=None,
+                              reservation_id=None, fulfillment_request_id=None,
+                              hold_reason=_hold_reason(plan, item.id))
             item_events.append(("order.item_on_hold", {
-                **facts, "reason": plan.on_hold.get(item["id"], "not routed")}))
+                **facts, "reason": plan.on_hold.get(item.id, "not routed")}))
     # The items' events come before the requests' they lead to.
     mark = uow.pending_mark()
-    routed = [c for c in changes if c["location_id"] is not None]
     if routed:
-        by_id = {i["id"]: i for i in waiting}
         available_on = {r.reference: r.available_on for r in records if r.reference}
-        request_of = issue_requests(uow, order, [{**by_id[c["id"]], **c} for c in routed],
-                                    reference.by_id, available_on, now)
-        for change in routed:
-            change["fulfillment_request_id"] = request_of[change["id"]]
-    if written:
-        uow.orders.update_items(changes)
+        request_of = issue_requests(uow, order, routed, reference.by_id, available_on, now)
+        for item in routed:
+            item.fulfillment_request_id = request_of[item.id]
     uow.routing.add_run({
-        "id": new_id(), "order_id": order_id, "trigger": trigger, "ran_at": now,
+        "id": new_id(), "order_id": order.id, "trigger": trigger, "ran_at": now,
         "assignments": plan.assignments, "on_hold": plan.on_hold,
         "decisions": decisions_json(plan.items),
         "inputs": None if plan.inputs is None else inputs_json(plan.inputs),
     })
-    changed = {c["id"]: c for c in changes}
-    now_items = [{**i, **changed.get(i["id"], {})} for i in items]
-    status = derive_status(ItemStatus(i["status"]) for i in now_items).value
-    # One statement for the status and a version per event: their sequences have no gaps.
-    last = uow.orders.advance(order_id, status, len(item_events), now) if written else (
-        order["version"] + len(item_events))
+    if written:
+        # One statement for the status and a version per event: their sequences have no gaps.
+        last = uow.orders.save(order, now, len(item_events))
+    else:
+        order.status = order.derived_status
+        order.version += len(item_events)
+        last = order.version
     for n, (event_type, payload) in enumerate(item_events):
-        uow.record_at(mark + n, Event(event_type, order_id, last - len(item_events) + n + 1,
+        uow.record_at(mark + n, Event(event_type, order.id, last - len(item_events) + n + 1,
                                       payload, now))
-    return Routed(now_items, status, last)
+    return True
 
 
 def _hold_reason(plan: Decision, item_id: str) -> str:
@@ -179,46 +162,47 @@ def _hold_reason(plan: Decision, item_id: str) -> str:
     return plan.on_hold.get(item_id, "not routed")[:300]
 
 
-def _weighed_nothing(waiting: Sequence[RowLike], reason: str) -> Decision:
+def _weighed_nothing(waiting: Sequence[OrderItem], reason: str) -> Decision:
     """A run that leaves every item waiting for `reason` without weighing any location."""
-    return Decision({}, {i["id"]: reason for i in waiting},
-                    tuple(ItemDecision(i["id"], None, reason, None, (), {}) for i in waiting),
+    return Decision({}, {i.id: reason for i in waiting},
+                    tuple(ItemDecision(i.id, None, reason, None, (), {}) for i in waiting),
                     None)
 
 
-def issue_requests(uow: UnitOfWork, order: RowLike, routed: Sequence[RowLike],
+def issue_requests(uow: UnitOfWork, order: Order, routed: Sequence[OrderItem],
                    location_of: Mapping[str, Location],
                    available_on: Mapping[str, dt.date | None], now: dt.datetime
                    ) -> dict[str, str]:
     """One fulfilment request per location the items were routed to; returns the request of
     each item."""
-    by_location: dict[str, list[RowLike]] = defaultdict(list)
+    by_location: dict[str, list[OrderItem]] = defaultdict(list)
     for item in routed:
-        by_location[item["location_id"]].append(item)
+        assert item.location_id is not None
+        by_location[item.location_id].append(item)
     requests = []
     request_of: dict[str, str] = {}
     for location_id, items in sorted(by_location.items()):
-        kind = request_type(location_of[location_id].type, order["service_level"])
-        dates = [d for i in items if (d := available_on.get(i["id"])) is not None]
+        kind = request_type(location_of[location_id].type, order.service_level)
+        dates = [d for i in items if (d := available_on.get(i.id)) is not None]
         third_party = kind is RequestType.THIRD_PARTY
         request = FulfillmentRequest(
-            id=new_id(), order_id=order["id"], location_id=location_id, type=kind,
-            status=RequestStatus.ISSUED, placed_at=order["placed_at"],
-            available_on=max(dates) if dates else None, carrier=order["carrier"],
+            id=new_id(), order_id=order.id, location_id=location_id, type=kind,
+            status=RequestStatus.ISSUED, placed_at=order.placed_at,
+            available_on=max(dates) if dates else None, carrier=order.carrier,
             parcels=None, collected_by=None, reason=None, ready_at=None, version=1,
             created_at=now, updated_at=now,
             items=[RequestItem(
-                item_id=i["id"], line=i["line"], sku=i["sku"], quantity=i["quantity"],
+                item_id=i.id, line=i.line, sku=i.sku, quantity=i.quantity,
                 status=LinkStatus.OPEN, reason=None, shipment_id=None,
-                item_status=i["status"], reservation_id=i["reservation_id"],
-                value_minor=line_total(i), stock_expected_on=available_on.get(i["id"]))
+                item_status=i.status.value, reservation_id=i.reservation_id,
+                value_minor=i.total_minor, stock_expected_on=available_on.get(i.id))
                 for i in items],
             notify_state="pending" if third_party else None,
             notify_next_at=now if third_party else None)
         requests.append(request)
-        request_of.update((i["id"], request.id) for i in items)
+        request_of.update((i.id, request.id) for i in items)
         uow.record(Event("fulfillment_request.issued", request.id, 1,
-                         request_out(request, order["currency"]), now))
+                         request_out(request, order.currency), now))
     uow.fulfillment.add(requests)
     return request_of
 
@@ -250,19 +234,6 @@ def request_out(r: FulfillmentRequest, currency: str) -> dict[str, Any]:
             "next_attempt_at": r.notify_next_at.isoformat() if r.notify_next_at else None,
         }
     return body
-
-
-def line_total(item: RowLike) -> int:
-    """What a line costs the customer, in minor units."""
-    return int(item["quantity"] * item["unit_price_minor"] - item["discount_minor"]
-               + item["tax_minor"])
-
-
-def refresh_order_status(uow: UnitOfWork, order_id: str, now: dt.datetime) -> tuple[str, int]:
-    """Set the order's status as its items' statuses make it, and take its next version for
-    the event the caller records, in one statement: (status, version)."""
-    status = derive_status(ItemStatus(i["status"]) for i in uow.orders.items([order_id])).value
-    return status, uow.orders.advance(order_id, status, 1, now)
 
 
 #: The entity of the routing rules' events: they are replaced all at once.

@@ -16,6 +16,7 @@ from oms.adapters.db.scoping import customers_seen, orders_seen
 from oms.adapters.db.upsert import HeldInserts, insert_for
 from oms.domain.access import EVERYTHING, Scope
 from oms.domain.holds import HeldItem
+from oms.domain.orders import ItemStatus, Order, OrderItem, OrderStatus
 
 # The statements of placing an order, built once: building one costs more than running it.
 CUSTOMER_BY_EMAIL = select(t.customers).where(
@@ -28,8 +29,76 @@ _ADVANCE = (update(t.orders).where(t.orders.c.id == bindparam("key_id"))
             .returning(t.orders.c.version))
 
 
+#: An order and its items, a row per item (an order without items is not stored).
+_ITEM_COLUMNS = [c.label(f"item_{c.name}") for c in t.order_items.c
+                 if c.name not in ("order_id",)]
+_WITH_ITEMS = (select(t.orders, *_ITEM_COLUMNS)
+               .join_from(t.orders, t.order_items, t.order_items.c.order_id == t.orders.c.id)
+               .order_by(t.order_items.c.line))
+
 #: Not looked for yet.
 UNREAD = object()
+
+
+def _first(rows: Sequence[RowMapping]) -> Order | None:
+    """The order of `_WITH_ITEMS` rows (those of one order)."""
+    if not rows:
+        return None
+    return _order(rows[0], [_item({c.name: r[f"item_{c.name}"] for c in t.order_items.c
+                                   if c.name != "order_id"}) for r in rows])
+
+
+def _item(r: Mapping[str, Any] | RowMapping) -> OrderItem:
+    return OrderItem(
+        id=r["id"], line=r["line"], sku=r["sku"], quantity=r["quantity"],
+        unit_price_minor=r["unit_price_minor"], discount_minor=r["discount_minor"],
+        tax_minor=r["tax_minor"], status=ItemStatus(r["status"]), location_id=r["location_id"],
+        reservation_id=r["reservation_id"], fulfillment_request_id=r["fulfillment_request_id"],
+        hold_reason=r["hold_reason"], preorder=r["preorder"],
+        tentative_ship_date=r["tentative_ship_date"])
+
+
+def _order(r: Mapping[str, Any] | RowMapping, items: list[OrderItem]) -> Order:
+    return Order(
+        id=r["id"], display_id=r["display_id"], channel=r["channel"],
+        external_id=r["external_id"], request_hash=r["request_hash"],
+        status=OrderStatus(r["status"]), historical=r["historical"], placed_at=r["placed_at"],
+        currency=r["currency"], customer_id=r["customer_id"],
+        service_level=r["service_level"], carrier=r["carrier"],
+        shipping_price_minor=r["shipping_price_minor"],
+        pickup_location_id=r["pickup_location_id"],
+        fulfillment_location_id=r["fulfillment_location_id"],
+        shipping_address=r["shipping_address"], grand_total_minor=r["grand_total_minor"],
+        version=r["version"], created_at=r["created_at"], updated_at=r["updated_at"],
+        items=items, routing_inputs=r["routing_inputs"], reroute_after=r["reroute_after"],
+        reroute_wait_seconds=r["reroute_wait_seconds"])
+
+
+def _order_row(o: Order) -> dict[str, Any]:
+    return {
+        "id": o.id, "display_id": o.display_id, "channel": o.channel,
+        "external_id": o.external_id, "request_hash": o.request_hash,
+        "status": o.status.value, "historical": o.historical, "placed_at": o.placed_at,
+        "currency": o.currency, "customer_id": o.customer_id,
+        "service_level": o.service_level, "carrier": o.carrier,
+        "shipping_price_minor": o.shipping_price_minor,
+        "pickup_location_id": o.pickup_location_id,
+        "fulfillment_location_id": o.fulfillment_location_id,
+        "shipping_address": o.shipping_address, "grand_total_minor": o.grand_total_minor,
+        "version": o.version, "created_at": o.created_at, "updated_at": o.updated_at,
+    }
+
+
+def _item_row(order_id: str, i: OrderItem) -> dict[str, Any]:
+    return {
+        "id": i.id, "order_id": order_id, "line": i.line, "sku": i.sku,
+        "quantity": i.quantity, "unit_price_minor": i.unit_price_minor,
+        "discount_minor": i.discount_minor, "tax_minor": i.tax_minor,
+        "status": i.status.value, "location_id": i.location_id,
+        "reservation_id": i.reservation_id, "preorder": i.preorder,
+        "tentative_ship_date": i.tentative_ship_date, "hold_reason": i.hold_reason,
+        "fulfillment_request_id": i.fulfillment_request_id,
+    }
 
 
 class CustomerRepository:
@@ -128,15 +197,55 @@ class OrderRepository:
     def within(self, scope: Scope) -> OrderRepository:
         return OrderRepository(self.conn, scope, self.inserts)
 
-    def add(self, order: dict[str, Any], items: Sequence[dict[str, Any]],
-            payments: Sequence[dict[str, Any]]) -> None:
-        self.add_many([order], items, payments)
-
-    def add_many(self, orders: Sequence[dict[str, Any]], items: Sequence[dict[str, Any]],
-                 payments: Sequence[dict[str, Any]]) -> None:
-        self.inserts.add(t.orders, orders)
-        self.inserts.add(t.order_items, items)
+    def add(self, orders: Sequence[Order], payments: Sequence[dict[str, Any]]) -> None:
+        """New orders with their items and payments, written with the transaction's other
+        held inserts."""
+        self.inserts.add(t.orders, [_order_row(o) for o in orders])
+        self.inserts.add(t.order_items, [_item_row(o.id, i) for o in orders for i in o.items])
         self.inserts.add(t.payments, payments)
+        for o in orders:
+            o.changed_items.clear()
+
+    def load(self, order_id: str, *, for_update: bool = False) -> Order | None:
+        """The order (by id or display id, within the scope) with its items, in one query;
+        with `for_update` the order's row is locked (not its items': the order's lock
+        guards them)."""
+        stmt = _WITH_ITEMS.where(
+            or_(t.orders.c.id == order_id, t.orders.c.display_id == order_id),
+            orders_seen(self.scope))
+        if for_update:
+            stmt = stmt.with_for_update(of=t.orders)
+        return _first(self.conn.execute(stmt).mappings().all())
+
+    def load_if_free(self, order_id: str) -> Order | None:
+        """The order with its items, locked for this transaction; None if another worker
+        holds it."""
+        stmt = _WITH_ITEMS.where(t.orders.c.id == order_id)
+        if self.conn.dialect.name == "postgresql":
+            stmt = stmt.with_for_update(of=t.orders, skip_locked=True)
+        return _first(self.conn.execute(stmt).mappings().all())
+
+    def assemble(self, rows: Sequence[RowMapping]) -> list[Order]:
+        """The orders of these rows, with their items, in one more query."""
+        items: dict[str, list[OrderItem]] = {r["id"]: [] for r in rows}
+        for i in self.items([r["id"] for r in rows]):
+            items[i["order_id"]].append(_item(i))
+        return [_order(r, items[r["id"]]) for r in rows]
+
+    def save(self, order: Order, now: dt.datetime, events: int) -> int:
+        """Write the items that changed and the status they give the order, and take `events`
+        more versions (one per event the change records, so the events' sequence has no
+        gaps), in one statement for the order; returns the last version taken."""
+        changed = [i for i in order.items if i.id in order.changed_items]
+        self.update_items([{"id": i.id, "status": i.status.value, "location_id": i.location_id,
+                            "reservation_id": i.reservation_id,
+                            "fulfillment_request_id": i.fulfillment_request_id,
+                            "hold_reason": i.hold_reason} for i in changed])
+        order.status = order.derived_status
+        order.version = self.advance(order.id, order.status.value, events, now)
+        order.updated_at = now
+        order.changed_items.clear()
+        return order.version
 
     def hashes_by_external(self, channel_ids: Sequence[tuple[str, str]]
                            ) -> dict[tuple[str, str], RowMapping]:
@@ -176,13 +285,6 @@ class OrderRepository:
         self.conn.execute(update(t.orders).where(t.orders.c.id == order_id).values(
             routing_inputs=routing_inputs, reroute_after=after,
             reroute_wait_seconds=int(wait.total_seconds())))
-
-    def lock_if_free(self, order_id: str) -> RowMapping | None:
-        """The order, locked for this transaction; None if another worker holds it."""
-        stmt = select(t.orders).where(t.orders.c.id == order_id)
-        if self.conn.dialect.name == "postgresql":
-            stmt = stmt.with_for_update(skip_locked=True)
-        return self.conn.execute(stmt).mappings().first()
 
     def get(self, order_id: str, *, for_update: bool = False) -> RowMapping | None:
         stmt = select(t.orders).where(
@@ -232,18 +334,6 @@ class OrderRepository:
             .values({name: bindparam(f"new_{name}") for name in columns}),
             [{"item_id": x["id"], **{f"new_{name}": x[name] for name in columns}}
              for x in changes])
-
-    def set_item_statuses(self, changes: Sequence[tuple[str, str]]) -> None:
-        """(item id, status) pairs, in one statement."""
-        if changes:
-            self.conn.execute(
-                update(t.order_items).where(t.order_items.c.id == bindparam("item_id"))
-                .values(status=bindparam("new_status")),
-                [{"item_id": item_id, "new_status": status} for item_id, status in changes])
-
-    def update_item(self, item_id: str, **values: Any) -> None:
-        self.conn.execute(update(t.order_items).where(t.order_items.c.id == item_id)
-                          .values(**values))
 
     def advance(self, order_id: str, status: str, count: int, now: dt.datetime) -> int:
         """Set the status and take `count` more versions (one per event, so the events'

@@ -16,7 +16,8 @@ def orders_seen(scope: Scope) -> ColumnElement[bool]:
     if scope.locations is None:
         return true()
     at = sorted(scope.locations)
-    o, i, r = t.orders.c, t.order_items.c, t.fulfillment_requests.c
+    # Aliases: a query may read the order's items too, and its own must not be correlated.
+    o, i, r = t.orders.c, t.order_items.alias().c, t.fulfillment_requests.alias().c
     # Each way an order touches a location; a return taken at one joins this list.
     return or_(
         o.pickup_location_id.in_(at),
