@@ -234,7 +234,8 @@ class FulfillmentRequest:
         self.next(Step.SHIPMENTS)
         wanted = list(item_ids) or [x.item_id for x in self.open_items]
         self.check_open(wanted, "items")
-        leaving = [x for x in self.open_items if x.item_id in set(wanted)]
+        by_id = {x.item_id: x for x in self.items}
+        leaving = [by_id[x] for x in wanted]  # as the provider listed them
         check_shippable(leaving)
         self._mark(wanted, LinkStatus.SHIPPED, None, shipment_id)
         self._items_now(leaving, ItemStatus.SHIPPED)

@@ -207,23 +207,25 @@ class OrderRepository:
             o.changed_items.clear()
 
     def load(self, order_id: str, *, for_update: bool = False) -> Order | None:
-        """The order (by id or display id, within the scope) with its items, in one query;
-        with `for_update` the order's row is locked (not its items': the order's lock
-        guards them)."""
-        stmt = _WITH_ITEMS.where(
-            or_(t.orders.c.id == order_id, t.orders.c.display_id == order_id),
-            orders_seen(self.scope))
-        if for_update:
-            stmt = stmt.with_for_update(of=t.orders)
-        return _first(self.conn.execute(stmt).mappings().all())
+        """The order (by id or display id, within the scope) with its items. Read alone, in
+        one query; locked (`for_update`), the order's row first and then its items: on
+        PostgreSQL a statement that waited for the lock sees the locked row as committed
+        since, but the other rows of its join as they were when it began."""
+        if not for_update:
+            return _first(self.conn.execute(_WITH_ITEMS.where(
+                or_(t.orders.c.id == order_id, t.orders.c.display_id == order_id),
+                orders_seen(self.scope))).mappings().all())
+        row = self.get(order_id, for_update=True)
+        return None if row is None else self.assemble([row])[0]
 
     def load_if_free(self, order_id: str) -> Order | None:
         """The order with its items, locked for this transaction; None if another worker
         holds it."""
-        stmt = _WITH_ITEMS.where(t.orders.c.id == order_id)
+        stmt = select(t.orders).where(t.orders.c.id == order_id)
         if self.conn.dialect.name == "postgresql":
-            stmt = stmt.with_for_update(of=t.orders, skip_locked=True)
-        return _first(self.conn.execute(stmt).mappings().all())
+            stmt = stmt.with_for_update(skip_locked=True)
+        row = self.conn.execute(stmt).mappings().first()
+        return None if row is None else self.assemble([row])[0]
 
     def assemble(self, rows: Sequence[RowMapping]) -> list[Order]:
         """The orders of these rows, with their items, in one more query."""

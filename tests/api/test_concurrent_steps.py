@@ -1,0 +1,103 @@
+"""Two changes of one order at once: the second waits for the order's lock and then works on
+the order as the first left it, its items included (on PostgreSQL a statement that waited for
+a lock sees the locked row as committed since, but not the other rows it joined)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+
+from oms.services import fulfillment
+from tests.fulfilling import requests_of, step
+from tests.helpers import Api
+from tests.ordering import Shop, events, order_body, place
+
+
+def _first_one_waits(monkeypatch: pytest.MonkeyPatch, name: str
+                     ) -> tuple[threading.Event, threading.Event]:
+    """Make the first call of `fulfillment.<name>` wait, inside its transaction and holding
+    the order's lock, until told to go on: (it is waiting, go on)."""
+    waiting, go = threading.Event(), threading.Event()
+    original = getattr(fulfillment, name)
+    calls: list[int] = []
+
+    def held(*args: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            waiting.set()
+            assert go.wait(10)
+        return original(*args)
+
+    monkeypatch.setattr(fulfillment, name, held)
+    return waiting, go
+
+
+def _race(waiting: threading.Event, go: threading.Event,
+          first: Callable[[], httpx.Response], second: Callable[[], httpx.Response]
+          ) -> list[httpx.Response]:
+    """`first` holds the order's lock while `second` asks for it; then both finish."""
+    answers: dict[int, httpx.Response] = {}
+    threads = [threading.Thread(target=lambda n=n, call=call: answers.__setitem__(n, call()))
+               for n, call in enumerate((first, second))]
+    threads[0].start()
+    assert waiting.wait(10)
+    threads[1].start()
+    time.sleep(0.5)  # the second request is waiting for the order's lock by now
+    go.set()
+    for thread in threads:
+        thread.join(30)
+    return [answers[0], answers[1]]
+
+
+@pytest.mark.postgres_only
+def test_two_cancels_of_an_orders_two_items_cancel_it_and_give_back_the_shipping(
+        live_url: str, api: Api, shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
+    shop({("mitte", "SKU-1"): 5, ("mitte", "SKU-2"): 5})
+    order = place(api, order_body(("SKU-1", 1), ("SKU-2", 1), external_id="W-TWO-CANCELS"))
+    first, second = [i["id"] for i in order["items"]]
+    waiting, go = _first_one_waits(monkeypatch, "withdraw_items")
+
+    def cancel(item_id: str) -> Callable[[], httpx.Response]:
+        return lambda: httpx.post(f"{live_url}/v1/orders/{order['id']}/cancel",
+                                  json={"items": [item_id]}, headers=api.headers, timeout=30)
+
+    answers = _race(waiting, go, cancel(first), cancel(second))
+    assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
+    now = api.get(f"/v1/orders/{order['id']}").json()
+    assert now["status"] == "cancelled"
+    given_back = [Decimal(e["payload"]["amount_to_void_or_refund"])
+                  for e in events(api, type="order.items_cancelled", entity_id=order["id"])]
+    # The second cancel left nothing to ship: the shipping went back with its item.
+    assert sum(given_back) == Decimal(order["totals"]["grand_total"])
+
+
+@pytest.mark.postgres_only
+def test_two_shipments_of_one_order_at_once_ship_it_and_capture_all_it_owes(
+        live_url: str, api: Api, shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
+    shop({("mitte", "SKU-1"): 5, ("potsdam", "SKU-2"): 5})
+    order = place(api, order_body(("SKU-1", 1), ("SKU-2", 1), external_id="W-TWO-SHIPS"))
+    requests = requests_of(api, order["id"])
+    assert len(requests) == 2
+    for request in requests:
+        step(api, request["id"], "accept")
+        step(api, request["id"], "pick")
+        step(api, request["id"], "pack", {"parcels": [{"weight_grams": 500}]})
+    waiting, go = _first_one_waits(monkeypatch, "capture_owed")
+
+    def ship(request_id: str) -> Callable[[], httpx.Response]:
+        return lambda: httpx.post(f"{live_url}/v1/fulfillment-requests/{request_id}/ship",
+                                  json={}, headers=api.headers, timeout=30)
+
+    answers = _race(waiting, go, ship(requests[0]["id"]), ship(requests[1]["id"]))
+    assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
+    now = api.get(f"/v1/orders/{order['id']}").json()
+    assert now["status"] == "shipped"
+    [payment] = now["payments"]
+    asked = Decimal(payment["captured"]) + Decimal(payment["pending"]["capture"])
+    assert asked == Decimal(order["totals"]["grand_total"])
