@@ -257,3 +257,13 @@ def test_distances_round_as_the_plain_routing_rounds_them() -> None:
         expected = [round(round(haversine_km(*home, lat, lon), 1) * 10)
                     for lat, lon in (points[int(i[1:])] for i in network.ids)]
         assert tenths == expected
+
+
+def test_the_atp_table_holds_each_skus_atp_by_location_and_leaves_out_the_unknown() -> None:
+    network = Network([_location(x, 52.5, 13.4) for x in ("b", "a", "c")])
+    table = network.atp_table([("a", "SKU-1", 4), ("c", "SKU-1", -2), ("gone", "SKU-1", 9),
+                               ("b", "SKU-2", 7), ("a", "SKU-3", 5)], ["SKU-1", "SKU-2"])
+    # In location id order (a, b, c); a location missing from the network and a sku not
+    # asked for are left out, and a location without a row has nothing.
+    assert {sku: column.tolist() for sku, column in table.items()} == {
+        "SKU-1": [4, 0, -2], "SKU-2": [0, 7, 0]}

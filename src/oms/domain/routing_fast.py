@@ -13,7 +13,6 @@ generated networks.
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -99,19 +98,19 @@ class Network:
         """(location, sku, ATP) rows as one array per sku, in location order; locations not
         in the network are left out."""
         table = {sku: np.zeros(len(self.ids), dtype=np.int64) for sku in skus}
-        rows = list(levels)
-        if not rows:
-            return table
-        # Hundreds of rows an order: columns at once, not a numpy store per row.
-        location_ids, row_skus, atps = zip(*rows, strict=True)
-        at = np.fromiter(map(self.index.get, location_ids, itertools.repeat(-1)),
-                         dtype=np.int64, count=len(rows))
-        of_sku = np.array(row_skus)
-        values = np.array(atps, dtype=np.int64)
-        known = at >= 0
-        for sku, column in table.items():
-            taken = known & (of_sku == sku)
-            column[at[taken]] = values[taken]
+        # Hundreds of rows an order: gathered per sku in lists, then one numpy store per sku
+        # (a store per row, or comparing the rows' skus as a numpy array, costs more).
+        gathered: dict[str, tuple[list[int], list[int]]] = {sku: ([], []) for sku in table}
+        index = self.index
+        for location_id, sku, atp in levels:
+            at = index.get(location_id)
+            into = gathered.get(sku)
+            if at is not None and into is not None:
+                into[0].append(at)
+                into[1].append(atp)
+        for sku, (at_locations, atps) in gathered.items():
+            if at_locations:
+                table[sku][at_locations] = atps
         return table
 
     def groups(self, rule: RoutingRule) -> Ints:
