@@ -35,11 +35,8 @@ from oms.domain.orders import ItemStatus, Order
 from oms.domain.payments import CallKind, plan_captures
 from oms.domain.retries import delay_after
 from oms.services import inventory, provider_calls
-from oms.services.routing import (
-    request_out,
-    route_items,
-)
-from oms.services.shipments import shipment_out
+from oms.services.routing import route_items
+from oms.services.views import request_out, shipment_out
 
 #: A worker that took a notification and died leaves it to others after this long.
 NOTIFY_LEASE = dt.timedelta(minutes=2)

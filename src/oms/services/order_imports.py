@@ -32,14 +32,13 @@ from oms.services.imports import (
     execute,
 )
 from oms.services.orders import (
-    customer_out,
     customer_row,
     new_order,
     order_hash,
     place_in_transaction,
-    render_order,
     validate_order,
 )
+from oms.services.views import customer_out, render_order
 
 
 def import_orders(

@@ -39,7 +39,8 @@ from oms.domain.orders import (
 from oms.domain.payments import plan_release
 from oms.schemas import OrderIn
 from oms.services import fulfillment, inventory, provider_calls
-from oms.services.routing import RowLike, route_items
+from oms.services.routing import route_items
+from oms.services.views import customer_out, render_order
 
 _DISPLAY_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
 
@@ -365,15 +366,6 @@ def expire_uncollected_pickups(engine: Engine, providers: Providers, now: dt.dat
     return expired
 
 
-def _money(minor: int, currency: str) -> str:
-    return Money.from_minor(minor, currency).formatted_amount()
-
-
-def customer_out(c: RowLike) -> dict[str, Any]:
-    return {"id": c["id"], "display_id": c["display_id"], "email": c["email"],
-            "name": c["name"], "phone": c["phone"], "created_at": c["created_at"].isoformat()}
-
-
 def order_out(uow: UnitOfWork, order_id: str) -> dict[str, Any]:
     order = uow.orders.load(order_id)
     if order is None:
@@ -393,44 +385,3 @@ def _out(uow: UnitOfWork, order: Order) -> dict[str, Any]:
     return render_order(order, customer, payments, pending)
 
 
-def render_order(o: Order, customer: RowLike, payments: Sequence[RowLike],
-                 pending: Mapping[tuple[str, str], int] | None = None) -> dict[str, Any]:
-    """An order as the API and its events show it."""
-    c = o.currency
-    return {
-        "id": o.id, "display_id": o.display_id, "channel": o.channel,
-        "external_id": o.external_id, "status": o.status.value,
-        "historical": o.historical, "placed_at": o.placed_at.isoformat(),
-        "currency": c, "customer": customer_out(customer),
-        "items": [{
-            "id": i.id, "line": i.line, "sku": i.sku, "quantity": i.quantity,
-            "unit_price": _money(i.unit_price_minor, c),
-            "discount": _money(i.discount_minor, c), "tax": _money(i.tax_minor, c),
-            "status": i.status.value, "location_id": i.location_id,
-            "preorder": i.preorder,
-            "tentative_ship_date": i.tentative_ship_date.isoformat()
-            if i.tentative_ship_date else None,
-            "hold_reason": i.hold_reason if i.status is ItemStatus.ON_HOLD else None,
-            "fulfillment_request_id": i.fulfillment_request_id,
-        } for i in o.items],
-        "shipping": {
-            "service_level": o.service_level, "carrier": o.carrier,
-            "price": _money(o.shipping_price_minor, c),
-            "pickup_location_id": o.pickup_location_id,
-            "address": o.shipping_address,
-        } if o.service_level else None,
-        "fulfillment_location_id": o.fulfillment_location_id,
-        "payments": [{"id": p["id"], "method": p["method"], "psp": p["psp"],
-                      "reference": p["reference"], "amount": _money(p["amount_minor"], c),
-                      "captured": _money(p["captured_minor"], c),
-                      "refunded": _money(p["refunded_minor"], c),
-                      "voided": _money(p["voided_minor"], c),
-                      # Asked of the PSP and not answered yet.
-                      "pending": {kind: _money((pending or {}).get((p["id"], kind), 0), c)
-                                  for kind in ("capture", "refund", "void")},
-                      "status": p["status"],
-                      "failure_reason": p["failure_reason"]} for p in payments],
-        "totals": {"grand_total": _money(o.grand_total_minor, c)},
-        "version": o.version,
-        "updated_at": o.updated_at.isoformat(),
-    }

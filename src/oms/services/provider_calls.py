@@ -31,8 +31,7 @@ from oms.domain.money import Money
 from oms.domain.orders import Order, PaymentState
 from oms.domain.payments import CallKind, CallStatus, PaymentBook, payment_state
 from oms.domain.retries import delay_after
-from oms.services.routing import RowLike
-from oms.services.shipments import shipment_out
+from oms.services.views import RowLike, shipment_out
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,6 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy.engine import RowMapping
-
 from oms.adapters.db.unit_of_work import UnitOfWork
 from oms.domain.errors import Conflict, DomainError, FieldError, InsufficientStock
 from oms.domain.events import Event, utcnow
@@ -23,18 +21,16 @@ from oms.domain.fulfillment import (
 )
 from oms.domain.ids import new_id
 from oms.domain.locations import Location
-from oms.domain.money import Money
 from oms.domain.orders import ItemStatus, Order, OrderItem, ServiceLevel
 from oms.domain.routing import Destination, RoutingItem
 from oms.domain.routing_fast import decide
 from oms.domain.routing_record import Decision, ItemDecision, decisions_json, inputs_json
 from oms.services import inventory
 from oms.services.inventory import ReserveLine
+from oms.services.views import request_out
 
 #: A reservation that loses a race re-plans with fresh stock; after this many, the order waits.
 MAX_ROUTING_ATTEMPTS = 5
-#: A stored row or the dict it was written from.
-RowLike = Mapping[str, Any] | RowMapping
 
 
 def route_items(uow: UnitOfWork, order: Order, trigger: str, now: dt.datetime, *,
@@ -205,35 +201,6 @@ def issue_requests(uow: UnitOfWork, order: Order, routed: Sequence[OrderItem],
                          request_out(request, order.currency), now))
     uow.fulfillment.add(requests)
     return request_of
-
-
-def request_out(r: FulfillmentRequest, currency: str) -> dict[str, Any]:
-    """A fulfilment request as the API and its events show it; a DC's or 3PL's also says
-    whether it was told of the request."""
-    body: dict[str, Any] = {
-        "id": r.id, "order_id": r.order_id, "location_id": r.location_id,
-        "type": r.type.value, "status": r.status.value,
-        "placed_at": r.placed_at.isoformat(),
-        "available_on": r.available_on.isoformat() if r.available_on else None,
-        "carrier": r.carrier, "parcels": r.parcels, "collected_by": r.collected_by,
-        "reason": r.reason,
-        "items": [{
-            "item_id": x.item_id, "line": x.line, "sku": x.sku,
-            "quantity": x.quantity, "status": x.status.value, "reason": x.reason,
-            "shipment_id": x.shipment_id, "item_status": x.item_status,
-            "value": Money.from_minor(x.value_minor, currency).formatted_amount(),
-        } for x in r.items],
-        "version": r.version, "created_at": r.created_at.isoformat(),
-        "updated_at": r.updated_at.isoformat(),
-        "ready_at": r.ready_at.isoformat() if r.ready_at else None,
-    }
-    if r.type is RequestType.THIRD_PARTY:
-        body["notification"] = {
-            "state": r.notify_state, "attempts": r.notify_attempts,
-            "last_error": r.notify_last_error,
-            "next_attempt_at": r.notify_next_at.isoformat() if r.notify_next_at else None,
-        }
-    return body
 
 
 #: The entity of the routing rules' events: they are replaced all at once.

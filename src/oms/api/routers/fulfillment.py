@@ -35,8 +35,7 @@ from oms.domain.fulfillment import (
 from oms.schemas import AsValue, Strict, UtcTime
 from oms.services import fulfillment
 from oms.services.fulfillment import Context
-from oms.services.routing import request_out
-from oms.services.shipments import shipment_out
+from oms.services.views import request_out, shipment_out
 
 router = APIRouter(tags=["fulfillment"], route_class=JsonBodyRoute)
 #: Store steps: the location's own staff, or an admin.

@@ -33,8 +33,7 @@ from oms.domain.routing_record import (
 )
 from oms.schemas import OrderIn, Strict, UtcTime
 from oms.services import orders
-from oms.services.orders import customer_out
-from oms.services.shipments import shipment_out
+from oms.services.views import customer_out, shipment_out
 
 router = APIRouter(tags=["orders"], route_class=JsonBodyRoute)
 Managers = Annotated[Principal, Depends(require(Role.ADMIN, Role.MANAGER))]
