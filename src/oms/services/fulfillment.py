@@ -64,12 +64,10 @@ def _begin(uow: UnitOfWork, ctx: Context, request_id: str) -> _Work:
     """Lock the request's order, then the request (always in this order, as cancelling and
     rerouting lock the order first). A request of a location the caller is not at is not
     found: the caller does not see it (oms.domain.access.Scope)."""
-    found = uow.fulfillment.within(ctx.actor.scope).get(request_id)
-    if found is None:
+    order = uow.orders.load_of_request(request_id, ctx.actor.scope)
+    if order is None:
         raise NotFound(f"no fulfillment request {request_id!r}")
-    order = uow.orders.load(found["order_id"], for_update=True)
     request = uow.fulfillment.load(request_id, for_update=True)
-    assert order is not None
     assert request is not None
     return _Work(order, request)
 

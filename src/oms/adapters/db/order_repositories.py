@@ -12,7 +12,7 @@ from sqlalchemy import Integer, TextClause, and_, bindparam, func, or_, select, 
 from sqlalchemy.engine import Connection, RowMapping
 
 from oms.adapters.db import tables as t
-from oms.adapters.db.scoping import customers_seen, orders_seen
+from oms.adapters.db.scoping import customers_seen, located_seen, orders_seen
 from oms.adapters.db.upsert import HeldInserts, insert_for
 from oms.domain.access import EVERYTHING, Scope
 from oms.domain.holds import HeldItem
@@ -216,6 +216,17 @@ class OrderRepository:
                 or_(t.orders.c.id == order_id, t.orders.c.display_id == order_id),
                 orders_seen(self.scope))).mappings().all())
         row = self.get(order_id, for_update=True)
+        return None if row is None else self.assemble([row])[0]
+
+    def load_of_request(self, request_id: str, scope: Scope) -> Order | None:
+        """The order of a fulfilment request the scope sees, locked, with its items: the
+        request is found and its order locked in one statement."""
+        r = t.fulfillment_requests.c
+        of_request = (select(r.order_id)
+                      .where(r.id == request_id, located_seen(r.location_id, scope))
+                      .scalar_subquery())
+        row = self.conn.execute(select(t.orders).where(t.orders.c.id == of_request)
+                                .with_for_update()).mappings().first()
         return None if row is None else self.assemble([row])[0]
 
     def load_if_free(self, order_id: str) -> Order | None:
