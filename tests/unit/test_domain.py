@@ -16,7 +16,7 @@ from oms.domain.inventory import (
     lock_order,
 )
 from oms.domain.locations import haversine_km, validate_country, validate_timezone
-from oms.domain.money import Money
+from oms.domain.money import Money, format_minor
 
 
 @pytest.mark.parametrize(
@@ -60,6 +60,18 @@ def test_money_round_trips_through_minor_units(minor: int, currency: str) -> Non
     money = Money.from_minor(minor, currency)
     assert money.minor == minor
     assert Money.parse(money.formatted_amount(), currency) == money
+
+
+@given(st.integers(min_value=-(10**15), max_value=10**15),
+       st.sampled_from(["EUR", "JPY", "KWD"]))
+def test_an_amount_written_from_minor_units_is_the_moneys_own(minor: int, currency: str) -> None:
+    assert format_minor(minor, currency) == Money.from_minor(minor, currency).formatted_amount()
+
+
+def test_amounts_written_from_minor_units_have_the_currencys_decimals() -> None:
+    assert [format_minor(m, "EUR") for m in (2368, 5, -5, 0)] == ["23.68", "0.05", "-0.05",
+                                                                  "0.00"]
+    assert (format_minor(1234, "JPY"), format_minor(1234, "KWD")) == ("1234", "1.234")
 
 
 def test_money_refuses_more_decimals_than_the_currency_has() -> None:

@@ -74,3 +74,12 @@ class Money:
     def formatted_amount(self) -> str:
         """The amount as a string with exactly the currency's decimal places."""
         return str(self.amount.quantize(Decimal(1).scaleb(-minor_units(self.currency))))
+
+
+def format_minor(minor: int, currency: str) -> str:
+    """`Money.from_minor(minor, currency).formatted_amount()`, without the Decimal: an order's
+    view writes a few dozen amounts."""
+    digits = minor_units(currency)
+    whole, part = divmod(abs(minor), 10 ** digits)
+    sign = "-" if minor < 0 else ""
+    return f"{sign}{whole}.{part:0{digits}d}" if digits else f"{sign}{whole}"

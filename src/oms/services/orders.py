@@ -23,7 +23,7 @@ from oms.domain.events import Event, utcnow
 from oms.domain.fulfillment import LinkStatus, RequestStatus
 from oms.domain.holds import inputs_digest, is_due, next_wait
 from oms.domain.ids import new_id
-from oms.domain.money import Money
+from oms.domain.money import Money, format_minor
 from oms.domain.orders import (
     ItemStatus,
     LineAmounts,
@@ -318,8 +318,7 @@ def cancel_items(uow: UnitOfWork, order: Order, item_ids: Sequence[str] | None,
     uow.record(Event("order.items_cancelled", order.id, version, {
         "order_id": order.id, "item_ids": cancelled.item_ids, "reason": reason,
         # What the payment side voids or refunds for these items.
-        "amount_to_void_or_refund": Money.from_minor(cancelled.refund_minor,
-                                                     currency).formatted_amount(),
+        "amount_to_void_or_refund": format_minor(cancelled.refund_minor, currency),
         "currency": currency}, now))
     books = provider_calls.payment_books(uow, order.id)
     payments = {book.id: p for p, book in books}

@@ -27,7 +27,7 @@ from oms.adapters.payments import PaymentRequest
 from oms.adapters.registry import Providers
 from oms.domain.events import Event, utcnow
 from oms.domain.ids import new_id
-from oms.domain.money import Money
+from oms.domain.money import format_minor
 from oms.domain.orders import Order, PaymentState
 from oms.domain.payments import CallKind, CallStatus, PaymentBook, payment_state
 from oms.domain.retries import delay_after
@@ -288,7 +288,7 @@ def _payment_outcome(uow: UnitOfWork, order: Order, call: RowMapping, outcome: _
     currency = order.currency
 
     def money(minor: int) -> str:
-        return Money.from_minor(minor, currency).formatted_amount()
+        return format_minor(minor, currency)
 
     done, failed = _EVENTS[kind]
     payload = {

@@ -9,15 +9,11 @@ from typing import Any
 from sqlalchemy.engine import RowMapping
 
 from oms.domain.fulfillment import FulfillmentRequest, RequestType
-from oms.domain.money import Money
+from oms.domain.money import format_minor
 from oms.domain.orders import ItemStatus, Order
 
 #: A stored row or the dict it was written from.
 RowLike = Mapping[str, Any] | RowMapping
-
-
-def _money(minor: int, currency: str) -> str:
-    return Money.from_minor(minor, currency).formatted_amount()
 
 
 def customer_out(c: RowLike) -> dict[str, Any]:
@@ -36,8 +32,8 @@ def render_order(o: Order, customer: RowLike, payments: Sequence[RowLike],
         "currency": c, "customer": customer_out(customer),
         "items": [{
             "id": i.id, "line": i.line, "sku": i.sku, "quantity": i.quantity,
-            "unit_price": _money(i.unit_price_minor, c),
-            "discount": _money(i.discount_minor, c), "tax": _money(i.tax_minor, c),
+            "unit_price": format_minor(i.unit_price_minor, c),
+            "discount": format_minor(i.discount_minor, c), "tax": format_minor(i.tax_minor, c),
             "status": i.status.value, "location_id": i.location_id,
             "preorder": i.preorder,
             "tentative_ship_date": i.tentative_ship_date.isoformat()
@@ -47,22 +43,22 @@ def render_order(o: Order, customer: RowLike, payments: Sequence[RowLike],
         } for i in o.items],
         "shipping": {
             "service_level": o.service_level, "carrier": o.carrier,
-            "price": _money(o.shipping_price_minor, c),
+            "price": format_minor(o.shipping_price_minor, c),
             "pickup_location_id": o.pickup_location_id,
             "address": o.shipping_address,
         } if o.service_level else None,
         "fulfillment_location_id": o.fulfillment_location_id,
         "payments": [{"id": p["id"], "method": p["method"], "psp": p["psp"],
-                      "reference": p["reference"], "amount": _money(p["amount_minor"], c),
-                      "captured": _money(p["captured_minor"], c),
-                      "refunded": _money(p["refunded_minor"], c),
-                      "voided": _money(p["voided_minor"], c),
+                      "reference": p["reference"], "amount": format_minor(p["amount_minor"], c),
+                      "captured": format_minor(p["captured_minor"], c),
+                      "refunded": format_minor(p["refunded_minor"], c),
+                      "voided": format_minor(p["voided_minor"], c),
                       # Asked of the PSP and not answered yet.
-                      "pending": {kind: _money((pending or {}).get((p["id"], kind), 0), c)
+                      "pending": {kind: format_minor((pending or {}).get((p["id"], kind), 0), c)
                                   for kind in ("capture", "refund", "void")},
                       "status": p["status"],
                       "failure_reason": p["failure_reason"]} for p in payments],
-        "totals": {"grand_total": _money(o.grand_total_minor, c)},
+        "totals": {"grand_total": format_minor(o.grand_total_minor, c)},
         "version": o.version,
         "updated_at": o.updated_at.isoformat(),
     }
@@ -82,7 +78,7 @@ def request_out(r: FulfillmentRequest, currency: str) -> dict[str, Any]:
             "item_id": x.item_id, "line": x.line, "sku": x.sku,
             "quantity": x.quantity, "status": x.status.value, "reason": x.reason,
             "shipment_id": x.shipment_id, "item_status": x.item_status,
-            "value": Money.from_minor(x.value_minor, currency).formatted_amount(),
+            "value": format_minor(x.value_minor, currency),
         } for x in r.items],
         "version": r.version, "created_at": r.created_at.isoformat(),
         "updated_at": r.updated_at.isoformat(),
