@@ -1,6 +1,7 @@
 """Two changes of one order at once: the second waits for the order's lock and then works on
 the order as the first left it, its items included (on PostgreSQL a statement that waited for
-a lock sees the locked row as committed since, but not the other rows it joined)."""
+a lock sees the locked row as committed since, but not the other rows it joined; on SQLite the
+lock is the single writer's, taken before the order is read)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,16 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import Engine
 
+from oms.adapters.db.order_repositories import OrderRepository
+from oms.domain.events import utcnow
 from oms.services import fulfillment
+from oms.services.orders import reroute_waiting
+from tests.api.test_holds import MINUTE, place_on_hold
 from tests.fulfilling import requests_of, step
 from tests.helpers import Api
-from tests.ordering import Shop, events, order_body, place
+from tests.ordering import Shop, atp, events, order_body, place
 
 
 def _first_one_waits(monkeypatch: pytest.MonkeyPatch, name: str
@@ -101,3 +107,35 @@ def test_two_shipments_of_one_order_at_once_ship_it_and_capture_all_it_owes(
     [payment] = now["payments"]
     asked = Decimal(payment["captured"]) + Decimal(payment["pending"]["capture"])
     assert asked == Decimal(order["totals"]["grand_total"])
+
+
+def test_an_order_cancelled_while_the_worker_routes_it_again_stays_cancelled(
+        live_url: str, api: Api, engine: Engine, stocked: Callable[..., None],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    stocked({("berlin", "A"): 0})
+    order = place_on_hold(api)
+    start = utcnow()
+    assert reroute_waiting(engine, now=start) == 1  # still nothing to route
+    assert api.put("/v1/inventory/berlin/A", json={"on_hand": 5}).status_code == 200
+    load_if_free = OrderRepository.load_if_free
+    cancelling: list[threading.Thread] = []
+    answers: list[httpx.Response] = []
+
+    def cancel_meanwhile(self: OrderRepository, order_id: str) -> Any:
+        taken = load_if_free(self, order_id)
+        # The worker has taken the order: a store cancels it now, and waits for the worker.
+        cancelling.append(threading.Thread(target=lambda: answers.append(httpx.post(
+            f"{live_url}/v1/orders/{order['id']}/cancel", json={}, headers=api.headers,
+            timeout=30))))
+        cancelling[0].start()
+        time.sleep(0.3)
+        return taken
+
+    monkeypatch.setattr(OrderRepository, "load_if_free", cancel_meanwhile)
+    assert reroute_waiting(engine, now=start + 2 * MINUTE) == 1
+    cancelling[0].join(30)
+    assert [a.status_code for a in answers] == [200], [a.text for a in answers]
+    now = api.get(f"/v1/orders/{order['id']}").json()
+    assert (now["status"], [i["status"] for i in now["items"]]) == ("cancelled", ["cancelled"])
+    # The worker's reservation went back with the cancel.
+    assert atp(api, "A") == {"berlin": 5}

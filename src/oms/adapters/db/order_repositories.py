@@ -231,11 +231,12 @@ class OrderRepository:
 
     def load_if_free(self, order_id: str) -> Order | None:
         """The order with its items, locked for this transaction; None if another worker
-        holds it."""
-        stmt = select(t.orders).where(t.orders.c.id == order_id)
-        if self.conn.dialect.name == "postgresql":
-            stmt = stmt.with_for_update(skip_locked=True)
-        row = self.conn.execute(stmt).mappings().first()
+        holds it (PostgreSQL; on SQLite this waits for the single writer's lock, which the
+        engine takes for a read that locks, before it reads)."""
+        row = self.conn.execute(
+            select(t.orders).where(t.orders.c.id == order_id)
+            .with_for_update(skip_locked=self.conn.dialect.name == "postgresql")
+        ).mappings().first()
         return None if row is None else self.assemble([row])[0]
 
     def assemble(self, rows: Sequence[RowMapping]) -> list[Order]:
