@@ -218,15 +218,15 @@ class FulfillmentRequest:
             self._set(status=RequestStatus.REJECTED, reason=reason)
         return rejected
 
-    def ship(self, shipment_id: str, carrier: str) -> list[tuple[str, str]]:
-        """Everything packed leaves in one shipment; returns the order items' new
-        statuses."""
+    def ship(self, shipment_id: str, carrier: str) -> list[RequestItem]:
+        """Everything packed leaves in one shipment; returns what left."""
         target = self.next(Step.SHIP)
         leaving = self.open_items
         check_shippable(leaving)
         self._mark([x.item_id for x in leaving], LinkStatus.SHIPPED, None, shipment_id)
+        self._items_now(leaving, ItemStatus.SHIPPED)
         self._set(status=target, carrier=carrier)
-        return self._items_now(leaving, ItemStatus.SHIPPED)
+        return leaving
 
     def report_shipment(self, item_ids: Sequence[str], shipment_id: str, carrier: str
                         ) -> list[RequestItem]:

@@ -97,6 +97,12 @@ def derive_status(statuses: Iterable[ItemStatus]) -> OrderStatus:
     return OrderStatus.IN_PROGRESS
 
 
+def line_total(quantity: int, unit_price_minor: int, discount_minor: int, tax_minor: int
+               ) -> int:
+    """What a line costs the customer, in minor units."""
+    return quantity * unit_price_minor - discount_minor + tax_minor
+
+
 @dataclass
 class OrderItem:
     """One line of an order: what was bought, at what price, and where it stands."""
@@ -119,8 +125,8 @@ class OrderItem:
 
     @property
     def total_minor(self) -> int:
-        """What the line costs the customer, in minor units."""
-        return self.quantity * self.unit_price_minor - self.discount_minor + self.tax_minor
+        return line_total(self.quantity, self.unit_price_minor, self.discount_minor,
+                          self.tax_minor)
 
     @property
     def is_open(self) -> bool:

@@ -190,11 +190,9 @@ def ship(uow: UnitOfWork, ctx: Context, request_id: str, carrier: str | None
     now = utcnow()
     code = carrier or work.request.carrier or ctx.default_carrier
     shipment_id = new_id()
-    parcels = work.request.parcels or []
-    leaving = work.request.open_items
-    changes = work.request.ship(shipment_id, code)
-    shipment = _add_shipment(uow, work, shipment_id, code, None, None, leaving, parcels,
-                             changes, now, label_status="pending")
+    leaving = work.request.ship(shipment_id, code)
+    shipment = _add_shipment(uow, work, shipment_id, code, None, None, leaving,
+                             work.request.parcels or [], now, label_status="pending")
     # A shipment made just now: no booking of it was refused yet.
     calls = [provider_calls.add_label_call(uow, shipment, now, refusals=0)]
     body = _save(uow, work, "fulfillment_request.shipped", now, shipment_id=shipment_id)
@@ -246,8 +244,7 @@ def report_shipment(uow: UnitOfWork, ctx: Context, request_id: str, item_ids: Se
     shipment_id = new_id()
     leaving = work.request.report_shipment(item_ids, shipment_id, carrier)
     shipment = _add_shipment(uow, work, shipment_id, carrier, tracking_number, tracking_url,
-                             leaving, [], [(x.item_id, ItemStatus.SHIPPED.value)
-                                           for x in leaving], now, label_status=None)
+                             leaving, [], now, label_status=None)
     body = _save(uow, work, "fulfillment_request.shipped", now, shipment_id=shipment_id)
     provider_calls.after_commit(uow, ctx.providers, capture_owed(uow, work.order, now))
     uow.commit()
@@ -272,10 +269,10 @@ def _rejected(uow: UnitOfWork, work: _Work, rejected: Sequence[RequestItem], rea
     """Release the rejected items' stock here, record the rejection, and route them again."""
     inventory.lock_stock_of(uow, [i.sku for i in work.order.items])
     inventory.release(uow, [x.reservation_id for x in rejected if x.reservation_id is not None])
-    _save(uow, work, "fulfillment_request.rejected", now,
-          rejected_items=sorted(x.item_id for x in rejected), rejection_reason=reason)
-    work.order.hold(sorted(x.item_id for x in rejected),
-                    f"rejected by {work.request.location_id}: {reason}")
+    item_ids = sorted(x.item_id for x in rejected)
+    _save(uow, work, "fulfillment_request.rejected", now, rejected_items=item_ids,
+          rejection_reason=reason)
+    work.order.hold(item_ids, f"rejected by {work.request.location_id}: {reason}")
     # The items just put on hold are routed, so the order is saved with them.
     route_items(uow, work.order, "rejection", now, refuse_unavailable=False)
 
@@ -304,8 +301,7 @@ def _consume(uow: UnitOfWork, items: Sequence[RequestItem]) -> None:
 def _add_shipment(uow: UnitOfWork, work: _Work, shipment_id: str, carrier: str,
                   tracking_number: str | None, tracking_url: str | None,
                   leaving: Sequence[RequestItem], parcels: list[dict[str, Any]],
-                  changes: Sequence[tuple[str, str]], now: dt.datetime,
-                  label_status: str | None) -> dict[str, Any]:
+                  now: dt.datetime, label_status: str | None) -> dict[str, Any]:
     _consume(uow, leaving)
     row = {
         "id": shipment_id, "request_id": work.request.id, "order_id": work.order.id,
@@ -317,7 +313,8 @@ def _add_shipment(uow: UnitOfWork, work: _Work, shipment_id: str, carrier: str,
         "version": 1, "created_at": now, "updated_at": now,
     }
     uow.fulfillment.add_shipment(row)
-    _items_changed(uow, work.order, changes, now)
+    _items_changed(uow, work.order, [(x.item_id, ItemStatus.SHIPPED.value) for x in leaving],
+                   now)
     uow.record(Event("shipment.created", shipment_id, 1, shipment_out(row, []), now))
     return row
 

@@ -35,19 +35,19 @@ MAX_ROUTING_ATTEMPTS = 5
 
 def route_items(uow: UnitOfWork, order: Order, trigger: str, now: dt.datetime, *,
                 refuse_unavailable: bool, only_changes: bool = False, written: bool = True,
-                atp: Sequence[tuple[str, str, int]] | None = None) -> bool:
+                atp: Sequence[tuple[str, str, int]] | None = None) -> None:
     """Route the order's on-hold items, reserving their stock and issuing fulfilment
     requests; record the run and events, and save the order with what else the caller
-    changed in it. Returns whether it routed (False: no item was on hold, or, with
-    `only_changes`, every item stays on hold for the reason it already had: nothing was
-    written). Locations that rejected items of this order are not asked again. With
+    changed in it; nothing is written when no item is on hold, nor, with `only_changes`,
+    when every item stays on hold for the reason it already had. Locations that rejected
+    items of this order are not asked again. With
     `written` False the order is not in the database yet: the caller writes it as this
     leaves it (its status, and its version after one per event). `atp`, the (location, sku,
     ATP) rows of the items' skus as the caller just read them, is weighed on the first try
     instead of reading them again."""
     waiting = [i for i in order.items if i.status is ItemStatus.ON_HOLD]
     if not waiting:
-        return False
+        return
     address = order.shipping_address or {}
     service_level = order.service_level or ServiceLevel.STANDARD.value
     destination = Destination(address.get("country"), address.get("lat"), address.get("lon"))
@@ -106,7 +106,7 @@ def route_items(uow: UnitOfWork, order: Order, trigger: str, now: dt.datetime, *
         plan = _weighed_nothing(waiting, "stock kept changing while routing; retry later")
     if only_changes and not plan.assignments and all(
             _hold_reason(plan, i.id) == i.hold_reason for i in waiting):
-        return False
+        return
 
     reservation_of = {r.reference: r for r in records}
     item_events: list[tuple[str, dict[str, Any]]] = []
@@ -150,7 +150,6 @@ def route_items(uow: UnitOfWork, order: Order, trigger: str, now: dt.datetime, *
     for n, (event_type, payload) in enumerate(item_events):
         uow.record_at(mark + n, Event(event_type, order.id, last - len(item_events) + n + 1,
                                       payload, now))
-    return True
 
 
 def _hold_reason(plan: Decision, item_id: str) -> str:

@@ -23,6 +23,7 @@ from oms.domain.fulfillment import (
     RequestType,
     pickup_expiry,
 )
+from oms.domain.orders import line_total
 
 R = t.fulfillment_requests.c
 L = t.fulfillment_request_items.c
@@ -72,8 +73,8 @@ class FulfillmentRepository:
                 status=LinkStatus(x["status"]), reason=x["reason"],
                 shipment_id=x["shipment_id"], item_status=x["item_status"],
                 reservation_id=x["reservation_id"],
-                value_minor=int(x["quantity"] * x["unit_price_minor"] - x["discount_minor"]
-                                + x["tax_minor"]),
+                value_minor=line_total(x["quantity"], x["unit_price_minor"],
+                                       x["discount_minor"], x["tax_minor"]),
                 stock_expected_on=x["stock_expected_on"]))
         return [FulfillmentRequest(
             id=r["id"], order_id=r["order_id"], location_id=r["location_id"],
