@@ -33,6 +33,12 @@ class Api:
     def post(self, url: str, **kw: Any) -> Any:
         return self.client.post(url, headers=self._h(kw.pop("headers", None)), **kw)
 
+    def patch(self, url: str, **kw: Any) -> Any:
+        return self.client.patch(url, headers=self._h(kw.pop("headers", None)), **kw)
+
+    def delete(self, url: str, **kw: Any) -> Any:
+        return self.client.delete(url, headers=self._h(kw.pop("headers", None)), **kw)
+
 
 def location_body(city: str = "Berlin", **overrides: Any) -> dict[str, Any]:
     body: dict[str, Any] = {

@@ -29,6 +29,7 @@ from pydantic import (
 )
 from pydantic import Strict as StrictTypes
 
+from oms.domain.carts import MAX_LINE_QUANTITY, Fulfillment
 from oms.domain.catalog import GTIN_LENGTHS, Barcode, BarcodeType, Product, validate_barcode
 from oms.domain.ids import CODE_PATTERN
 from oms.domain.inventory import MAX_QUANTITY, FutureStock, StockLevel
@@ -153,11 +154,24 @@ UtcTime = Annotated[AwareDatetime, AsValue, BeforeValidator(_text_like(
 
 def may_be_left_out(schema: dict[str, Any]) -> None:
     """The schema of an optional field that is refused as null (leaving it out is how to say
-    nothing): its type alone, not "or null"."""
+    nothing): its type alone, not "or null". Its model refuses null with `refuse_null`."""
     options = schema.pop("anyOf", None)
     if options:
         schema.update(next(o for o in options if o != {"type": "null"}))
     schema.pop("default", None)
+
+
+def refuse_null(value: Any) -> Any:
+    """A `mode="before"` field validator of the fields `may_be_left_out`: left out says
+    nothing, null is refused, as the document says."""
+    if value is None:
+        raise ValueError("cannot be null: leave it out")
+    return value
+
+
+def left_out(**kwargs: Any) -> Any:
+    """An optional field that may be left out but not sent as null."""
+    return Field(default=None, json_schema_extra=may_be_left_out, **kwargs)
 
 
 class Strict(BaseModel):
@@ -199,6 +213,7 @@ def _barcode_forms() -> list[Any]:
     """The form of each type's value (the GS1 check digit of a GTIN can only be described)."""
     forms: dict[BarcodeType, dict[str, Any]] = {
         kind: {"pattern": f"^[0-9]{{{length}}}$"} for kind, length in GTIN_LENGTHS.items()}
+    forms[BarcodeType.UPCE] = {"pattern": "^[01][0-9]{7}$"}
     forms[BarcodeType.CODE128] = {"pattern": r"^[ -~]*[!-~][ -~]*$", "maxLength": 48}
     return [{"if": {"properties": {"type": {"const": kind.value}}, "required": ["type"]},
              "then": {"properties": {"value": form}}} for kind, form in forms.items()]
@@ -209,8 +224,9 @@ class BarcodeIn(Strict):
 
     type: Annotated[BarcodeType, AsValue]
     value: Annotated[str, StringConstraints(min_length=1, max_length=64)] = Field(
-        description="EAN-13, UPC-A and EAN-8: digits ending in their GS1 check digit; "
-                    "Code 128: printable ASCII")
+        description="EAN-13, UPC-A, UPC-E, EAN-8 and GTIN-14: digits ending in their GS1 "
+                    "check digit (a UPC-E's is that of the UPC-A it expands to); Code 128: "
+                    "printable ASCII")
 
     @field_validator("value")
     @classmethod
@@ -560,3 +576,135 @@ class OrderIn(Strict):
                 self.external_id is None):
             raise ValueError(f"{self.channel.value} orders carry their external_id")
         return self
+
+
+# -- store carts ------------------------------------------------------------------------------
+
+#: More than 0 and at most 100, with up to 4 decimals.
+Percentage = Annotated[str, StringConstraints(
+    pattern=r"^(100(\.0{1,4})?|[1-9][0-9]?(\.[0-9]{1,4})?|0\.[0-9]{0,3}[1-9])$", max_length=8)]
+#: At most 100, with up to 4 decimals.
+TaxPercentage = Annotated[str, StringConstraints(
+    pattern=r"^(100(\.0{1,4})?|[0-9]{1,2}(\.[0-9]{1,4})?)$", max_length=8)]
+Reason = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class CartCustomerIn(Strict):
+    """Who buys: optional until checkout, which needs the email."""
+
+    email: Annotated[str, StringConstraints(pattern=EMAIL_PATTERN, max_length=320)] | None = None
+    name: Annotated[str, StringConstraints(max_length=200)] | None = None
+    phone: Annotated[str, StringConstraints(max_length=40)] | None = None
+
+
+class CartIn(Strict):
+    location_id: Code = Field(description="The store that sells")
+    currency: Currency
+    customer: CartCustomerIn | None = None
+
+
+class CartChangeIn(Strict):
+    customer: CartCustomerIn
+
+
+class LineFulfillmentIn(Strict):
+    """How the goods reach the customer: carried out of this store now, delivered, or
+    collected at another store (`location_id`)."""
+
+    model_config = ConfigDict(json_schema_extra={"oneOf": [
+        {"properties": {"type": {"const": Fulfillment.PICKUP.value}},
+         "required": ["type", "location_id"]},
+        {"properties": {"type": {"enum": [Fulfillment.TAKE_NOW.value, Fulfillment.SHIP.value]}},
+         "not": {"required": ["location_id"]}},
+    ]})
+
+    type: Annotated[Fulfillment, AsValue] = Fulfillment.TAKE_NOW
+    location_id: Code | None = left_out()
+
+    _not_null = field_validator("location_id", mode="before")(refuse_null)
+
+    @model_validator(mode="after")
+    def _pickup_names_its_store(self) -> LineFulfillmentIn:
+        if (self.type is Fulfillment.PICKUP) != (self.location_id is not None):
+            raise ValueError("a pickup line names its pickup store (location_id); no other "
+                             "line does")
+        return self
+
+
+class PriceOverrideIn(Strict):
+    price: Amount = Field(description="The unit price charged instead of the catalog's")
+    reason: Reason
+
+
+class CartItemIn(Strict):
+    """A scanned barcode or a sku."""
+
+    model_config = ConfigDict(json_schema_extra={
+        "oneOf": [{"required": ["barcode"]}, {"required": ["sku"]}]})
+
+    barcode: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = left_out()
+    sku: Code | None = left_out()
+    quantity: int = Field(default=1, ge=1, le=MAX_LINE_QUANTITY)
+    fulfillment: LineFulfillmentIn = Field(default_factory=LineFulfillmentIn)
+
+    _not_null = field_validator("barcode", "sku", mode="before")(refuse_null)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> CartItemIn:
+        if (self.barcode is None) == (self.sku is None):
+            raise ValueError("give a barcode or a sku, not both")
+        return self
+
+
+class CartItemChangeIn(Strict):
+    """What changes; what is left out stays. `price_override` null gives the catalog price
+    back."""
+
+    quantity: int | None = left_out(ge=1, le=MAX_LINE_QUANTITY)
+    fulfillment: LineFulfillmentIn | None = left_out()
+    price_override: PriceOverrideIn | None = None
+
+    _not_null = field_validator("quantity", "fulfillment", mode="before")(refuse_null)
+
+
+class DiscountIn(Strict):
+    model_config = ConfigDict(json_schema_extra={
+        "oneOf": [{"required": ["percentage"]}, {"required": ["amount"]}]})
+
+    line_id: Annotated[str, StringConstraints(max_length=36)] | None = left_out(
+        description="The line it is taken off; left out: the whole cart")
+    percentage: Percentage | None = left_out()
+    amount: Amount | None = left_out(description="More than 0, in the cart's currency")
+    reason: Reason
+
+    _not_null = field_validator("line_id", "percentage", "amount", mode="before")(refuse_null)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> DiscountIn:
+        if (self.percentage is None) == (self.amount is None):
+            raise ValueError("give a percentage or an amount, not both")
+        return self
+
+
+class BarcodeTypesIn(Strict):
+    types: list[Annotated[BarcodeType, AsValue]] = Field(min_length=1, max_length=len(BarcodeType))
+
+
+class TaxRateIn(Strict):
+    country: Country
+    region: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
+    tax_class: Code
+    rate: TaxPercentage = Field(description="Percent, e.g. \"19\"")
+    prices_include_tax: bool
+
+
+class TaxRatesIn(Strict):
+    rates: list[TaxRateIn] = Field(max_length=1000)
+
+    @field_validator("rates")
+    @classmethod
+    def _distinct(cls, rates: list[TaxRateIn]) -> list[TaxRateIn]:
+        keys = [(r.country, r.region, r.tax_class) for r in rates]
+        if len(keys) != len(set(keys)):
+            raise ValueError("a (country, region, tax_class) is listed twice")
+        return rates

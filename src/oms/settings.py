@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+from decimal import Decimal
 from functools import lru_cache
 from typing import Literal
 
@@ -74,6 +75,12 @@ class Settings(BaseSettings):
     default_parcel_weight_grams: int = 1000
     #: A pickup not collected within this many days of being ready is cancelled.
     pickup_expiry_days: int = 7
+    #: A cart's take-now and pickup lines hold their stock this long after its last change.
+    cart_hold_minutes: int = Field(default=15, ge=1, le=60)
+    #: The tax rate (percent) a cart uses where the tax provider gives none, marking its tax
+    #: estimated; and whether prices include it.
+    tax_fallback_rate: Decimal = Field(default=Decimal(0), ge=0, le=100)
+    tax_fallback_prices_include_tax: bool = True
     #: Threads per process that carry out PSP and carrier calls once their step committed.
     provider_call_threads: int = Field(default=8, ge=1, le=256)
     #: How long a request waits for those calls (a label to show) before it answers with

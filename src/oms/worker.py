@@ -2,9 +2,10 @@
 the work through the database):
 
 - housekeeping, every `interval`: pre-orders move onto stock when their delivery date comes,
-  orders on hold are routed again, DCs and 3PLs are told of their requests, pickups nobody
-  collected are cancelled, PSP and carrier calls left over are carried out, and stored
-  answers of Idempotency-Keys older than their lifetime are dropped;
+  carts' holds that ran out give their stock back, orders on hold are routed again, DCs and
+  3PLs are told of their requests, pickups nobody collected are cancelled, PSP and carrier
+  calls left over are carried out, and stored answers of Idempotency-Keys older than their
+  lifetime are dropped;
 - webhooks: new events become deliveries, and due deliveries are sent;
 - with `OMS_NATS_URL`, every event is published to NATS JetStream, in order.
 """
@@ -27,6 +28,7 @@ from oms.adapters.eventstream.nats import NatsPublisher
 from oms.adapters.registry import Providers, providers_from
 from oms.domain.events import utcnow
 from oms.services import event_sinks, webhooks
+from oms.services.carts import expire_holds
 from oms.services.fulfillment import notify_providers
 from oms.services.idempotency import purge_answers
 from oms.services.inventory import release_due_preorders
@@ -46,6 +48,8 @@ def housekeeping(engine: Engine, settings: Settings, providers: Providers) -> in
         # Pre-orders first: their delivery's stock is theirs before waiting orders look.
         ("released %d pre-order reservations to their locations",
          lambda: release_due_preorders(engine, utcnow())),
+        ("gave back the stock of %d carts' holds that ran out",
+         lambda: expire_holds(engine, utcnow())),
         ("routed again %d orders on hold", lambda: reroute_waiting(engine)),
         ("delivered %d fulfilment requests to their DCs and 3PLs",
          lambda: notify_providers(engine, providers, utcnow())),

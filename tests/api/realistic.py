@@ -40,7 +40,7 @@ from tests.api.shop_data import ShopData
 
 #: Path parameters that name something the shop holds.
 RESOURCES = ("sku", "location_id", "order_id", "customer_id", "request_id", "shipment_id",
-             "subscription_id", "import_id")
+             "subscription_id", "import_id", "cart_id", "line_id", "discount_id")
 #: Query parameters that name something the shop holds, by the kind of id they take.
 QUERY_RESOURCES = {"sku": "sku", "location_id": "location_id", "order_id": "order_id",
                    "customer_id": "customer_id", "entity_id": "order_id"}
@@ -252,6 +252,24 @@ def _routing_rules(mender: Mender, case: Case, body: dict[str, Any]) -> None:
                           for rule in reversed(body["rules"])}.values())[::-1]
 
 
+def _tax_rates(mender: Mender, case: Case, body: dict[str, Any]) -> None:
+    # One rate per country, region and tax class.
+    body["rates"] = list({(rate["country"], rate.get("region"), rate["tax_class"]): rate
+                          for rate in reversed(body["rates"])}.values())[::-1]
+
+
+def _cart_item(mender: Mender, case: Case, body: dict[str, Any]) -> None:
+    """Goods of the shop, by their sku or their barcode; a pickup at one of its stores."""
+    if "sku" in body:
+        body["sku"] = mender.choose(mender.data.ids["sku"], body["sku"])
+    if "barcode" in body:
+        body["barcode"] = mender.choose(["4006381333931"], body["barcode"])
+    fulfillment = body.get("fulfillment")
+    if isinstance(fulfillment, dict) and "location_id" in fulfillment:
+        fulfillment["location_id"] = mender.choose(mender.data.stores,
+                                                   fulfillment["location_id"])
+
+
 def _order(mender: Mender, case: Case, body: dict[str, Any]) -> None:
     """The order of a real shop: its skus and locations are the shop's, a live order is
     placed now, and its money adds up in its currency."""
@@ -344,4 +362,7 @@ BODIES: dict[tuple[str, str], Mend] = {
     ("POST", "/v1/fulfillment-requests/{request_id}/reject"): _request_items("items"),
     ("POST", "/v1/fulfillment-requests/{request_id}/shipments"): _request_items("items"),
     ("POST", "/v1/webhooks/{subscription_id}/replay"): _replay,
+    ("PUT", "/v1/tax/rates"): _tax_rates,
+    ("POST", "/v1/carts/{cart_id}/items"): _cart_item,
+    ("PATCH", "/v1/carts/{cart_id}/items/{line_id}"): _cart_item,
 }

@@ -96,6 +96,18 @@ def seed_shop(api: Api, as_role: Callable[..., Api], app_client: TestClient, eng
     _ok(api.put("/v1/routing/rules", json={"rules": [
         {"service_level": "express", "country": "DE", "groups": [["mitte"], ["dc-1"]]}]}))
 
+    for n in range(2):
+        cart = _ok(store.post("/v1/carts", json={"location_id": "mitte", "currency": "EUR"}),
+                   201)
+        _ok(store.post(f"/v1/carts/{cart['id']}/items", json={"sku": "SKU-1"}), 201)
+        _ok(store.post(f"/v1/carts/{cart['id']}/items", json={
+            "barcode": "4006381333931", "fulfillment": {"type": "ship"}}), 201)
+        cart = _ok(store.post(f"/v1/carts/{cart['id']}/discounts", json={
+            "percentage": str(5 + n), "reason": "loyalty"}), 201)
+        data.add("cart_id", cart["id"])
+        data.add("line_id", *(x["id"] for x in cart["lines"]))
+        data.add("discount_id", cart["discounts"][0]["id"])
+
     orders = iter(range(1, 1000))
 
     def order(*lines: tuple[str, int], **kw: Any) -> tuple[dict[str, Any], str]:
@@ -204,7 +216,8 @@ def _imports(api: Api, data: ShopData) -> None:
 
 #: The lists that page with a cursor.
 LISTS = ("/v1/products", "/v1/locations", "/v1/orders", "/v1/customers/{customer_id}/orders",
-         "/v1/fulfillment-requests", "/v1/webhooks", "/v1/webhooks/{subscription_id}/deliveries")
+         "/v1/fulfillment-requests", "/v1/webhooks", "/v1/webhooks/{subscription_id}/deliveries",
+         "/v1/carts")
 
 
 def survey(api: Api, data: ShopData) -> None:

@@ -298,6 +298,33 @@ def pickup(api: Api, store: Api) -> None:
                   json={"collected_by": "Grace Hopper"}))
 
 
+def a_cart(api: Api, store: Api) -> None:
+    """A cart at mitte built by scanning, with a discount, a changed line, a pickup line
+    removed, and the settings it is priced and scanned by."""
+    ok(api.put("/v1/tax/rates", json={"rates": [
+        {"country": "DE", "tax_class": "standard", "rate": "19", "prices_include_tax": True}]}))
+    ok(store.get("/v1/tax/rates"))
+    ok(api.put("/v1/settings/barcode-types", json={"types": ["ean13", "upca"]}))
+    ok(store.get("/v1/settings/barcode-types"))
+    cart = ok(store.post("/v1/carts", json={"location_id": "mitte", "currency": "EUR"}), 201)
+    url = f"/v1/carts/{cart['id']}"
+    ok(store.patch(url, json={"customer": {"email": "ada@example.com"}}))
+    ok(store.post(f"{url}/items", json={"sku": "SKU-1"}), 201)
+    cart = ok(store.post(f"{url}/items", json={"sku": "SKU-1"}))
+    line = cart["lines"][0]["id"]
+    ok(store.patch(f"{url}/items/{line}", json={
+        "quantity": 1, "price_override": {"price": "9.00", "reason": "display model"}}))
+    cart = ok(store.post(f"{url}/items", json={
+        "sku": "SKU-1", "fulfillment": {"type": "pickup", "location_id": "potsdam"}}), 201)
+    ok(store.delete(f"{url}/items/{cart['lines'][1]['id']}"))
+    cart = ok(store.post(f"{url}/discounts", json={"percentage": "10", "reason": "staff"}),
+              201)
+    ok(store.delete(f"{url}/discounts/{cart['discounts'][0]['id']}"))
+    ok(store.get(url))
+    ok(store.get("/v1/carts?location_id=mitte"))
+    refused(store.delete(url), 204)
+
+
 def from_a_dc(api: Api, engine: Engine, app_client: TestClient) -> None:
     """Told (the DC has no callback URL yet: the notification waits), acknowledged, and
     shipped in two parts by its integrator."""
@@ -464,6 +491,7 @@ def test_every_answer_of_a_day_is_what_the_document_says(
     store = as_role("associate", ["mitte"])
     order = ship_from_store(api, app_client, store)
     pickup(api, store)
+    a_cart(api, store)
     from_a_dc(api, engine, app_client)
     rejected_and_cancelled(api, store)
     preorder(api)

@@ -34,10 +34,15 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("put", "/v1/inventory/{location_id}/{sku}"): {"on_hand": 0},
     ("post", "/v1/inventory/adjustments"): {"adjustments": [
         {"location_id": "mitte", "sku": "SKU-1", "delta": -1, "reason": "sold"}]},
+    ("post", "/v1/carts"): {"location_id": "mitte", "currency": "EUR"},
+    ("patch", "/v1/carts/{cart_id}"): {"customer": GRACE},
+    ("post", "/v1/carts/{cart_id}/items"): {"sku": "SKU-1"},
+    ("patch", "/v1/carts/{cart_id}/items/{line_id}"): {"quantity": 1},
+    ("post", "/v1/carts/{cart_id}/discounts"): {"amount": "1.00", "reason": "staff"},
 }
 
 
-def _store_a_order(api: Api, shop: Shop) -> dict[str, Any]:
+def _store_a_order(api: Api, shop: Shop, as_role: AsRole) -> dict[str, Any]:
     """Store A (mitte) ships an order to Ada; store B (potsdam) has a pickup order of its own.
     Returns every identifier of A's order, its customer, request and shipment."""
     shop({("mitte", "SKU-1"): 5, ("potsdam", "SKU-2"): 5})
@@ -58,9 +63,19 @@ def _store_a_order(api: Api, shop: Shop) -> dict[str, Any]:
     counted = api.post("/v1/imports/inventory", content=b"location_id,sku,on_hand\nmitte,SKU-1,9\n",
                        headers={"Content-Type": "text/csv"})
     assert counted.status_code == 200, counted.text
+    store_a = as_role("associate", ["mitte"])
+    cart = store_a.post("/v1/carts", json={"location_id": "mitte", "currency": "EUR",
+                                           "customer": ADA})
+    assert cart.status_code == 201, cart.text
+    cart = store_a.post(f"/v1/carts/{cart.json()['id']}/items", json={"sku": "SKU-1"})
+    assert cart.status_code == 201, cart.text
+    cart = store_a.post(f"/v1/carts/{cart.json()['id']}/discounts",
+                        json={"percentage": "10", "reason": "staff"})
+    assert cart.status_code == 201, cart.text
     return {
         "order": seen, "request": request, "shipment": shipment, "runs": runs,
         "subscription_id": hook.json()["id"], "import_id": counted.json()["import_id"],
+        "cart": cart.json(),
     }
 
 
@@ -73,6 +88,7 @@ def _identifiers(a: dict[str, Any]) -> set[str]:
         a["request"]["id"], a["shipment"]["id"], a["shipment"]["tracking_number"],
         *(i["id"] for i in order["items"]), *(p["id"] for p in order["payments"]),
         *(r["id"] for r in a["runs"]), *(e["id"] for e in order["events"]),
+        a["cart"]["id"], *(x["id"] for x in a["cart"]["lines"]),
     }
 
 
@@ -84,7 +100,8 @@ def _values(a: dict[str, Any]) -> dict[str, str]:
         "request_id": a["request"]["id"], "shipment_id": a["shipment"]["id"],
         "subscription_id": a["subscription_id"], "location_id": "mitte", "sku": "SKU-1",
         "kind": "orders", "email": ADA["email"], "q": ADA["email"],
-        "entity_id": order["id"], "import_id": a["import_id"],
+        "entity_id": order["id"], "import_id": a["import_id"], "cart_id": a["cart"]["id"],
+        "line_id": a["cart"]["lines"][0]["id"], "discount_id": a["cart"]["discounts"][0]["id"],
     }
 
 
@@ -93,7 +110,7 @@ def test_a_store_key_reads_and_changes_nothing_of_another_stores_orders(
         api: Api, shop: Shop, as_role: AsRole, app_client: TestClient, role: str) -> None:
     """Every operation of the API, called by a key of store B with store A's ids: refused
     (403, 404), or a list without A's rows; no answer holds A's customer's details."""
-    a = _store_a_order(api, shop)
+    a = _store_a_order(api, shop, as_role)
     ids, values = _identifiers(a), _values(a)
     secrets = [*ADA.values(), ADA_ADDRESS]
     store_b = as_role(role, ["potsdam"])
@@ -148,6 +165,8 @@ def test_a_store_key_reads_and_changes_nothing_of_another_stores_orders(
     # Nothing of A's order changed.
     after = api.get(f"/v1/orders/{a['order']['id']}").json()
     assert (after["status"], after["events"]) == (a["order"]["status"], a["order"]["events"])
+    cart = api.get(f"/v1/carts/{a['cart']['id']}").json()
+    assert (cart["version"], cart["lines"]) == (a["cart"]["version"], a["cart"]["lines"])
 
 
 def _ids(answer: Any) -> list[str]:
@@ -157,7 +176,7 @@ def _ids(answer: Any) -> list[str]:
 
 def test_a_store_key_sees_its_stores_orders_and_their_customers(
         api: Api, shop: Shop, as_role: AsRole) -> None:
-    a = _store_a_order(api, shop)
+    a = _store_a_order(api, shop, as_role)
     order, customer = a["order"], a["order"]["customer"]
     for role in ("associate", "manager"):
         store_a = as_role(role, ["mitte"])
@@ -190,7 +209,7 @@ def test_a_store_key_sees_its_stores_orders_and_their_customers(
 @pytest.mark.parametrize("role", ["admin", "integrator"])
 def test_admin_and_integrator_keys_see_every_stores_orders(
         api: Api, shop: Shop, as_role: AsRole, role: str) -> None:
-    a = _store_a_order(api, shop)
+    a = _store_a_order(api, shop, as_role)
     key = api if role == "admin" else as_role(role)
     orders = key.get("/v1/orders").json()["items"]
     assert sorted(o["external_id"] for o in orders) == ["W-A1", "W-B1"]

@@ -20,6 +20,7 @@ from oms.api.deps import check_path, no_nul_in_query
 from oms.api.limits import BodyLimitMiddleware
 from oms.api.request_log import RequestLogMiddleware
 from oms.api.routers import (
+    carts,
     events,
     fulfillment,
     imports,
@@ -28,6 +29,7 @@ from oms.api.routers import (
     orders,
     products,
     routing,
+    store_settings,
     webhooks,
 )
 from oms.api.transactions import Replay
@@ -76,7 +78,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         return replay.response()
 
     for module in (products, locations, inventory, orders, fulfillment, routing, events,
-                   webhooks, imports):
+                   webhooks, imports, carts, store_settings):
         app.include_router(module.router)
 
     app.add_api_route("/healthz", health, methods=["GET"], tags=["operations"],

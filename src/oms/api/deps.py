@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
@@ -106,6 +107,10 @@ def require(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
 AnyRole = CurrentKey
 Admins = Annotated[Principal, Depends(require(Role.ADMIN))]
 Integrators = Annotated[Principal, Depends(require(Role.ADMIN, Role.INTEGRATOR))]
+#: Who sells in a store: its associates and managers, and admins.
+StoreStaff = Annotated[
+    Principal, Depends(require(Role.ADMIN, Role.MANAGER, Role.ASSOCIATE))
+]
 Staff = Annotated[
     Principal, Depends(require(Role.ADMIN, Role.INTEGRATOR, Role.MANAGER, Role.ASSOCIATE))
 ]
@@ -161,6 +166,21 @@ def decode_cursor(cursor: str | None) -> str | None:
         raise ValidationFailed("the cursor is not one this API issued",
                                [FieldError("cursor", "malformed")])
     return value
+
+
+def decode_time_cursor(cursor: str | None) -> tuple[dt.datetime, str] | None:
+    """The (time, id) of the last item of the previous page of a list newest first."""
+    if cursor is None:
+        return None
+    try:
+        at, item_id = decode_any_cursor(cursor)
+        when = dt.datetime.fromisoformat(at)
+        if when.tzinfo is None or not isinstance(item_id, str) or len(item_id) > 36:
+            raise ValueError("not a cursor of this list")
+        return when, item_id
+    except (TypeError, ValueError) as exc:
+        raise ValidationFailed("the cursor is not one this API issued",
+                               [FieldError("cursor", "malformed")]) from exc
 
 
 def page(items: list[Any], limit: int, key: Callable[[Any], Any]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
+from oms.domain.carts import CartStatus, Fulfillment
 from oms.domain.catalog import BarcodeType
 from oms.domain.fulfillment import LinkStatus, RequestStatus, RequestType, ShipmentStatus
 from oms.domain.locations import Capability, LocationType
@@ -589,6 +590,106 @@ class Health(Out):
 
 
 # -- pages ------------------------------------------------------------------------------------
+
+
+class TaxRate(Out):
+    country: str
+    region: str | None
+    tax_class: str
+    rate: str = Field(description="Percent")
+    prices_include_tax: bool
+
+
+class TaxRates(Out):
+    rates: list[TaxRate]
+
+
+class BarcodeTypes(Out):
+    types: list[BarcodeType]
+    default: bool = Field(description="True: nothing was chosen, every type is accepted")
+
+
+class CartCustomer(Out):
+    email: str | None
+    name: str | None
+    phone: str | None
+
+
+class LineFulfillment(Out):
+    type: Fulfillment
+    location_id: str | None = Field(description="The pickup store; null otherwise")
+
+
+class PriceOverride(Out):
+    price: Amount
+    reason: str
+
+
+class Hold(Out):
+    status: Literal["held", "lapsed"] = Field(
+        description="held: the stock is kept for the cart until `expires_at`; lapsed: the "
+                    "hold ran out and the stock went meanwhile")
+    location_id: str | None
+    quantity: int
+    expires_at: dt.datetime | None
+
+
+class CartLine(Out):
+    id: str
+    sku: str
+    name: str
+    barcode: str | None = Field(description="The barcode scanned for it")
+    quantity: int
+    fulfillment: LineFulfillment
+    catalog_price: Amount
+    unit_price: Amount = Field(description="What one unit costs: the override, else the "
+                                           "catalog price")
+    price_override: PriceOverride | None
+    subtotal: Amount = Field(description="unit_price times quantity")
+    discount: Amount = Field(description="Its own discounts and its share of the cart's")
+    tax: Amount
+    tax_class: str
+    hold: Hold | None = Field(description="Take-now and pickup lines; null for ship lines")
+
+
+class CartDiscount(Out):
+    id: str
+    line_id: str | None
+    percentage: str | None
+    amount: Amount | None
+    reason: str
+    taken: Amount = Field(description="What it takes off")
+
+
+class CartTotals(Out):
+    subtotal: Amount
+    discount: Amount
+    shipping: Amount
+    tax: Amount
+    grand_total: Amount = Field(description="subtotal - discount + shipping, plus the tax "
+                                            "where prices exclude it")
+
+
+class Cart(Out):
+    id: str
+    location_id: str
+    currency: Currency
+    status: CartStatus
+    customer: CartCustomer | None
+    lines: list[CartLine]
+    discounts: list[CartDiscount]
+    totals: CartTotals
+    tax_estimated: bool = Field(description="Some tax is at the fallback rate: the tax "
+                                            "provider had none")
+    holds_expire_at: dt.datetime | None
+    created_by_key: str
+    version: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class CartPage(Page[Cart]):
+    pass
 
 
 class ProductPage(Page[Product]):

@@ -15,25 +15,48 @@ from oms.domain.money import Money
 class BarcodeType(StrEnum):
     EAN13 = "ean13"
     UPCA = "upca"
+    UPCE = "upce"
     EAN8 = "ean8"
+    GTIN14 = "gtin14"
     CODE128 = "code128"
 
 
-GTIN_LENGTHS = {BarcodeType.EAN13: 13, BarcodeType.UPCA: 12, BarcodeType.EAN8: 8}
+#: The GS1 types: digits only, this many, the last a check digit.
+GTIN_LENGTHS = {BarcodeType.EAN13: 13, BarcodeType.UPCA: 12, BarcodeType.UPCE: 8,
+                BarcodeType.EAN8: 8, BarcodeType.GTIN14: 14}
+
+
+def upce_to_upca(value: str) -> str:
+    """The UPC-A a zero-suppressed UPC-E stands for (GS1 General Specifications 2.1.3): its
+    number system digit, the six digits expanded by the last of them, and its check digit."""
+    system, d, check = value[0], value[1:7], value[7]
+    last = d[5]
+    if last in "012":
+        body = d[0:2] + last + "0000" + d[2:5]
+    elif last == "3":
+        body = d[0:3] + "00000" + d[3:5]
+    elif last == "4":
+        body = d[0:4] + "00000" + d[4]
+    else:
+        body = d[0:5] + "0000" + last
+    return system + body + check
 
 
 def validate_barcode(kind: BarcodeType, value: str) -> str:
     """Return the barcode value if it is well formed, else raise ValueError saying why.
 
-    EAN-13, UPC-A and EAN-8 carry a GS1 check digit, verified with python-stdnum. Code 128
-    has no check digit in the printed value; it may hold any printable ASCII character.
+    The GS1 types carry a check digit, verified with python-stdnum; a UPC-E's is that of the
+    UPC-A it expands to, and its number system is 0 or 1. Code 128 has no check digit in the
+    printed value; it may hold any printable ASCII character.
     """
     if kind in GTIN_LENGTHS:
         length = GTIN_LENGTHS[kind]
         if len(value) != length or not value.isdigit():
             raise ValueError(f"{kind.value} barcode must be {length} digits, got {value!r}")
+        if kind is BarcodeType.UPCE and value[0] not in "01":
+            raise ValueError(f"upce barcode {value!r} must begin with 0 or 1")
         try:
-            ean.validate(value)
+            ean.validate(upce_to_upca(value) if kind is BarcodeType.UPCE else value)
         except StdnumError as exc:
             raise ValueError(f"{kind.value} barcode {value!r} has a wrong check digit") from exc
         return value

@@ -213,6 +213,8 @@ class ReserveLine:
     reference: str | None = None
     #: A pre-order: reserved against future stock, not against what is on hand.
     preorder: bool = False
+    #: A cart's hold: it runs out then.
+    expires_at: dt.datetime | None = None
 
 
 def record_future_change(uow: UnitOfWork, location_id: str, sku: str, delivery: Any,
@@ -268,14 +270,16 @@ def reserve(uow: UnitOfWork, lines: Sequence[ReserveLine]) -> list[ReservationRe
     records = [
         ReservationRecord(new_id(), x.location_id, x.sku, x.quantity, ReservationStatus.ACTIVE,
                           x.reference, now, None,
-                          delivery_of[(x.location_id, x.sku)] if x.preorder else None)
+                          delivery_of[(x.location_id, x.sku)] if x.preorder else None,
+                          x.expires_at)
         for x in lines
     ]
     uow.reservations.add(records)
     return records
 
 
-def _close(uow: UnitOfWork, reservation_id: str, status: ReservationStatus) -> ReservationRecord:
+def _close(uow: UnitOfWork, reservation_id: str, status: ReservationStatus,
+           reason: str | None = None) -> ReservationRecord:
     now = utcnow()
     closed = uow.reservations.close(reservation_id, status, now)
     if closed is None:
@@ -296,7 +300,7 @@ def _close(uow: UnitOfWork, reservation_id: str, status: ReservationStatus) -> R
         closed.location_id, closed.sku, closed.quantity, now,
         consume=status is ReservationStatus.CONSUMED,
     )
-    record_change(uow, changed, status.value, now, quantity=closed.quantity,
+    record_change(uow, changed, reason or status.value, now, quantity=closed.quantity,
                   reservation_id=reservation_id)
     return closed
 
@@ -337,9 +341,11 @@ def lock_stock_of(uow: UnitOfWork, skus: Iterable[str]) -> None:
     uow.stock.lock_skus(sorted(set(skus)))
 
 
-def release(uow: UnitOfWork, reservation_ids: Sequence[str]) -> None:
-    """Give the reserved quantities back to ATP (cancellation, rejection, expiry)."""
-    _close_all(uow, reservation_ids, ReservationStatus.RELEASED)
+def release(uow: UnitOfWork, reservation_ids: Sequence[str], reason: str | None = None
+            ) -> None:
+    """Give the reserved quantities back to ATP (cancellation, rejection, expiry); `reason`
+    is what the stock's event says (default: released)."""
+    _close_all(uow, reservation_ids, ReservationStatus.RELEASED, reason)
 
 
 def consume(uow: UnitOfWork, reservation_ids: Sequence[str]) -> None:
@@ -348,7 +354,7 @@ def consume(uow: UnitOfWork, reservation_ids: Sequence[str]) -> None:
 
 
 def _close_all(uow: UnitOfWork, reservation_ids: Sequence[str],
-               status: ReservationStatus) -> None:
+               status: ReservationStatus, reason: str | None = None) -> None:
     """Close reservations with their stock rows taken in the one order every path takes
     them in (DESIGN §3.8): on-hand stock by (location, sku), then future stock by the same
     key, as `reserve` does. Two transactions closing or reserving overlapping rows then wait
@@ -358,7 +364,7 @@ def _close_all(uow: UnitOfWork, reservation_ids: Sequence[str],
     if missing:
         raise NotFound(f"no reservation {missing[0]!r}")
     for reservation in sorted(found.values(), key=stock_lock_key):
-        _close(uow, reservation.id, status)
+        _close(uow, reservation.id, status, reason)
 
 
 def stock_lock_key(r: ReservationRecord) -> tuple[bool, str, str, dt.date, str]:

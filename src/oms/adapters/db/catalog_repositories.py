@@ -87,6 +87,12 @@ class ProductRepository:
         )
         return {r.value: r.sku for r in rows}
 
+    def barcode(self, value: str) -> tuple[str, BarcodeType] | None:
+        """The sku a printed barcode identifies, and the barcode's type."""
+        b = t.product_barcodes.c
+        row = self.conn.execute(select(b.sku, b.type).where(b.value == value)).first()
+        return None if row is None else (row.sku, BarcodeType(row.type))
+
     def get(self, sku: str) -> Stored[Product] | None:
         stmt = select(t.products).where(t.products.c.sku == sku)
         row = self.conn.execute(stmt).mappings().first()

@@ -474,6 +474,8 @@ class ReservationRecord:
     created_at: dt.datetime
     closed_at: dt.datetime | None
     available_on: dt.date | None = None
+    #: A cart's hold runs out then (None: the reservation lasts until it is closed).
+    expires_at: dt.datetime | None = None
 
 
 class ReservationRepository:
@@ -495,6 +497,7 @@ class ReservationRepository:
                     "available_on": r.available_on,
                     "created_at": r.created_at,
                     "closed_at": r.closed_at,
+                    "expires_at": r.expires_at,
                 }
                 for r in records
             ],
@@ -516,6 +519,28 @@ class ReservationRepository:
             .returning(*t.reservations.c)
         ).first()
         return None if row is None else _reservation(row)
+
+    def renew(self, reservation_ids: Sequence[str], expires_at: dt.datetime) -> set[str]:
+        """Move the expiry of these holds, those still active; their ids."""
+        if not reservation_ids:
+            return set()
+        c = t.reservations.c
+        rows = self.conn.execute(
+            update(t.reservations)
+            .where(c.id.in_(list(reservation_ids)), c.status == ReservationStatus.ACTIVE.value)
+            .values(expires_at=expires_at)
+            .returning(c.id))
+        return {r.id for r in rows}
+
+    def expired(self, now: dt.datetime, limit: int) -> list[ReservationRecord]:
+        """Active holds whose time has run out, the longest expired first."""
+        c = t.reservations.c
+        rows = self.conn.execute(
+            select(t.reservations)
+            .where(c.expires_at.isnot(None), c.expires_at < now,
+                   c.status == ReservationStatus.ACTIVE.value)
+            .order_by(c.expires_at, c.id).limit(limit))
+        return [_reservation(r) for r in rows]
 
     def due_preorders(self, now: dt.datetime, limit: int) -> list[ReservationRecord]:
         """Active pre-order reservations whose delivery date has come at their location,
@@ -544,10 +569,10 @@ class ReservationRepository:
         return [_reservation(r) for r in self.conn.execute(
             select(t.reservations).where(t.reservations.c.id.in_(list(reservation_ids))))]
 
-    def get(self, reservation_id: str) -> ReservationRecord | None:
-        row = self.conn.execute(
-            select(t.reservations).where(t.reservations.c.id == reservation_id)
-        ).first()
+    def get(self, reservation_id: str, *, for_update: bool = False
+            ) -> ReservationRecord | None:
+        stmt = select(t.reservations).where(t.reservations.c.id == reservation_id)
+        row = self.conn.execute(stmt.with_for_update() if for_update else stmt).first()
         return None if row is None else _reservation(row)
 
     def active_totals(self) -> dict[tuple[str, str], int]:
@@ -568,5 +593,5 @@ class ReservationRepository:
 def _reservation(r: Any) -> ReservationRecord:
     return ReservationRecord(
         r.id, r.location_id, r.sku, r.quantity, ReservationStatus(r.status), r.reference,
-        r.created_at, r.closed_at, r.available_on,
+        r.created_at, r.closed_at, r.available_on, r.expires_at,
     )

@@ -152,8 +152,14 @@ reservations = Table(
     Column("available_on", Date, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("closed_at", UTCDateTime, nullable=True),
+    # A cart's hold: released by the worker once this time has passed (None: it lasts).
+    Column("expires_at", UTCDateTime, nullable=True),
     CheckConstraint("quantity > 0", name="quantity_positive"),
 )
+# Only holds expire: the orders' reservations stay out of the index.
+Index("ix_reservations_expires_at", reservations.c.expires_at,
+      postgresql_where=reservations.c.expires_at.isnot(None),
+      sqlite_where=reservations.c.expires_at.isnot(None))
 Index(
     "ix_reservations_active_stock",
     reservations.c.location_id,
@@ -544,3 +550,43 @@ import_runs = Table(
     Column("finished_at", UTCDateTime, nullable=True),
     UniqueConstraint("api_key_id", "idempotency_key", name="uq_import_runs_idempotency_key"),
 )
+
+settings = Table(
+    "settings",
+    metadata,
+    # The retailer's settings made through the API (the barcode types scanners accept).
+    Column("name", String(64), primary_key=True),
+    Column("value", JSONDocument, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+tax_rates = Table(
+    "tax_rates",
+    metadata,
+    Column("country", String(2), primary_key=True),
+    # '' where the rate holds in the whole country.
+    Column("region", String(100), primary_key=True),
+    Column("tax_class", String(64), primary_key=True),
+    # Percent, as the decimal text it was given: exact on both databases.
+    Column("rate", String(16), nullable=False),
+    Column("prices_include_tax", Boolean, nullable=False),
+)
+
+carts = Table(
+    "carts",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("location_id", String(64), ForeignKey("locations.id"), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_by_key", String(36), nullable=False),
+    # Its customer, lines and discounts: a cart is read and written whole, by one associate
+    # at a time, and nothing searches inside it.
+    Column("document", JSONDocument, nullable=False),
+    Column("holds_expire_at", UTCDateTime, nullable=True),
+    Column("version", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+Index("ix_carts_location_created", carts.c.location_id, carts.c.created_at)

@@ -13,6 +13,11 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import Connection, NestedTransaction, RootTransaction
 
 from oms.adapters.db.api_key_repositories import ApiKeyRepository
+from oms.adapters.db.cart_repositories import (
+    CartRepository,
+    SettingsRepository,
+    TaxRateRepository,
+)
 from oms.adapters.db.catalog_repositories import ProductRepository
 from oms.adapters.db.engine import READ_ONLY
 from oms.adapters.db.event_repositories import EventRepository
@@ -126,6 +131,9 @@ class UnitOfWork:
         lambda uow: FulfillmentRepository(uow.conn, uow.scope, uow.inserts))
     webhooks = _made_once(lambda uow: WebhookRepository(uow.conn))
     import_runs = _made_once(lambda uow: ImportRunRepository(uow.conn))
+    carts = _made_once(lambda uow: CartRepository(uow.conn, uow.scope))
+    settings = _made_once(lambda uow: SettingsRepository(uow.conn))
+    tax_rates = _made_once(lambda uow: TaxRateRepository(uow.conn))
 
     def __exit__(
         self,

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -15,7 +14,7 @@ from oms.api.deps import (
     Limit,
     ReadUow,
     Staff,
-    decode_any_cursor,
+    decode_time_cursor,
     encode_cursor,
     require,
 )
@@ -23,7 +22,7 @@ from oms.api.openapi import LOCATION, answer, problems
 from oms.api.routing import JsonBodyRoute
 from oms.api.transactions import WriteTx, in_turn
 from oms.domain.access import Principal, Role
-from oms.domain.errors import FieldError, Forbidden, NotFound, ValidationFailed
+from oms.domain.errors import FieldError, Forbidden, NotFound
 from oms.domain.orders import Channel, OrderStatus
 from oms.domain.routing_record import (
     consideration_json,
@@ -115,20 +114,6 @@ def get_routing_decisions(
     return answer({"items": runs})
 
 
-def _cursor(cursor: str | None) -> tuple[dt.datetime, str] | None:
-    if cursor is None:
-        return None
-    try:
-        placed_at, order_id = decode_any_cursor(cursor)
-        when = dt.datetime.fromisoformat(placed_at)
-        if when.tzinfo is None or not isinstance(order_id, str) or len(order_id) > 36:
-            raise ValueError("not a cursor of this list")
-        return when, order_id
-    except (TypeError, ValueError) as exc:
-        raise ValidationFailed("the cursor is not one this API issued",
-                               [FieldError("cursor", "malformed")]) from exc
-
-
 @router.get("/v1/orders", summary="Orders, newest first",
             response_model=models.OrderPage)
 def list_orders(
@@ -146,7 +131,7 @@ def list_orders(
     limit: Limit = 50,
 ) -> Response:
     rows = uow.orders.page(
-        before=_cursor(cursor), limit=limit + 1, customer_id=customer_id,
+        before=decode_time_cursor(cursor), limit=limit + 1, customer_id=customer_id,
         status=status.value if status else None, channel=channel.value if channel else None,
         placed_from=placed_from, placed_to=placed_to, q=q,
     )

@@ -22,7 +22,7 @@ from oms.api.routing import JsonBodyRoute
 from oms.api.transactions import WriteTx
 from oms.domain.errors import FieldError, ValidationFailed
 from oms.domain.webhooks import TYPE_PATTERNS, DeliveryStatus, SubscriptionStatus
-from oms.schemas import HTTP_URL_PATTERN, EventId, Strict, may_be_left_out
+from oms.schemas import HTTP_URL_PATTERN, EventId, Strict, may_be_left_out, refuse_null
 from oms.services import webhooks
 from oms.services.webhooks import deliveries_out, subscription_out
 
@@ -59,13 +59,7 @@ class ReplayIn(Strict):
         min_length=1, max_length=1000, json_schema_extra={"uniqueItems": True})
     ] | None = Field(default=None, json_schema_extra=may_be_left_out)
 
-    @field_validator("after", "event_ids", mode="before")
-    @classmethod
-    def _not_null(cls, value: Any) -> Any:
-        # Left out says "not this way"; null is refused, as the document says.
-        if value is None:
-            raise ValueError("cannot be null: leave it out")
-        return value
+    _not_null = field_validator("after", "event_ids", mode="before")(refuse_null)
 
     @model_validator(mode="after")
     def _one_of(self) -> ReplayIn:

@@ -1,0 +1,169 @@
+"""Carts, tax rates and the retailer's settings."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.engine import Connection
+
+from oms.adapters.db import tables as t
+from oms.adapters.db.scoping import located_seen
+from oms.adapters.db.upsert import insert_for
+from oms.domain.access import Scope
+from oms.domain.carts import (
+    Cart,
+    CartLine,
+    CartStatus,
+    Customer,
+    Discount,
+    Fulfillment,
+    PriceOverride,
+    TaxRate,
+)
+
+
+def _line_document(x: CartLine) -> dict[str, Any]:
+    return {"id": x.id, "sku": x.sku, "name": x.name, "tax_class": x.tax_class,
+            "quantity": x.quantity, "fulfillment": x.fulfillment.value,
+            "location_id": x.location_id, "catalog_price_minor": x.catalog_price_minor,
+            "override": None if x.override is None else {
+                "unit_price_minor": x.override.unit_price_minor, "reason": x.override.reason},
+            "barcode": x.barcode, "hold_id": x.hold_id}
+
+
+def _line(d: dict[str, Any]) -> CartLine:
+    override = d["override"]
+    return CartLine(d["id"], d["sku"], d["name"], d["tax_class"], d["quantity"],
+                    Fulfillment(d["fulfillment"]), d["location_id"], d["catalog_price_minor"],
+                    None if override is None else PriceOverride(override["unit_price_minor"],
+                                                                override["reason"]),
+                    d["barcode"], d["hold_id"])
+
+
+def _discount_document(x: Discount) -> dict[str, Any]:
+    return {"id": x.id, "reason": x.reason, "line_id": x.line_id,
+            "percentage": None if x.percentage is None else str(x.percentage),
+            "amount_minor": x.amount_minor}
+
+
+def _discount(d: dict[str, Any]) -> Discount:
+    return Discount(d["id"], d["reason"], d["line_id"],
+                    None if d["percentage"] is None else Decimal(d["percentage"]),
+                    d["amount_minor"])
+
+
+def _document(cart: Cart) -> dict[str, Any]:
+    c = cart.customer
+    return {"customer": {"email": c.email, "name": c.name, "phone": c.phone},
+            "lines": [_line_document(x) for x in cart.lines],
+            "discounts": [_discount_document(x) for x in cart.discounts]}
+
+
+def _cart(row: Any) -> Cart:
+    doc = row.document
+    return Cart(row.id, row.location_id, row.currency, CartStatus(row.status),
+                row.created_by_key, row.created_at, row.updated_at, row.version,
+                Customer(**doc["customer"]), [_line(x) for x in doc["lines"]],
+                [_discount(x) for x in doc["discounts"]], row.holds_expire_at)
+
+
+class CartRepository:
+    """Carts within the caller's scope: a store key sees its stores' carts only."""
+
+    def __init__(self, conn: Connection, scope: Scope) -> None:
+        self.conn = conn
+        self.scope = scope
+
+    def within(self, scope: Scope) -> CartRepository:
+        return CartRepository(self.conn, scope)
+
+    def load(self, cart_id: str, *, for_update: bool = False) -> Cart | None:
+        stmt = select(t.carts).where(t.carts.c.id == cart_id,
+                                     located_seen(t.carts.c.location_id, self.scope))
+        if for_update:
+            stmt = stmt.with_for_update()
+        row = self.conn.execute(stmt).first()
+        return None if row is None else _cart(row)
+
+    def add(self, cart: Cart) -> None:
+        self.conn.execute(insert(t.carts).values(
+            id=cart.id, location_id=cart.location_id, currency=cart.currency,
+            status=cart.status.value, created_by_key=cart.created_by_key,
+            document=_document(cart), holds_expire_at=cart.holds_expire_at,
+            version=cart.version, created_at=cart.created_at, updated_at=cart.updated_at))
+
+    def save(self, cart: Cart, now: dt.datetime) -> None:
+        """Write the cart as it is now; it was loaded locked, so its version is still ours."""
+        cart.version += 1
+        cart.updated_at = now
+        self.conn.execute(update(t.carts).where(t.carts.c.id == cart.id).values(
+            status=cart.status.value, document=_document(cart),
+            holds_expire_at=cart.holds_expire_at, version=cart.version, updated_at=now))
+
+    def delete(self, cart_id: str) -> None:
+        self.conn.execute(delete(t.carts).where(t.carts.c.id == cart_id))
+
+    def page(self, *, location_id: str | None, status: CartStatus | None,
+             after: tuple[dt.datetime, str] | None, limit: int) -> list[Cart]:
+        """Newest first."""
+        c = t.carts.c
+        stmt = select(t.carts).where(located_seen(c.location_id, self.scope))
+        if location_id is not None:
+            stmt = stmt.where(c.location_id == location_id)
+        if status is not None:
+            stmt = stmt.where(c.status == status.value)
+        if after is not None:
+            at, cart_id = after
+            stmt = stmt.where((c.created_at < at) | ((c.created_at == at) & (c.id < cart_id)))
+        rows = self.conn.execute(stmt.order_by(c.created_at.desc(), c.id.desc()).limit(limit))
+        return [_cart(r) for r in rows]
+
+
+class SettingsRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def get(self, name: str) -> Any | None:
+        return self.conn.execute(
+            select(t.settings.c.value).where(t.settings.c.name == name)).scalar_one_or_none()
+
+    def put(self, name: str, value: Any, now: dt.datetime) -> int:
+        """Store the setting; its new version."""
+        stmt = insert_for(self.conn, t.settings)
+        c = t.settings.c
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[c.name],
+            set_={"value": stmt.excluded.value, "version": c.version + 1,
+                  "updated_at": stmt.excluded.updated_at},
+        ).returning(c.version)
+        version: int = self.conn.execute(
+            stmt, {"name": name, "value": value, "version": 1, "updated_at": now}).scalar_one()
+        return version
+
+
+class TaxRateRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def all(self) -> list[dict[str, Any]]:
+        c = t.tax_rates.c
+        return [dict(r) for r in self.conn.execute(
+            select(t.tax_rates).order_by(c.country, c.region, c.tax_class)).mappings()]
+
+    def replace(self, rows: Sequence[dict[str, Any]]) -> None:
+        self.conn.execute(delete(t.tax_rates))
+        if rows:
+            self.conn.execute(insert(t.tax_rates), list(rows))
+
+    def of_countries(self, countries: Sequence[str]
+                     ) -> dict[tuple[str, str, str], TaxRate]:
+        """(country, region, tax class) → rate, of these countries."""
+        c = t.tax_rates.c
+        rows = self.conn.execute(select(t.tax_rates).where(c.country.in_(list(countries))))
+        return {(r.country, r.region, r.tax_class): TaxRate(Decimal(r.rate),
+                                                            r.prices_include_tax)
+                for r in rows}

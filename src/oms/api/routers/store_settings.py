@@ -1,0 +1,44 @@
+"""What the retailer sets for its stores' checkout: the barcode types scanners accept and the
+tax rates of the built-in tax provider."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from oms.api import models
+from oms.api.deps import AnyRole, Integrators, ReadUow
+from oms.api.openapi import answer, problems
+from oms.api.routing import JsonBodyRoute
+from oms.api.transactions import WriteTx
+from oms.schemas import BarcodeTypesIn, TaxRatesIn
+from oms.services import carts
+
+router = APIRouter(tags=["checkout settings"], route_class=JsonBodyRoute)
+
+
+@router.get("/v1/settings/barcode-types", summary="The barcode types the scanners accept",
+            response_model=models.BarcodeTypes)
+def get_barcode_types(uow: ReadUow, _: AnyRole) -> Response:
+    return answer(carts.barcode_types(uow))
+
+
+@router.put("/v1/settings/barcode-types",
+            summary="Choose the barcode types the scanners accept; a scan of another type is "
+                    "refused",
+            response_model=models.BarcodeTypes, responses=problems(403))
+def put_barcode_types(body: BarcodeTypesIn, tx: WriteTx, _: Integrators) -> Response:
+    return tx.done(carts.set_barcode_types(tx.uow, body))
+
+
+@router.get("/v1/tax/rates", summary="The built-in tax provider's rates",
+            response_model=models.TaxRates)
+def get_tax_rates(uow: ReadUow, _: AnyRole) -> Response:
+    return answer(carts.tax_rates(uow))
+
+
+@router.put("/v1/tax/rates",
+            summary="Replace the built-in tax provider's rates (percent, per country, region "
+                    "and tax class)",
+            response_model=models.TaxRates, responses=problems(403))
+def put_tax_rates(body: TaxRatesIn, tx: WriteTx, _: Integrators) -> Response:
+    return tx.done(carts.set_tax_rates(tx.uow, body))

@@ -1,0 +1,299 @@
+"""A store's cart: what an associate builds with the customer before checkout.
+
+A cart belongs to one store. Each line says how its goods reach the customer: carried out of
+the store now (`take_now`), delivered (`ship`, routed like a web order at checkout) or
+collected at another store (`pickup`). A take-now or pickup line holds its stock at its
+location for a while (a reservation that expires); a ship line holds nothing until checkout.
+
+Prices are the server's: a line's unit price is the catalog's unless overridden with a
+reason; discounts are taken off a line or the whole cart; tax is worked out per line from
+the rates a tax provider gives (see `price`). The client never sends totals.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from decimal import ROUND_HALF_UP, Decimal
+from enum import StrEnum
+
+from oms.domain.errors import FieldError, NotFound, ValidationFailed
+
+#: At most this many lines in a cart, and units in a line.
+MAX_LINES = 200
+MAX_LINE_QUANTITY = 999
+#: At most this many discounts in a cart.
+MAX_DISCOUNTS = 50
+
+
+class Fulfillment(StrEnum):
+    TAKE_NOW = "take_now"
+    SHIP = "ship"
+    PICKUP = "pickup"
+
+
+class CartStatus(StrEnum):
+    OPEN = "open"
+    CHECKED_OUT = "checked_out"
+
+
+@dataclass(frozen=True)
+class Customer:
+    email: str | None = None
+    name: str | None = None
+    phone: str | None = None
+
+
+@dataclass(frozen=True)
+class PriceOverride:
+    unit_price_minor: int
+    reason: str
+
+
+@dataclass
+class CartLine:
+    id: str
+    sku: str
+    name: str
+    tax_class: str
+    quantity: int
+    fulfillment: Fulfillment
+    #: Where its stock is held: the cart's store (take now), the pickup store; None (ship).
+    location_id: str | None
+    catalog_price_minor: int
+    override: PriceOverride | None = None
+    #: The barcode scanned for it, if it was scanned.
+    barcode: str | None = None
+    #: The reservation holding its stock (take now, pickup).
+    hold_id: str | None = None
+
+    @property
+    def unit_price_minor(self) -> int:
+        return self.override.unit_price_minor if self.override else self.catalog_price_minor
+
+    @property
+    def holds_stock(self) -> bool:
+        return self.fulfillment is not Fulfillment.SHIP
+
+    def same_goods(self, sku: str, fulfillment: Fulfillment, location_id: str | None) -> bool:
+        """A scan of these goods adds to this line (not to one whose price was changed)."""
+        return (self.sku == sku and self.fulfillment is fulfillment
+                and self.location_id == location_id and self.override is None)
+
+
+@dataclass(frozen=True)
+class Discount:
+    """A percentage or an amount off one line (`line_id`) or off the whole cart."""
+
+    id: str
+    reason: str
+    line_id: str | None = None
+    percentage: Decimal | None = None
+    amount_minor: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.percentage is None) == (self.amount_minor is None):
+            raise ValueError("a discount is a percentage or an amount, not both")
+
+
+@dataclass(frozen=True)
+class TaxRate:
+    #: Percent, e.g. 19.
+    rate: Decimal
+    prices_include_tax: bool
+
+
+@dataclass(frozen=True)
+class LinePrice:
+    line_id: str
+    gross_minor: int
+    discount_minor: int
+    tax_minor: int
+
+    @property
+    def net_minor(self) -> int:
+        return self.gross_minor - self.discount_minor
+
+
+@dataclass(frozen=True)
+class Pricing:
+    lines: Mapping[str, LinePrice]
+    #: What each discount took off, by its id.
+    discounts: Mapping[str, int]
+    subtotal_minor: int
+    discount_minor: int
+    shipping_minor: int
+    tax_minor: int
+    grand_total_minor: int
+    #: Some tax came from the fallback rate: the provider gave none.
+    tax_estimated: bool
+
+
+#: The tax class of shipping charges.
+SHIPPING_TAX_CLASS = "standard"
+
+
+def percent_of(minor: int, percentage: Decimal) -> int:
+    """`percentage` % of an amount, rounded half up to the minor unit."""
+    return int((Decimal(minor) * percentage / 100).quantize(Decimal(1), ROUND_HALF_UP))
+
+
+def tax_of(net_minor: int, rate: TaxRate) -> int:
+    """The tax on an amount, rounded half up to the minor unit: included in it (EU prices)
+    or on top of it (US prices)."""
+    if rate.prices_include_tax:
+        share = Decimal(net_minor) * rate.rate / (100 + rate.rate)
+    else:
+        share = Decimal(net_minor) * rate.rate / 100
+    return int(share.quantize(Decimal(1), ROUND_HALF_UP))
+
+
+def _spread(amount: int, weights: Sequence[int]) -> list[int]:
+    """`amount` over `weights` in proportion, the parts summing to it exactly (largest
+    remainders take the leftover units; ties go to the earlier)."""
+    total = sum(weights)
+    if total == 0 or amount == 0:
+        return [0] * len(weights)
+    shares = [amount * w // total for w in weights]
+    remainders = sorted(range(len(weights)), key=lambda i: (-(amount * weights[i] % total), i))
+    for i in remainders[:amount - sum(shares)]:
+        shares[i] += 1
+    return shares
+
+
+@dataclass
+class Cart:
+    id: str
+    location_id: str
+    currency: str
+    status: CartStatus
+    created_by_key: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    version: int = 1
+    customer: Customer = field(default_factory=Customer)
+    lines: list[CartLine] = field(default_factory=list)
+    discounts: list[Discount] = field(default_factory=list)
+    #: When the holds of its lines run out unless the cart changes again.
+    holds_expire_at: dt.datetime | None = None
+
+    def line(self, line_id: str) -> CartLine:
+        for line in self.lines:
+            if line.id == line_id:
+                return line
+        raise NotFound(f"cart {self.id} has no line {line_id!r}")
+
+    def check_open(self) -> None:
+        if self.status is not CartStatus.OPEN:
+            raise ValidationFailed(f"cart {self.id} is {self.status.value}: it can no longer "
+                                   "change")
+
+    def find_same(self, sku: str, fulfillment: Fulfillment, location_id: str | None
+                  ) -> CartLine | None:
+        return next((x for x in self.lines if x.same_goods(sku, fulfillment, location_id)),
+                    None)
+
+    def add_line(self, line: CartLine) -> None:
+        if len(self.lines) >= MAX_LINES:
+            raise ValidationFailed(f"a cart holds at most {MAX_LINES} lines")
+        self.lines.append(line)
+
+    def remove_line(self, line_id: str) -> CartLine:
+        line = self.line(line_id)
+        self.lines.remove(line)
+        # A discount of the line goes with it.
+        self.discounts = [d for d in self.discounts if d.line_id != line_id]
+        return line
+
+    def add_discount(self, discount: Discount) -> None:
+        if len(self.discounts) >= MAX_DISCOUNTS:
+            raise ValidationFailed(f"a cart holds at most {MAX_DISCOUNTS} discounts")
+        if discount.line_id is not None:
+            self.line(discount.line_id)
+        if discount.percentage is not None and not 0 < discount.percentage <= 100:
+            raise ValidationFailed("a percentage discount is more than 0 and at most 100",
+                                   [FieldError("percentage", "must be in (0, 100]")])
+        if discount.amount_minor is not None and discount.amount_minor <= 0:
+            raise ValidationFailed("a discount amount is more than 0",
+                                   [FieldError("amount", "must be more than 0")])
+        self.discounts.append(discount)
+
+    def remove_discount(self, discount_id: str) -> None:
+        found = [d for d in self.discounts if d.id == discount_id]
+        if not found:
+            raise NotFound(f"cart {self.id} has no discount {discount_id!r}")
+        self.discounts.remove(found[0])
+
+    def set_line(self, line_id: str, **changes: object) -> CartLine:
+        line = self.line(line_id)
+        changed = replace(line, **changes)  # type: ignore[arg-type]
+        self.lines[self.lines.index(line)] = changed
+        return changed
+
+    def price(self, tax_rate: Callable[[str, bool], TaxRate | None], fallback: TaxRate,
+              shipping_minor: int = 0) -> Pricing:
+        """What the cart costs. `tax_rate(tax_class, delivered)` is the provider's rate
+        where the goods are sold: the store, or where they are delivered (ship lines and the
+        shipping charge). None: it has none, and `fallback` applies, marking the tax
+        estimated.
+
+        Line discounts are taken off their line's gross (together never more than it); a
+        cart discount off what is left, spread over the lines in proportion so that each
+        line's tax is on what the customer pays for it."""
+        gross = [x.unit_price_minor * x.quantity for x in self.lines]
+        taken: dict[str, int] = {}
+        line_off = [0] * len(self.lines)
+        for i, line in enumerate(self.lines):
+            for d in self.discounts:
+                if d.line_id != line.id:
+                    continue
+                off = min(self._value(d, gross[i]), gross[i] - line_off[i])
+                taken[d.id] = off
+                line_off[i] += off
+        left = [g - off for g, off in zip(gross, line_off, strict=True)]
+        for d in self.discounts:
+            if d.line_id is not None:
+                continue
+            off = min(self._value(d, sum(left)), sum(left))
+            taken[d.id] = off
+            for i, part in enumerate(_spread(off, left)):
+                left[i] -= part
+                line_off[i] += part
+
+        estimated = False
+
+        def rate_of(tax_class: str, delivered: bool) -> TaxRate:
+            nonlocal estimated
+            found = tax_rate(tax_class, delivered)
+            if found is None:
+                estimated = True
+                return fallback
+            return found
+
+        prices: dict[str, LinePrice] = {}
+        added_tax = 0
+        for i, line in enumerate(self.lines):
+            rate = rate_of(line.tax_class, line.fulfillment is Fulfillment.SHIP)
+            tax = tax_of(left[i], rate)
+            if not rate.prices_include_tax:
+                added_tax += tax
+            prices[line.id] = LinePrice(line.id, gross[i], line_off[i], tax)
+        shipping_tax = 0
+        if shipping_minor:
+            rate = rate_of(SHIPPING_TAX_CLASS, True)
+            shipping_tax = tax_of(shipping_minor, rate)
+            if not rate.prices_include_tax:
+                added_tax += shipping_tax
+        subtotal = sum(gross)
+        discount = sum(line_off)
+        tax = sum(p.tax_minor for p in prices.values()) + shipping_tax
+        return Pricing(prices, taken, subtotal, discount, shipping_minor, tax,
+                       subtotal - discount + shipping_minor + added_tax, estimated)
+
+    @staticmethod
+    def _value(discount: Discount, of_minor: int) -> int:
+        if discount.percentage is not None:
+            return percent_of(of_minor, discount.percentage)
+        assert discount.amount_minor is not None
+        return discount.amount_minor
