@@ -29,7 +29,7 @@ from pydantic import (
 )
 from pydantic import Strict as StrictTypes
 
-from oms.domain.carts import MAX_LINE_QUANTITY, Fulfillment
+from oms.domain.carts import MAX_LINE_QUANTITY, Fulfillment, TenderMethod
 from oms.domain.catalog import GTIN_LENGTHS, Barcode, BarcodeType, Product, validate_barcode
 from oms.domain.ids import CODE_PATTERN
 from oms.domain.inventory import MAX_QUANTITY, FutureStock, StockLevel
@@ -708,3 +708,45 @@ class TaxRatesIn(Strict):
         if len(keys) != len(set(keys)):
             raise ValueError("a (country, region, tax_class) is listed twice")
         return rates
+
+
+class ShippingRateIn(Strict):
+    country: Country
+    service_level: Annotated[ServiceLevel, AsValue] = Field(
+        json_schema_extra={"enum": [x.value for x in ServiceLevel
+                                    if x is not ServiceLevel.PICKUP]})
+    carrier: Code
+    currency: Currency | None = left_out(description="Left out: the country's currency")
+    price: Amount
+    free_above: Amount | None = Field(default=None, description="Goods worth at least this "
+                                                                "ship free")
+    transit_days: int = Field(ge=0, le=60)
+    cutoff: Annotated[str, StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
+                                             max_length=5)] = (
+        Field(description="HH:MM at the location that ships: later orders leave the next "
+                          "working day"))
+
+    _not_null = field_validator("currency", mode="before")(refuse_null)
+
+    @field_validator("service_level")
+    @classmethod
+    def _delivered(cls, level: ServiceLevel) -> ServiceLevel:
+        if level is ServiceLevel.PICKUP:
+            raise ValueError("a pickup is not delivered: it has no shipping rate")
+        return level
+
+
+class ShippingRatesIn(Strict):
+    rates: list[ShippingRateIn] = Field(max_length=1000)
+
+
+class CartShippingIn(Strict):
+    option_id: Annotated[str, StringConstraints(min_length=1, max_length=100)] = Field(
+        description="An option's id, as GET /v1/carts/{id}/shipping-options gives it")
+    address: ShippingAddressIn
+
+
+class CartPaymentIn(Strict):
+    method: Annotated[TenderMethod, AsValue]
+    amount: Amount = Field(description="A card: what it pays, at most what is due. Cash: what "
+                                       "the customer hands over; what it pays over is change")

@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     default_parcel_weight_grams: int = 1000
     #: A pickup not collected within this many days of being ready is cancelled.
     pickup_expiry_days: int = 7
+    #: The PSP code a store's card payments are authorised with (OMS_PSP_ADAPTERS says which
+    #: adapter serves it).
+    store_psp: str = "simulated"
     #: A cart's take-now and pickup lines hold their stock this long after its last change.
     cart_hold_minutes: int = Field(default=15, ge=1, le=60)
     #: The tax rate (percent) a cart uses where the tax provider gives none, marking its tax

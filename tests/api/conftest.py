@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from tests.carting import stock_two_stores
 from tests.helpers import Api, location_body
 from tests.ordering import COORDINATES, Shop, Stock
 
@@ -31,6 +32,16 @@ def shop(api: Api, stocked: Callable[..., None]) -> Shop:
     return make
 
 
+@pytest.fixture
+def store(api: Api) -> None:
+    """The shop of tests/carting.py."""
+    stock_two_stores(api)
+
+
+@pytest.fixture
+def associate(store: None, as_role: Callable[..., Api]) -> Api:
+    """An associate of mitte."""
+    return as_role("associate", ["mitte"])
 
 
 @pytest.hookimpl(wrapper=True)

@@ -29,18 +29,21 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+from babel.numbers import get_territory_currencies
 from schemathesis import Case
 from schemathesis.core import NotSet
 from schemathesis.transport.serialization import Binary
 from stdnum import ean
 
 from oms.domain.catalog import GTIN_LENGTHS, BarcodeType
+from oms.domain.ids import is_valid_code
 from oms.domain.money import minor_units
 from tests.api.shop_data import ShopData
 
 #: Path parameters that name something the shop holds.
 RESOURCES = ("sku", "location_id", "order_id", "customer_id", "request_id", "shipment_id",
-             "subscription_id", "import_id", "cart_id", "line_id", "discount_id")
+             "subscription_id", "import_id", "cart_id", "line_id", "discount_id",
+             "payment_id")
 #: Query parameters that name something the shop holds, by the kind of id they take.
 QUERY_RESOURCES = {"sku": "sku", "location_id": "location_id", "order_id": "order_id",
                    "customer_id": "customer_id", "entity_id": "order_id"}
@@ -142,10 +145,14 @@ class Mender:
             case.path_parameters = parameters
         query = dict(case.query or {})
         for name, kind in QUERY_RESOURCES.items():
+            # Only a value of the form an id has becomes one: a negative case keeps the part
+            # that breaks its schema.
             drawn = query.get(name)
             if isinstance(drawn, list):
-                query[name] = [self.choose(self.data.ids[kind], x) for x in drawn]
-            elif isinstance(drawn, str):
+                query[name] = [self.choose(self.data.ids[kind], x)
+                               if isinstance(x, str) and is_valid_code(x) else x
+                               for x in drawn]
+            elif isinstance(drawn, str) and is_valid_code(drawn):
                 query[name] = self.choose(self.data.ids[kind], drawn)
         if query:
             case.query = query
@@ -258,6 +265,30 @@ def _tax_rates(mender: Mender, case: Case, body: dict[str, Any]) -> None:
                           for rate in reversed(body["rates"])}.values())[::-1]
 
 
+def _shipping_rates(mender: Mender, case: Case, body: dict[str, Any]) -> None:
+    """Rates in a currency: the country's unless given, their amounts in its minor units; one
+    rate per country, service level and currency."""
+    for rate in body["rates"]:
+        if "currency" not in rate and not get_territory_currencies(rate["country"]):
+            rate["currency"] = "EUR"
+        currency = rate.get("currency") or get_territory_currencies(rate["country"])[0]
+        places = minor_units(currency)
+        for name in ("price", "free_above"):
+            if isinstance(rate.get(name), str):
+                rate[name] = _amount(Decimal(rate[name]), places)
+    body["rates"] = list({
+        (rate["country"], rate["service_level"],
+         rate.get("currency") or get_territory_currencies(rate["country"])[0]): rate
+        for rate in reversed(body["rates"])}.values())[::-1]
+
+
+def _cart_shipping(mender: Mender, case: Case, body: dict[str, Any]) -> None:
+    # The option the shop's rates offer, to where they offer it.
+    body["option_id"] = mender.choose(["standard:dhl"], body["option_id"])
+    if isinstance(body.get("address"), dict):
+        body["address"]["country"] = mender.choose(["DE"], body["address"].get("country"))
+
+
 def _cart_item(mender: Mender, case: Case, body: dict[str, Any]) -> None:
     """Goods of the shop, by their sku or their barcode; a pickup at one of its stores."""
     if "sku" in body:
@@ -363,6 +394,8 @@ BODIES: dict[tuple[str, str], Mend] = {
     ("POST", "/v1/fulfillment-requests/{request_id}/shipments"): _request_items("items"),
     ("POST", "/v1/webhooks/{subscription_id}/replay"): _replay,
     ("PUT", "/v1/tax/rates"): _tax_rates,
+    ("PUT", "/v1/shipping/rates"): _shipping_rates,
+    ("PUT", "/v1/carts/{cart_id}/shipping"): _cart_shipping,
     ("POST", "/v1/carts/{cart_id}/items"): _cart_item,
     ("PATCH", "/v1/carts/{cart_id}/items/{line_id}"): _cart_item,
 }

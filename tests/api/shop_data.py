@@ -96,6 +96,9 @@ def seed_shop(api: Api, as_role: Callable[..., Api], app_client: TestClient, eng
     _ok(api.put("/v1/routing/rules", json={"rules": [
         {"service_level": "express", "country": "DE", "groups": [["mitte"], ["dc-1"]]}]}))
 
+    _ok(api.put("/v1/shipping/rates", json={"rates": [
+        {"country": "DE", "service_level": "standard", "carrier": "dhl", "price": "4.90",
+         "free_above": "100.00", "transit_days": 2, "cutoff": "16:00"}]}))
     for n in range(2):
         cart = _ok(store.post("/v1/carts", json={"location_id": "mitte", "currency": "EUR"}),
                    201)
@@ -107,6 +110,9 @@ def seed_shop(api: Api, as_role: Callable[..., Api], app_client: TestClient, eng
         data.add("cart_id", cart["id"])
         data.add("line_id", *(x["id"] for x in cart["lines"]))
         data.add("discount_id", cart["discounts"][0]["id"])
+        cart = _ok(store.post(f"/v1/carts/{cart['id']}/payments",
+                              json={"method": "cash", "amount": "1.00"}), 201)
+        data.add("payment_id", cart["payments"][0]["id"])
 
     orders = iter(range(1, 1000))
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections.abc import Callable
-from typing import Any
 
 import httpx
 import pytest
@@ -17,51 +16,8 @@ from oms.api.app import create_app
 from oms.domain.events import utcnow
 from oms.services.carts import expire_holds
 from oms.settings import Settings
+from tests.carting import ADDRESS, SHIRT_EAN, SOCKS_UPCE, new_cart, ok, reserved
 from tests.helpers import Api, error_fields, location_body, problem, product_body
-
-SHIRT_EAN = "4006381333931"
-#: A UPC-E (zero-suppressed UPC-A 042100005264).
-SOCKS_UPCE = "04252614"
-
-
-def ok(response: Any, status: int = 200) -> Any:
-    assert response.status_code == status, f"{response.status_code}: {response.text}"
-    return response.json() if response.content else None
-
-
-@pytest.fixture
-def store(api: Api) -> None:
-    """Two stores in Berlin, a shirt (EAN-13) and socks (UPC-E); the shirt is on the shelf at
-    mitte, 2 of them, and 5 at potsdam; socks only at potsdam."""
-    for location_id in ("mitte", "potsdam"):
-        ok(api.put(f"/v1/locations/{location_id}", json=location_body(location_id.title())),
-           201)
-    ok(api.put("/v1/products/SHIRT", json=product_body("Shirt", barcode=SHIRT_EAN,
-                                                       price={"amount": "19.99",
-                                                              "currency": "EUR"})), 201)
-    ok(api.put("/v1/products/SOCKS", json=product_body(
-        "Socks", price={"amount": "4.50", "currency": "EUR"}, tax_class="reduced",
-        barcodes=[{"type": "upce", "value": SOCKS_UPCE}])), 201)
-    for location_id, sku, on_hand in (("mitte", "SHIRT", 2), ("potsdam", "SHIRT", 5),
-                                      ("potsdam", "SOCKS", 10)):
-        ok(api.put(f"/v1/inventory/{location_id}/{sku}",
-                   json={"on_hand": on_hand, "safety_stock": 0}))
-
-
-def reserved(api: Api, location_id: str, sku: str) -> int:
-    level: int = ok(api.get(f"/v1/inventory/{location_id}/{sku}"))["reserved"]
-    return level
-
-
-def new_cart(staff: Api, location_id: str = "mitte", **body: Any) -> dict[str, Any]:
-    cart: dict[str, Any] = ok(staff.post("/v1/carts", json={
-        "location_id": location_id, "currency": "EUR", **body}), 201)
-    return cart
-
-
-@pytest.fixture
-def associate(store: None, as_role: Callable[..., Api]) -> Api:
-    return as_role("associate", ["mitte"])
 
 
 def test_scanning_builds_lines_that_hold_their_stock(api: Api, associate: Api) -> None:
@@ -378,3 +334,120 @@ def test_two_carts_racing_for_the_last_unit(api: Api, store: None, live_url: str
         assert reserved(api, "mitte", "SHIRT") == 1
         winner = next(c for c, n in zip(carts, lines, strict=True) if n)
         assert api.delete(f"/v1/carts/{winner['id']}").status_code == 204
+
+
+def test_shipping_is_quoted_from_the_rates_and_free_above_a_threshold(
+        api: Api, associate: Api) -> None:
+    ok(api.put("/v1/tax/rates", json={"rates": [
+        {"country": "DE", "tax_class": "standard", "rate": "19", "prices_include_tax": True},
+        {"country": "DE", "tax_class": "reduced", "rate": "7", "prices_include_tax": True}]}))
+    problem(associate.put("/v1/shipping/rates", json={"rates": []}), 403)
+    rates = ok(api.put("/v1/shipping/rates", json={"rates": [
+        {"country": "DE", "service_level": "standard", "carrier": "dhl", "price": "4.90",
+         "free_above": "100.00", "transit_days": 2, "cutoff": "16:00"},
+        {"country": "DE", "service_level": "express", "carrier": "ups", "price": "9.90",
+         "transit_days": 1, "cutoff": "12:00"}]}))["rates"]
+    assert [(r["service_level"], r["currency"], r["free_above"]) for r in rates] == [
+        ("express", "EUR", None), ("standard", "EUR", "100.00")]
+    cart = new_cart(associate)
+    cart = ok(associate.post(f"/v1/carts/{cart['id']}/items", json={
+        "sku": "SOCKS", "quantity": 3, "fulfillment": {"type": "ship"}}), 201)
+    # Without an address nor a country there is nothing to quote.
+    problem(associate.get(f"/v1/carts/{cart['id']}/shipping-options"), 422)
+    quoted = ok(associate.get(f"/v1/carts/{cart['id']}/shipping-options?country=DE"))
+    options = {o["id"]: o for o in quoted["options"]}
+    assert {k: o["price"] for k, o in options.items()} == {"express:ups": "9.90",
+                                                           "standard:dhl": "4.90"}
+    for o in options.values():
+        assert dt.date.fromisoformat(o["promised_delivery_date"]) > dt.date.fromisoformat(
+            o["ships_on"])
+    assert ok(associate.get(f"/v1/carts/{cart['id']}/shipping-options?country=FR"))[
+        "options"] == []
+    body = problem(associate.put(f"/v1/carts/{cart['id']}/shipping", json={
+        "option_id": "standard:dhl", "address": {**ADDRESS, "country": "FR"}}), 422)
+    assert "offered: none" in body["detail"]
+
+    cart = ok(associate.put(f"/v1/carts/{cart['id']}/shipping", json={
+        "option_id": "standard:dhl", "address": ADDRESS}))
+    shipping = cart["shipping"]
+    assert (shipping["carrier"], shipping["price"], shipping["offered"]) == ("dhl", "4.90", True)
+    assert shipping["address"]["city"] == "Berlin"
+    assert shipping["promised_delivery_date"] == options["standard:dhl"][
+        "promised_delivery_date"]
+    # 13.50 of socks at 7 % (0.88) and 4.90 of shipping at 19 % (0.78), both included.
+    assert cart["totals"] == {"subtotal": "13.50", "discount": "0.00", "shipping": "4.90",
+                              "tax": "1.66", "grand_total": "18.40"}
+    # Goods worth 100.00 ship free.
+    cart = ok(associate.patch(f"/v1/carts/{cart['id']}/items/{cart['lines'][0]['id']}",
+                              json={"quantity": 23}))
+    assert cart["totals"]["subtotal"] == "103.50"
+    assert cart["totals"]["shipping"] == "0.00"
+    assert cart["shipping"]["price"] == "0.00"
+    # The rate withdrawn: the choice stays, no longer offered, and costs nothing yet.
+    ok(api.put("/v1/shipping/rates", json={"rates": []}))
+    cart = ok(associate.get(f"/v1/carts/{cart['id']}"))
+    assert cart["shipping"]["offered"] is False
+    assert cart["shipping"]["price"] is None
+
+
+def test_a_rate_in_another_currency_than_the_countrys(api: Api) -> None:
+    body = problem(api.put("/v1/shipping/rates", json={"rates": [
+        {"country": "DE", "service_level": "standard", "carrier": "dhl", "price": "4.901",
+         "transit_days": 2, "cutoff": "16:00"}]}), 422)
+    assert "rates.0.price" in error_fields(body)
+    rates = ok(api.put("/v1/shipping/rates", json={"rates": [
+        {"country": "CH", "service_level": "standard", "carrier": "post", "price": "9.00",
+         "currency": "EUR", "transit_days": 3, "cutoff": "15:30"},
+        {"country": "CH", "service_level": "standard", "carrier": "post", "price": "9.00",
+         "transit_days": 3, "cutoff": "15:30"}]}))["rates"]
+    assert [r["currency"] for r in rates] == ["CHF", "EUR"]
+    problem(api.put("/v1/shipping/rates", json={"rates": [
+        {"country": "DE", "service_level": "pickup", "carrier": "x", "price": "0",
+         "transit_days": 0, "cutoff": "16:00"}]}), 422)
+
+
+def test_a_cart_dropped_after_its_hold_ran_out(api: Api, associate: Api, engine: Engine
+                                               ) -> None:
+    cart = new_cart(associate)
+    cart = ok(associate.post(f"/v1/carts/{cart['id']}/items", json={"sku": "SHIRT"}), 201)
+    expires = dt.datetime.fromisoformat(cart["holds_expire_at"])
+    assert expire_holds(engine, expires + dt.timedelta(seconds=1)) == 1
+    assert ok(associate.get(f"/v1/carts/{cart['id']}"))["holds_expire_at"] is None
+    assert associate.delete(f"/v1/carts/{cart['id']}").status_code == 204
+    assert reserved(api, "mitte", "SHIRT") == 0
+
+
+def test_cart_discounts_do_not_depend_on_their_order(associate: Api) -> None:
+    totals = []
+    for first, second in (({"amount": "5.00"}, {"percentage": "50"}),
+                          ({"percentage": "50"}, {"amount": "5.00"})):
+        cart = new_cart(associate)
+        ok(associate.post(f"/v1/carts/{cart['id']}/items", json={
+            "sku": "SOCKS", "quantity": 4, "fulfillment": {"type": "ship"}}), 201)
+        for discount in (first, second):
+            cart = ok(associate.post(f"/v1/carts/{cart['id']}/discounts",
+                                     json={**discount, "reason": "sale"}), 201)
+        totals.append(cart["totals"])
+    # 18.00 of socks: half of it and 5.00, each of the whole.
+    assert totals[0] == totals[1]
+    assert totals[0]["discount"] == "14.00"
+
+
+def test_carts_are_opened_at_active_stores_only(api: Api, associate: Api) -> None:
+    ok(api.put("/v1/locations/dc-1", json=location_body("Schoenefeld", type="dc",
+                                                         capabilities=["ship"])), 201)
+    body = problem(api.post("/v1/carts", json={"location_id": "dc-1", "currency": "EUR"}), 422)
+    assert "no active store" in body["detail"]
+    cart = new_cart(associate)
+    ok(api.put("/v1/locations/mitte", json=location_body("Mitte", active=False)))
+    body = problem(associate.post(f"/v1/carts/{cart['id']}/items", json={"sku": "SHIRT"}), 422)
+    assert "inactive" in body["detail"]
+
+
+def test_tax_rates_read_back_as_they_were_given(api: Api) -> None:
+    rates = ok(api.put("/v1/tax/rates", json={"rates": [
+        {"country": "DE", "tax_class": "standard", "rate": "20", "prices_include_tax": True},
+        {"country": "DE", "tax_class": "reduced", "rate": "7.50", "prices_include_tax": True},
+    ]}))["rates"]
+    assert [r["rate"] for r in rates] == ["7.5", "20"]
+    assert ok(api.put("/v1/tax/rates", json={"rates": rates}))["rates"] == rates

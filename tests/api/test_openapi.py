@@ -320,9 +320,26 @@ def a_cart(api: Api, store: Api) -> None:
     cart = ok(store.post(f"{url}/discounts", json={"percentage": "10", "reason": "staff"}),
               201)
     ok(store.delete(f"{url}/discounts/{cart['discounts'][0]['id']}"))
+    ok(api.put("/v1/shipping/rates", json={"rates": [
+        {"country": "DE", "service_level": "standard", "carrier": "dhl", "price": "4.90",
+         "free_above": "100.00", "transit_days": 2, "cutoff": "16:00"}]}))
+    ok(store.get("/v1/shipping/rates"))
+    ok(store.post(f"{url}/items", json={"sku": "SKU-3", "fulfillment": {"type": "ship"}}), 201)
+    ok(store.get(f"{url}/shipping-options", params={"country": "DE"}))
+    ok(store.put(f"{url}/shipping", json={"option_id": "standard:dhl", "address": {
+        "line1": "Unter den Linden 5", "city": "Berlin", "postal_code": "10117",
+        "country": "DE"}}))
     ok(store.get(url))
     ok(store.get("/v1/carts?location_id=mitte"))
     refused(store.delete(url), 204)
+    cart = ok(store.post("/v1/carts", json={"location_id": "mitte", "currency": "EUR",
+                                            "customer": {"email": "ada@example.com"}}), 201)
+    url = f"/v1/carts/{cart['id']}"
+    cart = ok(store.post(f"{url}/items", json={"sku": "SKU-1"}), 201)
+    cart = ok(store.post(f"{url}/payments", json={"method": "card", "amount": "1.00"}), 201)
+    ok(store.delete(f"{url}/payments/{cart['payments'][0]['id']}"))
+    ok(store.post(f"{url}/payments", json={"method": "cash", "amount": "50.00"}), 201)
+    ok(store.post(f"{url}/checkout"), 201)
 
 
 def from_a_dc(api: Api, engine: Engine, app_client: TestClient) -> None:

@@ -39,6 +39,9 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("post", "/v1/carts/{cart_id}/items"): {"sku": "SKU-1"},
     ("patch", "/v1/carts/{cart_id}/items/{line_id}"): {"quantity": 1},
     ("post", "/v1/carts/{cart_id}/discounts"): {"amount": "1.00", "reason": "staff"},
+    ("post", "/v1/carts/{cart_id}/payments"): {"method": "cash", "amount": "1.00"},
+    ("put", "/v1/carts/{cart_id}/shipping"): {"option_id": "standard:dhl", "address": {
+        "line1": "Am Kanal 1", "city": "Potsdam", "postal_code": "14467", "country": "DE"}},
 }
 
 
@@ -72,6 +75,9 @@ def _store_a_order(api: Api, shop: Shop, as_role: AsRole) -> dict[str, Any]:
     cart = store_a.post(f"/v1/carts/{cart.json()['id']}/discounts",
                         json={"percentage": "10", "reason": "staff"})
     assert cart.status_code == 201, cart.text
+    cart = store_a.post(f"/v1/carts/{cart.json()['id']}/payments",
+                        json={"method": "cash", "amount": "5.00"})
+    assert cart.status_code == 201, cart.text
     return {
         "order": seen, "request": request, "shipment": shipment, "runs": runs,
         "subscription_id": hook.json()["id"], "import_id": counted.json()["import_id"],
@@ -102,6 +108,7 @@ def _values(a: dict[str, Any]) -> dict[str, str]:
         "kind": "orders", "email": ADA["email"], "q": ADA["email"],
         "entity_id": order["id"], "import_id": a["import_id"], "cart_id": a["cart"]["id"],
         "line_id": a["cart"]["lines"][0]["id"], "discount_id": a["cart"]["discounts"][0]["id"],
+        "payment_id": a["cart"]["payments"][0]["id"],
     }
 
 

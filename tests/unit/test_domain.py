@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 
 import pytest
@@ -17,6 +18,7 @@ from oms.domain.inventory import (
 )
 from oms.domain.locations import haversine_km, validate_country, validate_timezone
 from oms.domain.money import Money, format_minor
+from oms.domain.shipping import ShippingRate, quote
 
 
 @pytest.mark.parametrize(
@@ -149,3 +151,18 @@ def test_a_store_key_changes_only_orders_wholly_at_its_stores() -> None:
     assert not berlin.may_change_order([])
     assert everything == EVERYTHING
     assert everything.may_change_order([])
+
+
+def test_a_quote_leaves_today_before_the_cutoff_and_counts_working_days() -> None:
+    rate = ShippingRate("DE", "standard", "dhl", "EUR", 490, 10_000, 2, dt.time(16, 0))
+    friday_morning = dt.datetime(2026, 11, 27, 9, 0)
+    q = quote(rate, 5_000, friday_morning)
+    # Leaves Friday, two working days: Tuesday.
+    assert (q.ships_on, q.promised_on, q.price_minor) == (
+        dt.date(2026, 11, 27), dt.date(2026, 12, 1), 490)
+    late = quote(rate, 10_000, dt.datetime(2026, 11, 27, 16, 0))
+    # At the cut-off it leaves on Monday; worth the threshold, it ships free.
+    assert (late.ships_on, late.promised_on, late.price_minor) == (
+        dt.date(2026, 11, 30), dt.date(2026, 12, 2), 0)
+    saturday = quote(rate, 0, dt.datetime(2026, 11, 28, 9, 0))
+    assert saturday.ships_on == dt.date(2026, 11, 30)

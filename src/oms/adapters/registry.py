@@ -21,6 +21,9 @@ log = logging.getLogger(__name__)
 
 SIMULATED_CARRIER = "oms.adapters.carriers.simulated:SimulatedCarrier"
 SIMULATED_PSP = "oms.adapters.payments.simulated:SimulatedPsp"
+#: The PSP code of cash taken at a store's till.
+CASH = "cash"
+CASH_DRAWER = "oms.adapters.payments.cash:CashDrawer"
 
 
 def load(path: str) -> Any:
@@ -70,7 +73,7 @@ class Providers:
     def __init__(self, carriers: Mapping[str, str], psps: Mapping[str, str],
                  notifier: Notifier, runner: CallRunner | None = None) -> None:
         self._carriers = _ByCode(carriers, SIMULATED_CARRIER)
-        self._psps = _ByCode(psps, SIMULATED_PSP)
+        self._psps = _ByCode({CASH: CASH_DRAWER, **psps}, SIMULATED_PSP)
         self.notifier = notifier
         self.runner = runner or CallRunner(8, 10.0)
 

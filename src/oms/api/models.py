@@ -18,7 +18,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
-from oms.domain.carts import CartStatus, Fulfillment
+from oms.domain.carts import CartStatus, Fulfillment, TenderMethod
 from oms.domain.catalog import BarcodeType
 from oms.domain.fulfillment import LinkStatus, RequestStatus, RequestType, ShipmentStatus
 from oms.domain.locations import Capability, LocationType
@@ -229,6 +229,14 @@ class OrderItem(Out):
     tentative_ship_date: dt.date | None
     hold_reason: str | None = Field(description="Why the item waits (only while on hold)")
     fulfillment_request_id: str | None
+    pickup_location_id: str | None = Field(
+        description="Collected at this store, whatever the rest of the order does (a "
+                    "store's mixed cart); null otherwise")
+
+
+class SoldAt(Out):
+    location_id: str = Field(description="The store that sold it")
+    key_id: str | None = Field(description="The API key of the associate who sold it")
 
 
 class ShippingAddress(Out):
@@ -291,6 +299,7 @@ class Order(Out):
     items: list[OrderItem]
     shipping: Shipping | None
     fulfillment_location_id: str | None
+    sold_at: SoldAt | None = Field(description="A store's sale; null for other channels")
     payments: list[Payment]
     totals: Totals
     version: int
@@ -609,6 +618,48 @@ class BarcodeTypes(Out):
     default: bool = Field(description="True: nothing was chosen, every type is accepted")
 
 
+class ShippingRate(Out):
+    country: str
+    service_level: ServiceLevel
+    carrier: str
+    currency: Currency
+    price: Amount
+    free_above: Amount | None
+    transit_days: int
+    cutoff: str = Field(description="HH:MM at the location that ships")
+
+
+class ShippingRates(Out):
+    rates: list[ShippingRate]
+
+
+class ShippingOption(Out):
+    id: str = Field(description="Give it to PUT /v1/carts/{id}/shipping")
+    service_level: ServiceLevel
+    carrier: str
+    price: Amount
+    ships_on: dt.date
+    promised_delivery_date: dt.date
+
+
+class ShippingOptions(Out):
+    country: str
+    currency: Currency
+    options: list[ShippingOption]
+
+
+class CartShipping(Out):
+    option_id: str
+    service_level: ServiceLevel
+    carrier: str
+    address: ShippingAddress
+    offered: bool = Field(description="False: the option is no longer offered there; "
+                                      "choose again")
+    price: Amount | None
+    ships_on: dt.date | None
+    promised_delivery_date: dt.date | None
+
+
 class CartCustomer(Out):
     email: str | None
     name: str | None
@@ -626,9 +677,11 @@ class PriceOverride(Out):
 
 
 class Hold(Out):
-    status: Literal["held", "lapsed"] = Field(
-        description="held: the stock is kept for the cart until `expires_at`; lapsed: the "
-                    "hold ran out and the stock went meanwhile")
+    status: Literal["held", "expired", "lapsed"] = Field(
+        description="held: the stock is kept for the cart until `expires_at`; expired: its "
+                    "time ran out, the stock is kept still until the worker gives it back, "
+                    "and the cart's next change keeps it again; lapsed: given back, and held "
+                    "again by the cart's next change if the stock is still there")
     location_id: str | None
     quantity: int
     expires_at: dt.datetime | None
@@ -661,6 +714,23 @@ class CartDiscount(Out):
     taken: Amount = Field(description="What it takes off")
 
 
+class CartPayment(Out):
+    id: str
+    method: TenderMethod
+    amount: Amount = Field(description="What it pays of the cart")
+    tendered: Amount = Field(description="What was handed over (cash), or authorised (card)")
+    change: Amount = Field(description="What goes back to the customer")
+    psp: str | None
+    reference: str | None = Field(description="The PSP's authorisation")
+
+
+class CartBalance(Out):
+    paid: Amount
+    due: Amount = Field(description="Still to pay before checkout")
+    over: Amount = Field(description="Paid more than the total (the total fell since): take "
+                                     "a payment back")
+
+
 class CartTotals(Out):
     subtotal: Amount
     discount: Amount
@@ -679,6 +749,10 @@ class Cart(Out):
     lines: list[CartLine]
     discounts: list[CartDiscount]
     totals: CartTotals
+    shipping: CartShipping | None = Field(description="How the ship lines are delivered")
+    payments: list[CartPayment]
+    balance: CartBalance
+    order_id: str | None = Field(description="The order it became at checkout")
     tax_estimated: bool = Field(description="Some tax is at the fallback rate: the tax "
                                             "provider had none")
     holds_expire_at: dt.datetime | None

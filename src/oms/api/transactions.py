@@ -19,7 +19,7 @@ import logging
 import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import quote
 
 import anyio
@@ -30,7 +30,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeout
 
-from oms.adapters.db.gate import Turn, request_turn
+from oms.adapters.db.gate import Turn, gate_for, request_turn
 from oms.adapters.db.idempotency import StoredAnswer
 from oms.adapters.db.unit_of_work import UnitOfWork
 from oms.api.deps import CurrentKey
@@ -39,6 +39,7 @@ from oms.domain.errors import DomainError
 from oms.domain.events import utcnow
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MAX_KEY_LENGTH = 255
 JSON_TYPE = "application/json"
@@ -87,10 +88,27 @@ class Tx:
         self._uow: UnitOfWork | None = None
         #: The key is ours to answer: nothing was stored under it (or only an expired answer).
         self._claimed = False
+        #: The turn was given back for an outgoing call: the unit of work takes one again.
+        self._turn_again = False
+
+    def outside(self, call: Callable[[], T]) -> T:
+        """Make an outgoing call (a PSP's authorisation) before the unit of work opens, with
+        the request's turn given back meanwhile (oms.adapters.db.gate): the unit of work
+        takes a turn again when it opens."""
+        assert self._uow is None, "an outgoing call inside the request's transaction"
+        if self.turn is not None:
+            self.turn.give_back()
+            self.turn = None
+            self._turn_again = True
+        return call()
 
     @property
     def uow(self) -> UnitOfWork:
         if self._uow is None:
+            if self._turn_again:
+                gate = gate_for(self.engine)
+                self.turn = Turn(gate, gate.enter())
+                self._turn_again = False
             uow = UnitOfWork(self.engine, defer_commit=True, turn=self.turn)
             uow.__enter__()
             self._uow = uow

@@ -26,11 +26,11 @@ class Scope:
     """What a key sees: everything (admins, integrators), or what touches the locations a
     store key is bound to. It is the one rule every read and every write goes through:
 
-    - an order is seen at a location it touches: an item routed there, a fulfilment request
-      issued there (one since rejected too), its pickup store, the location it was pre-routed
-      to; a return taken there will touch it as well. Seeing an order is seeing all of it:
-      its items, payments, events, routing decisions, and its requests and shipments listed
-      in it;
+    - an order is seen at a location it touches: the store that sold it, an item routed
+      there, a fulfilment request issued there (one since rejected too), its pickup store,
+      the location it was pre-routed to; a return taken there will touch it as well.
+      Seeing an order is seeing all of it: its items, payments, events, routing decisions,
+      and its requests and shipments listed in it;
     - a customer is seen with any order of theirs that is seen;
     - a fulfilment request and a shipment are their location's work, seen only there;
     - an order is changed (cancelled, rerouted) only by a key bound to every location that

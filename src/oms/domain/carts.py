@@ -17,8 +17,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
+from typing import Any
 
-from oms.domain.errors import FieldError, NotFound, ValidationFailed
+from oms.domain.errors import FieldError, InvalidState, NotFound, ValidationFailed
 
 #: At most this many lines in a cart, and units in a line.
 MAX_LINES = 200
@@ -33,6 +34,29 @@ class Fulfillment(StrEnum):
     PICKUP = "pickup"
 
 
+class TenderMethod(StrEnum):
+    CARD = "card"
+    CASH = "cash"
+
+
+@dataclass(frozen=True)
+class Tender:
+    """A payment toward the cart: a card authorised for `amount_minor`, or cash handed over
+    (`tendered_minor`), of which `amount_minor` pays and the rest is the change."""
+
+    id: str
+    method: TenderMethod
+    amount_minor: int
+    tendered_minor: int
+    psp: str | None = None
+    #: The PSP's authorisation.
+    reference: str | None = None
+
+    @property
+    def change_minor(self) -> int:
+        return self.tendered_minor - self.amount_minor
+
+
 class CartStatus(StrEnum):
     OPEN = "open"
     CHECKED_OUT = "checked_out"
@@ -43,6 +67,26 @@ class Customer:
     email: str | None = None
     name: str | None = None
     phone: str | None = None
+
+
+@dataclass(frozen=True)
+class ShippingChoice:
+    """How the ship lines are delivered: a service level of a carrier, to an address."""
+
+    service_level: str
+    carrier: str
+    #: As the API takes it: line1, city, postal_code, country, and what else was given.
+    address: Mapping[str, Any]
+
+    @property
+    def country(self) -> str:
+        country: str = self.address["country"]
+        return country
+
+    @property
+    def region(self) -> str | None:
+        region: str | None = self.address.get("region")
+        return region
 
 
 @dataclass(frozen=True)
@@ -110,10 +154,17 @@ class LinePrice:
     gross_minor: int
     discount_minor: int
     tax_minor: int
+    #: The tax is in the price (EU) rather than on top of it (US).
+    tax_included: bool = True
 
     @property
     def net_minor(self) -> int:
         return self.gross_minor - self.discount_minor
+
+    @property
+    def added_tax_minor(self) -> int:
+        """The tax the customer pays on top of the price."""
+        return 0 if self.tax_included else self.tax_minor
 
 
 @dataclass(frozen=True)
@@ -128,6 +179,8 @@ class Pricing:
     grand_total_minor: int
     #: Some tax came from the fallback rate: the provider gave none.
     tax_estimated: bool
+    #: The tax on shipping the customer pays on top of its price.
+    shipping_added_tax_minor: int = 0
 
 
 #: The tax class of shipping charges.
@@ -177,6 +230,26 @@ class Cart:
     discounts: list[Discount] = field(default_factory=list)
     #: When the holds of its lines run out unless the cart changes again.
     holds_expire_at: dt.datetime | None = None
+    shipping: ShippingChoice | None = None
+    tenders: list[Tender] = field(default_factory=list)
+    #: The order it became at checkout.
+    order_id: str | None = None
+    #: How many events it recorded (their sequence goes on from it).
+    events: int = 0
+
+    @property
+    def paid_minor(self) -> int:
+        return sum(t.amount_minor for t in self.tenders)
+
+    def tender(self, tender_id: str) -> Tender:
+        for t in self.tenders:
+            if t.id == tender_id:
+                return t
+        raise NotFound(f"cart {self.id} has no payment {tender_id!r}")
+
+    @property
+    def ship_lines(self) -> list[CartLine]:
+        return [x for x in self.lines if x.fulfillment is Fulfillment.SHIP]
 
     def line(self, line_id: str) -> CartLine:
         for line in self.lines:
@@ -186,8 +259,8 @@ class Cart:
 
     def check_open(self) -> None:
         if self.status is not CartStatus.OPEN:
-            raise ValidationFailed(f"cart {self.id} is {self.status.value}: it can no longer "
-                                   "change")
+            raise InvalidState(f"cart {self.id} is {self.status.value} (order "
+                               f"{self.order_id}): it can no longer change")
 
     def find_same(self, sku: str, fulfillment: Fulfillment, location_id: str | None
                   ) -> CartLine | None:
@@ -238,9 +311,9 @@ class Cart:
         shipping charge). None: it has none, and `fallback` applies, marking the tax
         estimated.
 
-        Line discounts are taken off their line's gross (together never more than it); a
-        cart discount off what is left, spread over the lines in proportion so that each
-        line's tax is on what the customer pays for it."""
+        Line discounts are taken off their line's gross (together never more than it); the
+        cart discounts off what is left, each of all of it, spread over the lines in
+        proportion so that each line's tax is on what the customer pays for it."""
         gross = [x.unit_price_minor * x.quantity for x in self.lines]
         taken: dict[str, int] = {}
         line_off = [0] * len(self.lines)
@@ -252,14 +325,17 @@ class Cart:
                 taken[d.id] = off
                 line_off[i] += off
         left = [g - off for g, off in zip(gross, line_off, strict=True)]
+        # Every cart discount is of what the line discounts left, whatever their order;
+        # together never more than that.
+        base = sum(left)
+        off_cart = 0
         for d in self.discounts:
-            if d.line_id is not None:
-                continue
-            off = min(self._value(d, sum(left)), sum(left))
-            taken[d.id] = off
-            for i, part in enumerate(_spread(off, left)):
-                left[i] -= part
-                line_off[i] += part
+            if d.line_id is None:
+                taken[d.id] = min(self._value(d, base), base - off_cart)
+                off_cart += taken[d.id]
+        for i, part in enumerate(_spread(off_cart, left)):
+            left[i] -= part
+            line_off[i] += part
 
         estimated = False
 
@@ -278,18 +354,21 @@ class Cart:
             tax = tax_of(left[i], rate)
             if not rate.prices_include_tax:
                 added_tax += tax
-            prices[line.id] = LinePrice(line.id, gross[i], line_off[i], tax)
-        shipping_tax = 0
+            prices[line.id] = LinePrice(line.id, gross[i], line_off[i], tax,
+                                        rate.prices_include_tax)
+        shipping_tax = shipping_added = 0
         if shipping_minor:
             rate = rate_of(SHIPPING_TAX_CLASS, True)
             shipping_tax = tax_of(shipping_minor, rate)
             if not rate.prices_include_tax:
+                shipping_added = shipping_tax
                 added_tax += shipping_tax
         subtotal = sum(gross)
         discount = sum(line_off)
         tax = sum(p.tax_minor for p in prices.values()) + shipping_tax
         return Pricing(prices, taken, subtotal, discount, shipping_minor, tax,
-                       subtotal - discount + shipping_minor + added_tax, estimated)
+                       subtotal - discount + shipping_minor + added_tax, estimated,
+                       shipping_added)
 
     @staticmethod
     def _value(discount: Discount, of_minor: int) -> int:

@@ -11,6 +11,7 @@ from typing import Any
 EVENT_TYPES = frozenset({
     "api_key.created",
     "api_key.revoked",
+    "cart.checked_out",
     "customer.created",
     "fulfillment_request.accepted",
     "fulfillment_request.acknowledged",

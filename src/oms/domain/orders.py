@@ -122,6 +122,9 @@ class OrderItem:
     hold_reason: str | None = None
     preorder: bool = False
     tentative_ship_date: dt.date | None = None
+    #: Collected at this store, whatever the rest of the order does (a store's mixed cart):
+    #: routing never sends it elsewhere.
+    pickup_location_id: str | None = None
 
     @property
     def total_minor(self) -> int:
@@ -177,6 +180,9 @@ class Order:
     routing_inputs: str | None = None
     reroute_after: dt.datetime | None = None
     reroute_wait_seconds: int | None = None
+    #: A store's sale: the store, and the key of the associate who sold it.
+    sold_at_location_id: str | None = None
+    sold_by_key: str | None = None
     #: Items changed since the order was loaded or saved.
     changed_items: set[str] = field(default_factory=set, compare=False, repr=False)
 

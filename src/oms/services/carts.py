@@ -11,14 +11,19 @@ event whose reason is `hold_expired`.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from babel.numbers import get_territory_currencies
 from sqlalchemy import Engine
 
+from oms.adapters import ProviderUnavailable
 from oms.adapters.db.unit_of_work import UnitOfWork
+from oms.adapters.pricing import RateProvider, TaxProvider
 from oms.domain.access import Principal, Scope
 from oms.domain.carts import (
     MAX_LINE_QUANTITY,
@@ -30,6 +35,7 @@ from oms.domain.carts import (
     Fulfillment,
     PriceOverride,
     Pricing,
+    ShippingChoice,
     TaxRate,
 )
 from oms.domain.catalog import BarcodeType
@@ -42,8 +48,11 @@ from oms.domain.errors import (
 )
 from oms.domain.events import utcnow
 from oms.domain.ids import new_id
-from oms.domain.locations import Capability, Location
-from oms.domain.money import Money, format_minor
+from oms.domain.inventory import ReservationStatus
+from oms.domain.locations import Capability, Location, LocationType
+from oms.domain.money import MAX_MINOR, Money, format_minor
+from oms.domain.orders import ServiceLevel
+from oms.domain.shipping import Quote, ShippingRate, option_id, quote
 from oms.schemas import (
     BarcodeTypesIn,
     CartChangeIn,
@@ -51,11 +60,15 @@ from oms.schemas import (
     CartIn,
     CartItemChangeIn,
     CartItemIn,
+    CartShippingIn,
     DiscountIn,
     LineFulfillmentIn,
+    ShippingRatesIn,
     TaxRatesIn,
 )
 from oms.services.inventory import ReserveLine, release, reserve
+
+log = logging.getLogger(__name__)
 
 #: The setting naming the barcode types the stores' scanners accept.
 BARCODE_TYPES = "barcode_types"
@@ -68,6 +81,10 @@ class CartRules:
     hold_minutes: int
     #: Applies where the tax provider has no rate.
     tax_fallback: TaxRate
+    #: The tax provider and the shipping rates adapter a unit of work prices with (the
+    #: built-in ones read the tables the API sets).
+    taxes: Callable[[UnitOfWork], TaxProvider] = lambda uow: uow.tax_rates
+    rates: Callable[[UnitOfWork], RateProvider] = lambda uow: uow.shipping_rates
 
 
 # -- settings -----------------------------------------------------------------------------------
@@ -95,7 +112,8 @@ def tax_rates(uow: UnitOfWork) -> dict[str, Any]:
 def set_tax_rates(uow: UnitOfWork, body: TaxRatesIn) -> dict[str, Any]:
     """Replace every rate: the table is the built-in tax provider's whole knowledge."""
     uow.tax_rates.replace([{"country": r.country, "region": r.region or "",
-                            "tax_class": r.tax_class, "rate": str(Decimal(r.rate).normalize()),
+                            "tax_class": r.tax_class,
+                            "rate": format(Decimal(r.rate).normalize(), "f"),
                             "prices_include_tax": r.prices_include_tax} for r in body.rates])
     uow.commit()
     return tax_rates(uow)
@@ -108,47 +126,47 @@ def create_cart(uow: UnitOfWork, caller: Principal, body: CartIn, rules: CartRul
     if not caller.scope.covers(body.location_id):
         raise Forbidden(f"this key does not act for {body.location_id}")
     store = _location(uow, body.location_id, "location_id")
-    if not store.active:
-        raise ValidationFailed(f"location {store.id} is inactive: it sells nothing",
-                               [FieldError("location_id", "inactive")])
+    if store.type is not LocationType.STORE or not store.active:
+        raise ValidationFailed(f"location {store.id} is no active store: it sells nothing over "
+                               "the counter", [FieldError("location_id", "not an active store")])
     now = utcnow()
     cart = Cart(new_id(), store.id, body.currency, CartStatus.OPEN, caller.key_id, now, now,
                 customer=_customer(body.customer))
     uow.carts.add(cart)
     uow.commit()
-    return cart_out(uow, cart, rules, held=set())
+    return cart_out(uow, cart, rules, {})
 
 
 def get_cart(uow: UnitOfWork, cart_id: str, rules: CartRules) -> dict[str, Any]:
-    cart = _cart(uow, cart_id, uow.scope)
-    return cart_out(uow, cart, rules, held=_held(uow, cart))
+    cart = load_cart(uow, cart_id, uow.scope)
+    return cart_out(uow, cart, rules, _holds_of(uow, cart.lines))
 
 
-def delete_cart(uow: UnitOfWork, scope: Scope, cart_id: str) -> None:
-    """The cart is gone and its holds give their stock back."""
-    cart = _cart(uow, cart_id, scope, for_update=True)
-    cart.check_open()
-    _release_holds(uow, [x for x in cart.lines if x.hold_id])
-    uow.carts.delete(cart.id)
+def delete_cart(uow: UnitOfWork, scope: Scope, cart_id: str) -> Cart:
+    """The cart is gone and its holds give their stock back; the cart as it was."""
+    edit = edit_cart(uow, scope, cart_id, None)
+    _release_holds(uow, edit, edit.cart.lines)
+    uow.carts.delete(cart_id)
     uow.commit()
+    return edit.cart
 
 
 def change_cart(uow: UnitOfWork, scope: Scope, cart_id: str, body: CartChangeIn, rules: CartRules
                 ) -> dict[str, Any]:
-    edit = _edit(uow, scope, cart_id, rules)
+    edit = edit_cart(uow, scope, cart_id, rules)
     cart = edit.cart
     cart.customer = _customer(body.customer)
-    return _saved(uow, edit, rules)
+    return save_edit(uow, edit, rules)
 
 
 def add_item(uow: UnitOfWork, scope: Scope, cart_id: str, body: CartItemIn, rules: CartRules
              ) -> tuple[dict[str, Any], bool]:
     """The cart with the goods added; whether a new line was made (False: a scan of goods
     already in the cart added to their line)."""
-    edit = _edit(uow, scope, cart_id, rules)
-    cart = edit.cart
     sku = body.sku if body.barcode is None else _scanned(uow, body.barcode)
     stored = uow.products.get(sku) if sku is not None else None
+    edit = edit_cart(uow, scope, cart_id, rules, [stored.value.sku] if stored else [])
+    cart = edit.cart
     if stored is None:
         raise NotFound(f"no product {sku!r}", [FieldError("sku", "unknown")])
     product = stored.value
@@ -165,18 +183,18 @@ def add_item(uow: UnitOfWork, scope: Scope, cart_id: str, body: CartItemIn, rule
         quantity = existing.quantity + body.quantity
         _check_quantity(quantity)
         line = cart.set_line(existing.id, quantity=quantity)
-        _hold(uow, edit, line)
-        return _saved(uow, edit, rules), False
+        hold_line(uow, edit, line)
+        return save_edit(uow, edit, rules), False
     line = CartLine(new_id(), product.sku, product.name, product.tax_class, body.quantity,
                     fulfillment, location_id, product.price.minor, barcode=body.barcode)
     cart.add_line(line)
-    _hold(uow, edit, line)
-    return _saved(uow, edit, rules), True
+    hold_line(uow, edit, line)
+    return save_edit(uow, edit, rules), True
 
 
 def change_item(uow: UnitOfWork, scope: Scope, cart_id: str, line_id: str, body: CartItemChangeIn,
                 rules: CartRules) -> dict[str, Any]:
-    edit = _edit(uow, scope, cart_id, rules)
+    edit = edit_cart(uow, scope, cart_id, rules)
     cart = edit.cart
     line = cart.line(line_id)
     changes: dict[str, Any] = {}
@@ -191,48 +209,48 @@ def change_item(uow: UnitOfWork, scope: Scope, cart_id: str, line_id: str, body:
     if "price_override" in body.model_fields_set:
         override = body.price_override
         changes["override"] = None if override is None else PriceOverride(
-            _minor(override.price, cart.currency, "price_override.price"), override.reason)
+            parse_minor(override.price, cart.currency, "price_override.price"), override.reason)
     changed = cart.set_line(line.id, **changes)
     if (changed.quantity, changed.fulfillment, changed.location_id) != (
             line.quantity, line.fulfillment, line.location_id):
-        _hold(uow, edit, changed, moved=changed.location_id != line.location_id)
-    return _saved(uow, edit, rules)
+        hold_line(uow, edit, changed)
+    return save_edit(uow, edit, rules)
 
 
 def remove_item(uow: UnitOfWork, scope: Scope, cart_id: str, line_id: str, rules: CartRules
                 ) -> dict[str, Any]:
-    edit = _edit(uow, scope, cart_id, rules)
+    edit = edit_cart(uow, scope, cart_id, rules)
     cart = edit.cart
     line = cart.remove_line(line_id)
-    _release_holds(uow, [line] if line.hold_id else [])
-    return _saved(uow, edit, rules)
+    _release_holds(uow, edit, [line])
+    return save_edit(uow, edit, rules)
 
 
 def add_discount(uow: UnitOfWork, scope: Scope, cart_id: str, body: DiscountIn, rules: CartRules
                  ) -> dict[str, Any]:
-    edit = _edit(uow, scope, cart_id, rules)
+    edit = edit_cart(uow, scope, cart_id, rules)
     cart = edit.cart
     cart.add_discount(Discount(
         new_id(), body.reason, body.line_id,
         None if body.percentage is None else Decimal(body.percentage),
-        None if body.amount is None else _minor(body.amount, cart.currency, "amount")))
-    return _saved(uow, edit, rules)
+        None if body.amount is None else parse_minor(body.amount, cart.currency, "amount")))
+    return save_edit(uow, edit, rules)
 
 
 def remove_discount(uow: UnitOfWork, scope: Scope, cart_id: str, discount_id: str, rules: CartRules
                     ) -> dict[str, Any]:
-    edit = _edit(uow, scope, cart_id, rules)
+    edit = edit_cart(uow, scope, cart_id, rules)
     cart = edit.cart
     cart.remove_discount(discount_id)
-    return _saved(uow, edit, rules)
+    return save_edit(uow, edit, rules)
 
 
 def list_carts(uow: UnitOfWork, rules: CartRules, *, location_id: str | None,
                status: CartStatus | None, after: tuple[dt.datetime, str] | None, limit: int
                ) -> list[dict[str, Any]]:
     carts = uow.carts.page(location_id=location_id, status=status, after=after, limit=limit)
-    held = _held_of(uow, [x for c in carts for x in c.lines])
-    return [cart_out(uow, c, rules, held) for c in carts]
+    holds = _holds_of(uow, [x for c in carts for x in c.lines])
+    return [cart_out(uow, c, rules, holds) for c in carts]
 
 
 def expire_holds(engine: Engine, now: dt.datetime, limit: int = 500) -> int:
@@ -268,7 +286,7 @@ def _location(uow: UnitOfWork, location_id: str, field: str) -> Location:
     return stored.value
 
 
-def _cart(uow: UnitOfWork, cart_id: str, scope: Scope, *, for_update: bool = False) -> Cart:
+def load_cart(uow: UnitOfWork, cart_id: str, scope: Scope, *, for_update: bool = False) -> Cart:
     """The cart, if the caller's scope sees it (a use case that changes data works with
     every row: the scope is applied here)."""
     cart = uow.carts.within(scope).load(cart_id, for_update=for_update)
@@ -278,7 +296,7 @@ def _cart(uow: UnitOfWork, cart_id: str, scope: Scope, *, for_update: bool = Fal
 
 
 @dataclass
-class _Edit:
+class CartEdit:
     """A change to an open cart: the cart, locked, and its holds, renewed."""
 
     cart: Cart
@@ -287,14 +305,27 @@ class _Edit:
     expires: dt.datetime
 
 
-def _edit(uow: UnitOfWork, scope: Scope, cart_id: str, rules: CartRules) -> _Edit:
-    """Lock the cart and move its holds' expiry on, before anything else: a hold's row is
-    then always taken before the stock it holds, as the worker expiring it takes them."""
-    cart = _cart(uow, cart_id, scope, for_update=True)
+def edit_cart(uow: UnitOfWork, scope: Scope, cart_id: str, rules: CartRules | None,
+          skus: Sequence[str] = ()) -> CartEdit:
+    """Lock the cart, then its holds (moving their expiry on; `rules` None: the cart is
+    going, and they stay as they are), then every stock row its lines and `skus` may touch,
+    in the one order every path takes them (DESIGN §3.8): an edit may give back one line's
+    stock and hold another's, and must not meet an order or the worker the other way round.
+    A hold's row is taken before its stock, as the worker expiring it takes them."""
+    cart = load_cart(uow, cart_id, scope, for_update=True)
     cart.check_open()
-    expires = utcnow() + dt.timedelta(minutes=rules.hold_minutes)
-    held = uow.reservations.renew([x.hold_id for x in cart.lines if x.hold_id], expires)
-    return _Edit(cart, held, expires)
+    holds = [x.hold_id for x in cart.lines if x.hold_id]
+    if rules is None:
+        expires = utcnow()
+        held = {r.id for r in uow.reservations.lock(holds)
+                if r.status is ReservationStatus.ACTIVE}
+    else:
+        expires = utcnow() + dt.timedelta(minutes=rules.hold_minutes)
+        held = uow.reservations.renew(holds, expires)
+    touched = {x.sku for x in cart.lines} | set(skus)
+    if touched:
+        uow.stock.lock_skus(sorted(touched))
+    return CartEdit(cart, held, expires)
 
 
 def _scanned(uow: UnitOfWork, barcode: str) -> str:
@@ -313,6 +344,9 @@ def _scanned(uow: UnitOfWork, barcode: str) -> str:
 def _where(uow: UnitOfWork, cart: Cart, body: LineFulfillmentIn) -> tuple[Fulfillment, str | None]:
     """The line's fulfilment and where its stock is held."""
     if body.type is Fulfillment.TAKE_NOW:
+        if not _location(uow, cart.location_id, "location_id").active:
+            raise ValidationFailed(f"store {cart.location_id} is inactive: nothing is taken "
+                                   "from it now", [FieldError("fulfillment.type", "inactive")])
         return body.type, cart.location_id
     if body.type is Fulfillment.SHIP:
         return body.type, None
@@ -330,22 +364,18 @@ def _check_quantity(quantity: int) -> None:
                                [FieldError("quantity", f"at most {MAX_LINE_QUANTITY} in a line")])
 
 
-def _minor(amount: str, currency: str, field: str) -> int:
+def parse_minor(amount: str, currency: str, field: str) -> int:
     try:
         return Money.parse(amount, currency).minor
     except ValueError as exc:
         raise ValidationFailed(f"{field}: {exc}", [FieldError(field, str(exc))]) from exc
 
 
-def _hold(uow: UnitOfWork, edit: _Edit, line: CartLine, *, moved: bool = False) -> None:
+def hold_line(uow: UnitOfWork, edit: CartEdit, line: CartLine) -> None:
     """Hold the line's stock as it is now: its old hold goes, a new one of its quantity at
     its location comes (none for a ship line). Refused (422) when the stock is not there."""
     cart = edit.cart
-    if line.hold_id is not None:
-        if moved:
-            # Two stock rows change: take the sku's rows in the one order every path does.
-            uow.stock.lock_skus([line.sku])
-        _release_holds(uow, [line])
+    _release_holds(uow, edit, [line])
     hold_id = None
     if line.holds_stock:
         assert line.location_id is not None
@@ -366,60 +396,181 @@ def _hold(uow: UnitOfWork, edit: _Edit, line: CartLine, *, moved: bool = False) 
     cart.set_line(line.id, hold_id=hold_id)
 
 
-def _release_holds(uow: UnitOfWork, lines: Sequence[CartLine]) -> None:
+def _release_holds(uow: UnitOfWork, edit: CartEdit, lines: Sequence[CartLine]) -> None:
     """Give back what these lines hold, where their hold is still active."""
-    ids = [x.hold_id for x in lines if x.hold_id]
-    active = [r.id for r in uow.reservations.get_many(ids) if r.status.value == "active"]
-    if active:
-        release(uow, active, reason="hold_released")
+    ids = [x.hold_id for x in lines if x.hold_id in edit.held]
+    if ids:
+        release(uow, ids, reason="hold_released")
+        edit.held.difference_update(ids)
 
 
-def _saved(uow: UnitOfWork, edit: _Edit, rules: CartRules) -> dict[str, Any]:
+def save_edit(uow: UnitOfWork, edit: CartEdit, rules: CartRules) -> dict[str, Any]:
     """Hold again what lapsed, where the stock is still there, and save the cart."""
     cart = edit.cart
     for line in list(cart.lines):
         if line.holds_stock and line.hold_id not in edit.held:
             try:
-                _hold(uow, edit, line)
+                hold_line(uow, edit, line)
             except ValidationFailed:
                 cart.set_line(line.id, hold_id=None)
     # What the lines hold now (a line removed, or moved, gave its hold back).
     edit.held &= {x.hold_id for x in cart.lines if x.hold_id}
     cart.holds_expire_at = edit.expires if edit.held else None
+    priced = price(uow, cart, rules)
+    if max(priced.pricing.subtotal_minor, priced.pricing.grand_total_minor) > MAX_MINOR:
+        raise ValidationFailed(f"the cart would cost more than {cart.currency} "
+                               f"{format_minor(MAX_MINOR, cart.currency)}")
     uow.carts.save(cart, utcnow())
     uow.commit()
-    return cart_out(uow, cart, rules, edit.held)
+    return cart_out(uow, cart, rules, dict.fromkeys(edit.held, HELD), priced)
 
 
-def _held(uow: UnitOfWork, cart: Cart) -> set[str]:
-    return _held_of(uow, cart.lines)
+#: What a line's hold is: its stock kept for the cart; kept still, though its time ran out
+#: (the worker gives it back soon, the cart's next change keeps it again); given back.
+HELD, EXPIRED, LAPSED = "held", "expired", "lapsed"
 
 
-def _held_of(uow: UnitOfWork, lines: Sequence[CartLine]) -> set[str]:
-    """The holds of these lines still active and not run out."""
+def _holds_of(uow: UnitOfWork, lines: Sequence[CartLine]) -> dict[str, str]:
+    """The holds of these lines that still keep their stock, by id: held or expired."""
     now = utcnow()
-    return {r.id for r in uow.reservations.get_many([x.hold_id for x in lines if x.hold_id])
-            if r.status.value == "active" and (r.expires_at is None or r.expires_at > now)}
+    return {r.id: HELD if r.expires_at is None or r.expires_at > now else EXPIRED
+            for r in uow.reservations.get_many([x.hold_id for x in lines if x.hold_id])
+            if r.status is ReservationStatus.ACTIVE}
 
 
-def price(uow: UnitOfWork, cart: Cart, rules: CartRules) -> Pricing:
-    """The cart's prices, tax by the built-in provider: the rates of the store's country and
-    region (a region's rate before the country's), for goods sold there."""
-    store = _location(uow, cart.location_id, "location_id").address
-    rates = uow.tax_rates.of_countries([store.country])
+@dataclass(frozen=True)
+class Priced:
+    pricing: Pricing
+    #: The chosen shipping's quote; None when none is chosen, or the option is no longer
+    #: offered (the cart cannot be checked out so).
+    quote: Quote | None
+
+
+def price(uow: UnitOfWork, cart: Cart, rules: CartRules) -> Priced:
+    """The cart's prices. Goods are taxed where they are sold (the store) or, shipped, where
+    they are delivered (the store's country until an address is chosen); a region's rate
+    before its country's. Shipping is quoted on what the ship lines cost after discounts."""
+    store = _location(uow, cart.location_id, "location_id")
+    taxes = rules.taxes(uow)
+    shipping = cart.shipping
 
     def rate(tax_class: str, delivered: bool) -> TaxRate | None:
-        # Delivered goods are taxed where they are delivered: the store's country until the
-        # cart has a delivery address.
-        return (rates.get((store.country, store.region or "", tax_class))
-                or rates.get((store.country, "", tax_class)))
+        country, region = ((shipping.country, shipping.region) if delivered and shipping
+                           else (store.address.country, store.address.region))
+        try:
+            return taxes.rate(country, region, tax_class)
+        except ProviderUnavailable:
+            log.warning("the tax provider could not be asked; cart %s is taxed at the "
+                        "fallback rate", cart.id, exc_info=True)
+            return None
 
-    return cart.price(rate, rules.tax_fallback)
+    pricing = cart.price(rate, rules.tax_fallback)
+    if shipping is None or not cart.ship_lines:
+        return Priced(pricing, None)
+    goods = sum(pricing.lines[x.id].net_minor for x in cart.ship_lines)
+    offered = _quotes(uow, cart, store, shipping.country, goods, rules)
+    quote = offered.get(option_id(shipping.service_level, shipping.carrier))
+    if quote is None:
+        return Priced(pricing, None)
+    return Priced(cart.price(rate, rules.tax_fallback, quote.price_minor), quote)
 
 
-def cart_out(uow: UnitOfWork, cart: Cart, rules: CartRules, held: set[str]
-             ) -> dict[str, Any]:
-    pricing = price(uow, cart, rules)
+def _quotes(uow: UnitOfWork, cart: Cart, store: Location, country: str, goods_minor: int,
+            rules: CartRules) -> dict[str, Quote]:
+    """Each option of delivery to `country`, by its id; the cut-off is the store's."""
+    local_now = utcnow().astimezone(ZoneInfo(store.timezone))
+    return {r.option_id: quote(r, goods_minor, local_now)
+            for r in rules.rates(uow).rates(country, cart.currency)
+            if r.service_level != ServiceLevel.PICKUP.value}
+
+
+def shipping_options(uow: UnitOfWork, cart_id: str, rules: CartRules, country: str | None
+                     ) -> dict[str, Any]:
+    """What delivering the cart's ship lines to `country` (else to its address's) costs
+    with each rate, and when it arrives."""
+    cart = load_cart(uow, cart_id, uow.scope)
+    where = country or (cart.shipping.country if cart.shipping else None)
+    if where is None:
+        raise ValidationFailed("say where to deliver: give country, or choose the cart's "
+                               "shipping address first",
+                               [FieldError("country", "needed while the cart has no address")])
+    pricing = price(uow, cart, rules).pricing
+    goods = sum(pricing.lines[x.id].net_minor for x in cart.ship_lines)
+    store = _location(uow, cart.location_id, "location_id")
+    options = _quotes(uow, cart, store, where, goods, rules)
+    return {"country": where, "currency": cart.currency,
+            "options": [_quote_out(q, cart.currency) for q in options.values()]}
+
+
+def _quote_out(q: Quote, currency: str) -> dict[str, Any]:
+    return {"id": q.rate.option_id, "service_level": q.rate.service_level,
+            "carrier": q.rate.carrier, "price": format_minor(q.price_minor, currency),
+            "ships_on": q.ships_on.isoformat(), "promised_delivery_date": q.promised_on.isoformat()}
+
+
+def choose_shipping(uow: UnitOfWork, scope: Scope, cart_id: str, body: CartShippingIn,
+                    rules: CartRules) -> dict[str, Any]:
+    edit = edit_cart(uow, scope, cart_id, rules)
+    cart = edit.cart
+    address = body.address.model_dump(exclude_none=True)
+    offered = _quotes(uow, cart, _location(uow, cart.location_id, "location_id"),
+                      address["country"], 0, rules)
+    if body.option_id not in offered:
+        raise ValidationFailed(
+            f"no shipping option {body.option_id!r} to {address['country']} in "
+            f"{cart.currency}; offered: {', '.join(sorted(offered)) or 'none'}",
+            [FieldError("option_id", "not offered there")])
+    rate = offered[body.option_id].rate
+    cart.shipping = ShippingChoice(rate.service_level, rate.carrier, address)
+    return save_edit(uow, edit, rules)
+
+
+def shipping_rates(uow: UnitOfWork) -> dict[str, Any]:
+    return {"rates": [_rate_out(r) for r in uow.shipping_rates.all()]}
+
+
+def _rate_out(r: ShippingRate) -> dict[str, Any]:
+    return {"country": r.country, "service_level": r.service_level, "carrier": r.carrier,
+            "currency": r.currency, "price": format_minor(r.price_minor, r.currency),
+            "free_above": None if r.free_above_minor is None
+            else format_minor(r.free_above_minor, r.currency),
+            "transit_days": r.transit_days, "cutoff": r.cutoff.strftime("%H:%M")}
+
+
+def set_shipping_rates(uow: UnitOfWork, body: ShippingRatesIn) -> dict[str, Any]:
+    """Replace every rate: the table is the built-in rates adapter's whole knowledge."""
+    rates = []
+    for n, r in enumerate(body.rates):
+        currency = r.currency or _currency_of(r.country)
+        rates.append(ShippingRate(
+            r.country, r.service_level.value, r.carrier, currency,
+            parse_minor(r.price, currency, f"rates.{n}.price"),
+            None if r.free_above is None else parse_minor(r.free_above, currency,
+                                                     f"rates.{n}.free_above"),
+            r.transit_days, dt.time.fromisoformat(r.cutoff)))
+    keys = [(r.country, r.service_level, r.currency) for r in rates]
+    if len(keys) != len(set(keys)):
+        raise ValidationFailed("a (country, service_level, currency) is listed twice",
+                               [FieldError("rates", "listed twice")])
+    uow.shipping_rates.replace(rates)
+    uow.commit()
+    return shipping_rates(uow)
+
+
+def _currency_of(country: str) -> str:
+    """The currency the country pays in today (CLDR)."""
+    found = get_territory_currencies(country)
+    if not found:
+        raise ValidationFailed(f"{country} has no currency of its own: give the rate's "
+                               "currency", [FieldError("currency", "needed")])
+    return str(found[0])
+
+
+def cart_out(uow: UnitOfWork, cart: Cart, rules: CartRules, holds: Mapping[str, str],
+             priced: Priced | None = None) -> dict[str, Any]:
+    """The cart as the API shows it; `holds`, what each hold is (`_holds_of`)."""
+    priced = priced or price(uow, cart, rules)
+    pricing = priced.pricing
     cur = cart.currency
 
     def money(minor: int) -> str:
@@ -430,11 +581,10 @@ def cart_out(uow: UnitOfWork, cart: Cart, rules: CartRules, held: set[str]
         p = pricing.lines[x.id]
         hold: dict[str, Any] | None = None
         if x.holds_stock:
-            hold = ({"status": "held", "location_id": x.location_id, "quantity": x.quantity,
-                     "expires_at": _iso(cart.holds_expire_at)}
-                    if x.hold_id in held else
-                    {"status": "lapsed", "location_id": x.location_id, "quantity": 0,
-                     "expires_at": None})
+            status = holds.get(x.hold_id or "", LAPSED)
+            hold = {"status": status, "location_id": x.location_id,
+                    "quantity": 0 if status == LAPSED else x.quantity,
+                    "expires_at": None if status == LAPSED else _iso(cart.holds_expire_at)}
         lines.append({
             "id": x.id, "sku": x.sku, "name": x.name, "barcode": x.barcode,
             "quantity": x.quantity,
@@ -466,12 +616,36 @@ def cart_out(uow: UnitOfWork, cart: Cart, rules: CartRules, held: set[str]
                    "shipping": money(pricing.shipping_minor),
                    "tax": money(pricing.tax_minor),
                    "grand_total": money(pricing.grand_total_minor)},
+        "shipping": _shipping_out(cart, priced.quote),
+        "payments": [{"id": t.id, "method": t.method.value, "amount": money(t.amount_minor),
+                      "tendered": money(t.tendered_minor), "change": money(t.change_minor),
+                      "psp": t.psp, "reference": t.reference} for t in cart.tenders],
+        "balance": {"paid": money(cart.paid_minor),
+                    "due": money(max(pricing.grand_total_minor - cart.paid_minor, 0)),
+                    "over": money(max(cart.paid_minor - pricing.grand_total_minor, 0))},
+        "order_id": cart.order_id,
         "tax_estimated": pricing.tax_estimated,
-        "holds_expire_at": _iso(cart.holds_expire_at),
+        "holds_expire_at": _iso(cart.holds_expire_at)
+        if any(x.hold_id in holds for x in cart.lines) else None,
         "created_by_key": cart.created_by_key,
         "version": cart.version,
         "created_at": _iso(cart.created_at), "updated_at": _iso(cart.updated_at),
     }
+
+
+def _shipping_out(cart: Cart, q: Quote | None) -> dict[str, Any] | None:
+    choice = cart.shipping
+    if choice is None:
+        return None
+    quoted = _quote_out(q, cart.currency) if q is not None else {
+        "price": None, "ships_on": None, "promised_delivery_date": None}
+    return {"option_id": option_id(choice.service_level, choice.carrier),
+            "service_level": choice.service_level, "carrier": choice.carrier,
+            "address": {"name": None, "line2": None, "region": None, "lat": None, "lon": None,
+                        "phone": None, **choice.address},
+            "offered": q is not None or not cart.ship_lines,
+            "price": quoted["price"], "ships_on": quoted["ships_on"],
+            "promised_delivery_date": quoted["promised_delivery_date"]}
 
 
 def _iso(at: dt.datetime | None) -> str | None:

@@ -7,7 +7,7 @@ import datetime as dt
 import hashlib
 import json
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -40,7 +40,7 @@ from oms.domain.payments import plan_release
 from oms.schemas import OrderIn
 from oms.services import fulfillment, inventory, provider_calls
 from oms.services.routing import route_items
-from oms.services.views import customer_out, render_order
+from oms.services.views import customer_out, render_order, shipment_out
 
 _DISPLAY_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
 
@@ -189,9 +189,12 @@ def customer_row(order: OrderIn) -> dict[str, Any]:
 
 
 def place_in_transaction(uow: UnitOfWork, order: OrderIn, fingerprint: str,
-                         window: PlacementWindow, *, write_now: bool = True) -> dict[str, Any]:
+                         window: PlacementWindow, *, write_now: bool = True,
+                         settle: Callable[[Order], None] | None = None) -> dict[str, Any]:
     """Route and write the order in the caller's transaction, without committing. With
-    `write_now` False its rows are written with the events, when the caller commits."""
+    `write_now` False its rows are written with the events, when the caller commits.
+    `settle` deals with the items that are not routed before the rest are (a store's
+    checkout: what the customer takes now, what waits at a store for them)."""
     now = utcnow()
     # Routing's first try weighs this ATP; on PostgreSQL the three reads are one round trip.
     reads = uow.read_for_placement(sorted({i.sku for i in order.items}),
@@ -216,6 +219,9 @@ def place_in_transaction(uow: UnitOfWork, order: OrderIn, fingerprint: str,
     uow.hold_inserts()
     created_at_mark = uow.pending_mark()
     try:
+        if settle is not None:
+            settle(new.order)
+            new.order.status = new.order.derived_status
         if not order.historical:
             route_items(uow, new.order, "placement", now, refuse_unavailable=True,
                         written=False, atp=reads.atp)
@@ -229,6 +235,23 @@ def place_in_transaction(uow: UnitOfWork, order: OrderIn, fingerprint: str,
     body = render_order(new.order, customer, new.payments)
     # order.created carries the order as placed and routed, yet comes before its item events.
     uow.record_at(created_at_mark, Event("order.created", new.order.id, 1, body, now))
+    return body
+
+
+def order_detail(uow: UnitOfWork, order_id: str) -> dict[str, Any]:
+    """An order with its events, fulfilment requests and shipments."""
+    body = order_out(uow, order_id)
+    events = uow.events.read(after=None, types=[], limit=1000, entity_id=body["id"])
+    body["events"] = [{"id": e.id, "type": e.type, "sequence": e.sequence,
+                       "occurred_at": e.occurred_at.isoformat()} for e in events]
+    requests = uow.fulfillment.of_order(body["id"])
+    body["fulfillment_requests"] = [
+        {"id": r["id"], "location_id": r["location_id"], "type": r["type"],
+         "status": r["status"]} for r in requests]
+    shipments = uow.fulfillment.shipments(order_id=body["id"])
+    tracking = uow.fulfillment.tracking([s["id"] for s in shipments])
+    body["shipments"] = [shipment_out(s, [e for e in tracking if e["shipment_id"] == s["id"]])
+                         for s in shipments]
     return body
 
 

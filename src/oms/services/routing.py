@@ -44,8 +44,10 @@ def route_items(uow: UnitOfWork, order: Order, trigger: str, now: dt.datetime, *
     `written` False the order is not in the database yet: the caller writes it as this
     leaves it (its status, and its version after one per event). `atp`, the (location, sku,
     ATP) rows of the items' skus as the caller just read them, is weighed on the first try
-    instead of reading them again."""
-    waiting = [i for i in order.items if i.status is ItemStatus.ON_HOLD]
+    instead of reading them again. An item to be collected at a store of its own (a store's
+    mixed cart) waits for that store alone: routing does not send it elsewhere."""
+    waiting = [i for i in order.items
+               if i.status is ItemStatus.ON_HOLD and i.pickup_location_id is None]
     if not waiting:
         return
     address = order.shipping_address or {}
@@ -166,10 +168,10 @@ def _weighed_nothing(waiting: Sequence[OrderItem], reason: str) -> Decision:
 
 def issue_requests(uow: UnitOfWork, order: Order, routed: Sequence[OrderItem],
                    location_of: Mapping[str, Location],
-                   available_on: Mapping[str, dt.date | None], now: dt.datetime
-                   ) -> dict[str, str]:
+                   available_on: Mapping[str, dt.date | None], now: dt.datetime,
+                   service_level: str | None = None) -> dict[str, str]:
     """One fulfilment request per location the items were routed to; returns the request of
-    each item."""
+    each item. `service_level`: the items', if not the order's (a store's pickup items)."""
     by_location: dict[str, list[OrderItem]] = defaultdict(list)
     for item in routed:
         assert item.location_id is not None
@@ -177,7 +179,8 @@ def issue_requests(uow: UnitOfWork, order: Order, routed: Sequence[OrderItem],
     requests = []
     request_of: dict[str, str] = {}
     for location_id, items in sorted(by_location.items()):
-        kind = request_type(location_of[location_id].type, order.service_level)
+        kind = request_type(location_of[location_id].type,
+                            service_level or order.service_level)
         dates = [d for i in items if (d := available_on.get(i.id)) is not None]
         third_party = kind is RequestType.THIRD_PARTY
         request = FulfillmentRequest(

@@ -22,8 +22,12 @@ from oms.domain.carts import (
     Discount,
     Fulfillment,
     PriceOverride,
+    ShippingChoice,
     TaxRate,
+    Tender,
+    TenderMethod,
 )
+from oms.domain.shipping import ShippingRate
 
 
 def _line_document(x: CartLine) -> dict[str, Any]:
@@ -58,9 +62,17 @@ def _discount(d: dict[str, Any]) -> Discount:
 
 def _document(cart: Cart) -> dict[str, Any]:
     c = cart.customer
+    shipping = cart.shipping
     return {"customer": {"email": c.email, "name": c.name, "phone": c.phone},
             "lines": [_line_document(x) for x in cart.lines],
-            "discounts": [_discount_document(x) for x in cart.discounts]}
+            "discounts": [_discount_document(x) for x in cart.discounts],
+            "shipping": None if shipping is None else {
+                "service_level": shipping.service_level, "carrier": shipping.carrier,
+                "address": dict(shipping.address)},
+            "tenders": [{"id": x.id, "method": x.method.value, "amount_minor": x.amount_minor,
+                         "tendered_minor": x.tendered_minor, "psp": x.psp,
+                         "reference": x.reference} for x in cart.tenders],
+            "events": cart.events}
 
 
 def _cart(row: Any) -> Cart:
@@ -68,7 +80,12 @@ def _cart(row: Any) -> Cart:
     return Cart(row.id, row.location_id, row.currency, CartStatus(row.status),
                 row.created_by_key, row.created_at, row.updated_at, row.version,
                 Customer(**doc["customer"]), [_line(x) for x in doc["lines"]],
-                [_discount(x) for x in doc["discounts"]], row.holds_expire_at)
+                [_discount(x) for x in doc["discounts"]], row.holds_expire_at,
+                None if doc.get("shipping") is None else ShippingChoice(**doc["shipping"]),
+                [Tender(x["id"], TenderMethod(x["method"]), x["amount_minor"],
+                        x["tendered_minor"], x["psp"], x["reference"])
+                 for x in doc.get("tenders", [])],
+                row.order_id, doc.get("events", 0))
 
 
 class CartRepository:
@@ -102,7 +119,8 @@ class CartRepository:
         cart.updated_at = now
         self.conn.execute(update(t.carts).where(t.carts.c.id == cart.id).values(
             status=cart.status.value, document=_document(cart),
-            holds_expire_at=cart.holds_expire_at, version=cart.version, updated_at=now))
+            holds_expire_at=cart.holds_expire_at, order_id=cart.order_id,
+            version=cart.version, updated_at=now))
 
     def delete(self, cart_id: str) -> None:
         self.conn.execute(delete(t.carts).where(t.carts.c.id == cart_id))
@@ -146,8 +164,19 @@ class SettingsRepository:
 
 
 class TaxRateRepository:
+    """The built-in tax provider (oms.adapters.pricing.TaxProvider): a region's rate before
+    its country's."""
+
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+        self._known: dict[str, dict[tuple[str, str], TaxRate]] = {}
+
+    def rate(self, country: str, region: str | None, tax_class: str) -> TaxRate | None:
+        if country not in self._known:
+            self._known[country] = {(r, c): rate for (_, r, c), rate
+                                    in self.of_countries([country]).items()}
+        rates = self._known[country]
+        return rates.get((region or "", tax_class)) or rates.get(("", tax_class))
 
     def all(self) -> list[dict[str, Any]]:
         c = t.tax_rates.c
@@ -155,6 +184,7 @@ class TaxRateRepository:
             select(t.tax_rates).order_by(c.country, c.region, c.tax_class)).mappings()]
 
     def replace(self, rows: Sequence[dict[str, Any]]) -> None:
+        self._known.clear()
         self.conn.execute(delete(t.tax_rates))
         if rows:
             self.conn.execute(insert(t.tax_rates), list(rows))
@@ -167,3 +197,35 @@ class TaxRateRepository:
         return {(r.country, r.region, r.tax_class): TaxRate(Decimal(r.rate),
                                                             r.prices_include_tax)
                 for r in rows}
+
+
+class ShippingRateRepository:
+    """The built-in rates adapter (oms.adapters.pricing.RateProvider)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def all(self) -> list[ShippingRate]:
+        c = t.shipping_rates.c
+        return [_rate(r) for r in self.conn.execute(
+            select(t.shipping_rates).order_by(c.country, c.service_level, c.currency))]
+
+    def rates(self, country: str, currency: str) -> list[ShippingRate]:
+        c = t.shipping_rates.c
+        return [_rate(r) for r in self.conn.execute(
+            select(t.shipping_rates).where(c.country == country, c.currency == currency)
+            .order_by(c.service_level))]
+
+    def replace(self, rates: Sequence[ShippingRate]) -> None:
+        self.conn.execute(delete(t.shipping_rates))
+        if rates:
+            self.conn.execute(insert(t.shipping_rates), [
+                {"country": r.country, "service_level": r.service_level,
+                 "currency": r.currency, "carrier": r.carrier, "price_minor": r.price_minor,
+                 "free_above_minor": r.free_above_minor, "transit_days": r.transit_days,
+                 "cutoff": r.cutoff.strftime("%H:%M")} for r in rates])
+
+
+def _rate(r: Any) -> ShippingRate:
+    return ShippingRate(r.country, r.service_level, r.carrier, r.currency, r.price_minor,
+                        r.free_above_minor, r.transit_days, dt.time.fromisoformat(r.cutoff))

@@ -55,7 +55,7 @@ def _item(r: Mapping[str, Any] | RowMapping) -> OrderItem:
         tax_minor=r["tax_minor"], status=ItemStatus(r["status"]), location_id=r["location_id"],
         reservation_id=r["reservation_id"], fulfillment_request_id=r["fulfillment_request_id"],
         hold_reason=r["hold_reason"], preorder=r["preorder"],
-        tentative_ship_date=r["tentative_ship_date"])
+        tentative_ship_date=r["tentative_ship_date"], pickup_location_id=r["pickup_location_id"])
 
 
 def _order(r: Mapping[str, Any] | RowMapping, items: list[OrderItem]) -> Order:
@@ -71,7 +71,8 @@ def _order(r: Mapping[str, Any] | RowMapping, items: list[OrderItem]) -> Order:
         shipping_address=r["shipping_address"], grand_total_minor=r["grand_total_minor"],
         version=r["version"], created_at=r["created_at"], updated_at=r["updated_at"],
         items=items, routing_inputs=r["routing_inputs"], reroute_after=r["reroute_after"],
-        reroute_wait_seconds=r["reroute_wait_seconds"])
+        reroute_wait_seconds=r["reroute_wait_seconds"],
+        sold_at_location_id=r["sold_at_location_id"], sold_by_key=r["sold_by_key"])
 
 
 def _order_row(o: Order) -> dict[str, Any]:
@@ -86,6 +87,7 @@ def _order_row(o: Order) -> dict[str, Any]:
         "fulfillment_location_id": o.fulfillment_location_id,
         "shipping_address": o.shipping_address, "grand_total_minor": o.grand_total_minor,
         "version": o.version, "created_at": o.created_at, "updated_at": o.updated_at,
+        "sold_at_location_id": o.sold_at_location_id, "sold_by_key": o.sold_by_key,
     }
 
 
@@ -98,6 +100,7 @@ def _item_row(order_id: str, i: OrderItem) -> dict[str, Any]:
         "reservation_id": i.reservation_id, "preorder": i.preorder,
         "tentative_ship_date": i.tentative_ship_date, "hold_reason": i.hold_reason,
         "fulfillment_request_id": i.fulfillment_request_id,
+        "pickup_location_id": i.pickup_location_id,
     }
 
 

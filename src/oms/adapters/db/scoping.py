@@ -22,6 +22,7 @@ def orders_seen(scope: Scope) -> ColumnElement[bool]:
     return or_(
         o.pickup_location_id.in_(at),
         o.fulfillment_location_id.in_(at),
+        o.sold_at_location_id.in_(at),
         exists().where(i.order_id == o.id, i.location_id.in_(at)),
         exists().where(r.order_id == o.id, r.location_id.in_(at)),
     )

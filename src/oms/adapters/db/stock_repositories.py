@@ -515,7 +515,8 @@ class ReservationRepository:
         row = self.conn.execute(
             update(t.reservations)
             .where(c.id == reservation_id, c.status == ReservationStatus.ACTIVE.value)
-            .values(status=status.value, closed_at=now)
+            # A closed hold runs out no more: the expiring holds' index keeps open ones only.
+            .values(status=status.value, closed_at=now, expires_at=None)
             .returning(*t.reservations.c)
         ).first()
         return None if row is None else _reservation(row)
@@ -531,6 +532,22 @@ class ReservationRepository:
             .values(expires_at=expires_at)
             .returning(c.id))
         return {r.id for r in rows}
+
+    def keep(self, reservation_ids: Sequence[str]) -> None:
+        """These holds run out no more: they hold stock for an order now."""
+        if reservation_ids:
+            self.conn.execute(update(t.reservations)
+                              .where(t.reservations.c.id.in_(list(reservation_ids)))
+                              .values(expires_at=None))
+
+    def lock(self, reservation_ids: Sequence[str]) -> list[ReservationRecord]:
+        """Lock these reservations, in id order."""
+        if not reservation_ids:
+            return []
+        c = t.reservations.c
+        return [_reservation(r) for r in self.conn.execute(
+            select(t.reservations).where(c.id.in_(list(reservation_ids)))
+            .order_by(c.id).with_for_update())]
 
     def expired(self, now: dt.datetime, limit: int) -> list[ReservationRecord]:
         """Active holds whose time has run out, the longest expired first."""

@@ -244,6 +244,9 @@ orders = Table(
     Column("routing_inputs", String(64), nullable=True),
     Column("reroute_after", UTCDateTime, nullable=True),
     Column("reroute_wait_seconds", Integer, nullable=True),
+    # A store's sale: the store that sold it, and the API key of the associate who did.
+    Column("sold_at_location_id", String(64), nullable=True),
+    Column("sold_by_key", String(36), nullable=True),
     UniqueConstraint("channel", "external_id", name="uq_orders_channel_external_id"),
 )
 # Keyset pagination, newest first, with the filters the order list offers.
@@ -273,6 +276,8 @@ order_items = Table(
     Column("hold_reason", String(300), nullable=True),
     # The fulfilment request the item is in now (a rejection moves it to another).
     Column("fulfillment_request_id", String(36), nullable=True),
+    # Collected at this store, whatever the rest of the order does (a store's mixed cart).
+    Column("pickup_location_id", String(64), nullable=True),
     CheckConstraint("quantity > 0", name="quantity_positive"),
 )
 Index("ix_order_items_order", order_items.c.order_id, order_items.c.line)
@@ -585,8 +590,25 @@ carts = Table(
     # at a time, and nothing searches inside it.
     Column("document", JSONDocument, nullable=False),
     Column("holds_expire_at", UTCDateTime, nullable=True),
+    # The order it became at checkout.
+    Column("order_id", String(36), nullable=True),
     Column("version", Integer, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
 Index("ix_carts_location_created", carts.c.location_id, carts.c.created_at)
+
+shipping_rates = Table(
+    "shipping_rates",
+    metadata,
+    # The built-in rates adapter's table (oms.domain.shipping).
+    Column("country", String(2), primary_key=True),
+    Column("service_level", String(16), primary_key=True),
+    Column("currency", String(3), primary_key=True),
+    Column("carrier", String(64), nullable=False),
+    Column("price_minor", BigInteger, nullable=False),
+    Column("free_above_minor", BigInteger, nullable=True),
+    Column("transit_days", Integer, nullable=False),
+    # HH:MM, the shipping location's local time.
+    Column("cutoff", String(5), nullable=False),
+)

@@ -16,6 +16,7 @@ from oms.adapters.db.api_key_repositories import ApiKeyRepository
 from oms.adapters.db.cart_repositories import (
     CartRepository,
     SettingsRepository,
+    ShippingRateRepository,
     TaxRateRepository,
 )
 from oms.adapters.db.catalog_repositories import ProductRepository
@@ -134,6 +135,7 @@ class UnitOfWork:
     carts = _made_once(lambda uow: CartRepository(uow.conn, uow.scope))
     settings = _made_once(lambda uow: SettingsRepository(uow.conn))
     tax_rates = _made_once(lambda uow: TaxRateRepository(uow.conn))
+    shipping_rates = _made_once(lambda uow: ShippingRateRepository(uow.conn))
 
     def __exit__(
         self,

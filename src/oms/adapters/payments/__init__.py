@@ -1,10 +1,11 @@
-"""Payment service providers: capture what was authorised when the goods leave, refund what
-is given back, void what will not be captured.
+"""Payment service providers: authorise a card at a store's checkout, capture what was
+authorised when the goods leave, refund what is given back, void what will not be captured.
 
-A real PSP (Adyen, Stripe, ...) is one module more: a class with `capture`, `refund` and
-`void` that take a `PaymentRequest`, named in `OMS_PSP_ADAPTERS` for the PSP codes it serves.
-A refusal is a `PaymentResult` that did not succeed; a PSP that cannot be reached raises
-`oms.adapters.ProviderUnavailable`, and the call is made again later with the same key."""
+A real PSP (Adyen, Stripe, ...) is one module more: a class with `authorize`, `capture`,
+`refund` and `void` that take a `PaymentRequest`, named in `OMS_PSP_ADAPTERS` for the PSP
+codes it serves. A refusal is a `PaymentResult` that did not succeed; a PSP that cannot be
+reached raises `oms.adapters.ProviderUnavailable`, and the call is made again later with the
+same key."""
 
 from __future__ import annotations
 
@@ -33,6 +34,12 @@ class PaymentResult:
 
 
 class PaymentProvider(Protocol):
+    def authorize(self, request: PaymentRequest) -> PaymentResult:
+        """Authorise `amount_minor` (the card is at the terminal; `reference` is None). The
+        result's `psp_reference` names the authorisation in the calls that follow; a
+        declined card is a result that did not succeed."""
+        ...
+
     def capture(self, request: PaymentRequest) -> PaymentResult: ...
 
     def refund(self, request: PaymentRequest) -> PaymentResult: ...

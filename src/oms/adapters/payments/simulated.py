@@ -30,6 +30,8 @@ class SimulatedPsp:
         self.ledger: list[LedgerEntry] = []
         #: Authorisation references whose captures are declined.
         self.declined: set[str] = set()
+        #: Amounts (minor units) whose authorisation the issuer declines.
+        self.declined_amounts: set[int] = set()
         #: While set, every call fails as an unreachable PSP's would.
         self.unreachable = False
         self._lock = threading.Lock()
@@ -40,6 +42,19 @@ class SimulatedPsp:
 
     def captured(self, reference: str) -> int:
         return self.total("capture", reference)
+
+    def authorize(self, request: PaymentRequest) -> PaymentResult:
+        with self._lock:
+            if self.unreachable:
+                raise ProviderUnavailable("connection refused")
+            if (seen := self._seen(request)) is not None:
+                return seen
+            if request.amount_minor in self.declined_amounts:
+                return PaymentResult(False, reason="declined by the issuer")
+            self.ledger.append(LedgerEntry("authorization", request.idempotency_key,
+                                           request.amount_minor, request.currency,
+                                           request.idempotency_key))
+            return PaymentResult(True, psp_reference=request.idempotency_key)
 
     def capture(self, request: PaymentRequest) -> PaymentResult:
         with self._lock:

@@ -15,20 +15,29 @@ from oms.api.deps import (
     decode_time_cursor,
     encode_cursor,
 )
-from oms.api.openapi import answer, problems
+from oms.api.openapi import LOCATION, answer, problems
 from oms.api.routing import JsonBodyRoute
 from oms.api.transactions import WriteTx
 from oms.domain.carts import CartStatus, TaxRate
-from oms.schemas import CartChangeIn, CartIn, CartItemChangeIn, CartItemIn, Code, DiscountIn
-from oms.services import carts
+from oms.schemas import (
+    CartChangeIn,
+    CartIn,
+    CartItemChangeIn,
+    CartItemIn,
+    CartPaymentIn,
+    CartShippingIn,
+    Code,
+    Country,
+    DiscountIn,
+)
+from oms.services import carts, checkout, orders
 from oms.services.carts import CartRules
 
 router = APIRouter(prefix="/v1/carts", tags=["carts"], route_class=JsonBodyRoute)
 
 CART = {"model": models.Cart}
-#: A cart changes only while it is open; a line's stock must be there to hold.
-CHANGE = (422, "The cart is no longer open, or the stock of a take-now or pickup line is not "
-               "there to hold")
+#: A cart changes only while it is open.
+CHANGE = (409, "The cart was checked out")
 
 
 def _rules(request: Request) -> CartRules:
@@ -79,8 +88,9 @@ def patch_cart(cart_id: str, body: CartChangeIn, request: Request, tx: WriteTx,
 @router.delete("/{cart_id}", status_code=204,
                summary="Drop a cart; its holds give their stock back",
                responses=problems(404, CHANGE))
-def delete_cart(cart_id: str, tx: WriteTx, caller: StoreStaff) -> Response:
-    carts.delete_cart(tx.uow, caller.scope, cart_id)
+def delete_cart(cart_id: str, request: Request, tx: WriteTx, caller: StoreStaff
+                ) -> Response:
+    checkout.drop_cart(tx.uow, request.app.state.providers, caller.scope, cart_id)
     return tx.done(None, status=204)
 
 
@@ -129,3 +139,73 @@ def delete_discount(cart_id: str, discount_id: str, request: Request, tx: WriteT
                     caller: StoreStaff) -> Response:
     cart = carts.remove_discount(tx.uow, caller.scope, cart_id, discount_id, _rules(request))
     return tx.done(cart)
+
+
+@router.get("/{cart_id}/shipping-options",
+            summary="Quote delivery of the ship lines: each service level with its carrier, "
+                    "price and promised date",
+            response_model=models.ShippingOptions,
+            responses=problems(404, (422, "No country given and no address chosen")))
+def get_shipping_options(
+    cart_id: str, request: Request, uow: ReadUow, _: StoreStaff,
+    country: Annotated[Country | None, Query(
+        description="Where to deliver; left out: the cart's shipping address")] = None,
+) -> Response:
+    return answer(carts.shipping_options(uow, cart_id, _rules(request), country))
+
+
+@router.put("/{cart_id}/shipping", summary="Choose how and where the ship lines are delivered",
+            response_model=models.Cart,
+            responses=problems(404, CHANGE, (422, "The option is not offered to that "
+                                                  "address")))
+def put_shipping(cart_id: str, body: CartShippingIn, request: Request, tx: WriteTx,
+                 caller: StoreStaff) -> Response:
+    return tx.done(carts.choose_shipping(tx.uow, caller.scope, cart_id, body, _rules(request)))
+
+
+@router.post("/{cart_id}/payments", status_code=201,
+             summary="Pay toward the cart: a card authorised with the PSP, or cash handed "
+                     "over (change given)",
+             response_model=models.Cart,
+             responses=problems(404, (402, "The card was declined; nothing changed"),
+                                CHANGE,
+                                (422, "Nothing is due, or a card would pay more than is due"),
+                                (502, "The PSP could not be reached; nothing changed")))
+def post_payment(cart_id: str, body: CartPaymentIn, request: Request, tx: WriteTx,
+                 caller: StoreStaff) -> Response:
+    state = request.app.state
+    cart = checkout.add_payment(
+        state.engine, tx, state.providers, caller.scope, cart_id, body.method, body.amount,
+        state.settings.store_psp, f"{tx.keyed.scope}\n{tx.keyed.key}" if tx.keyed else None,
+        _rules(request))
+    return tx.done(cart, status=201)
+
+
+@router.delete("/{cart_id}/payments/{payment_id}",
+               summary="Take a payment back; a card's authorisation is voided",
+               response_model=models.Cart, responses=problems(404, CHANGE))
+def delete_payment(cart_id: str, payment_id: str, request: Request, tx: WriteTx,
+                   caller: StoreStaff) -> Response:
+    cart = checkout.remove_payment(tx.uow, request.app.state.providers, caller.scope, cart_id,
+                                   payment_id, _rules(request))
+    return tx.done(cart)
+
+
+@router.post("/{cart_id}/checkout", status_code=201,
+             summary="Check the cart out: place its order (take-now goods fulfilled at once, "
+                     "pickups issued to their store, the rest routed)",
+             response_model=models.OrderDetail,
+             responses={201: {"model": models.OrderDetail, "headers": LOCATION,
+                              "description": "The order placed"},
+                        **problems(404, (409, "The cart was checked out already, a line lost "
+                                              "its stock, or a ship line is available nowhere"),
+                                   (422, "No customer email, no shipping chosen, or the "
+                                         "payments do not cover the total"))})
+def post_checkout(cart_id: str, request: Request, tx: WriteTx, caller: StoreStaff
+                  ) -> Response:
+    state = request.app.state
+    order_id = checkout.checkout(tx.uow, state.providers, caller, cart_id, _rules(request),
+                                 state.settings.placement_window())
+    return tx.done(orders.order_detail(tx.uow, order_id), status=201,
+                   headers={"location": f"/v1/orders/{order_id}"},
+                   refresh=lambda uow: orders.order_detail(uow, order_id))

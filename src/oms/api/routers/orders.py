@@ -32,7 +32,7 @@ from oms.domain.routing_record import (
 )
 from oms.schemas import OrderIn, Strict, UtcTime
 from oms.services import orders
-from oms.services.views import customer_out, shipment_out
+from oms.services.views import customer_out
 
 router = APIRouter(tags=["orders"], route_class=JsonBodyRoute)
 Managers = Annotated[Principal, Depends(require(Role.ADMIN, Role.MANAGER))]
@@ -61,19 +61,7 @@ async def post_order(body: OrderIn, request: Request, tx: WriteTx, _: Integrator
 @router.get("/v1/orders/{order_id}", summary="An order with its items, payments and events",
             response_model=models.OrderDetail, responses=problems(404))
 def get_order(order_id: str, uow: ReadUow, _: AnyRole) -> Response:
-    body = orders.order_out(uow, order_id)
-    events = uow.events.read(after=None, types=[], limit=1000, entity_id=body["id"])
-    body["events"] = [{"id": e.id, "type": e.type, "sequence": e.sequence,
-                       "occurred_at": e.occurred_at.isoformat()} for e in events]
-    requests = uow.fulfillment.of_order(body["id"])
-    body["fulfillment_requests"] = [
-        {"id": r["id"], "location_id": r["location_id"], "type": r["type"],
-         "status": r["status"]} for r in requests]
-    shipments = uow.fulfillment.shipments(order_id=body["id"])
-    tracking = uow.fulfillment.tracking([s["id"] for s in shipments])
-    body["shipments"] = [shipment_out(s, [e for e in tracking if e["shipment_id"] == s["id"]])
-                         for s in shipments]
-    return answer(body)
+    return answer(orders.order_detail(uow, order_id))
 
 
 @router.get("/v1/orders/{order_id}/routing-decisions",

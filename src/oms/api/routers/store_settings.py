@@ -1,5 +1,6 @@
-"""What the retailer sets for its stores' checkout: the barcode types scanners accept and the
-tax rates of the built-in tax provider."""
+"""What the retailer sets for its stores' checkout: the barcode types scanners accept, the
+tax rates of the built-in tax provider and the shipping rates of the built-in rates
+adapter."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from oms.api.deps import AnyRole, Integrators, ReadUow
 from oms.api.openapi import answer, problems
 from oms.api.routing import JsonBodyRoute
 from oms.api.transactions import WriteTx
-from oms.schemas import BarcodeTypesIn, TaxRatesIn
+from oms.schemas import BarcodeTypesIn, ShippingRatesIn, TaxRatesIn
 from oms.services import carts
 
 router = APIRouter(tags=["checkout settings"], route_class=JsonBodyRoute)
@@ -42,3 +43,16 @@ def get_tax_rates(uow: ReadUow, _: AnyRole) -> Response:
             response_model=models.TaxRates, responses=problems(403))
 def put_tax_rates(body: TaxRatesIn, tx: WriteTx, _: Integrators) -> Response:
     return tx.done(carts.set_tax_rates(tx.uow, body))
+
+
+@router.get("/v1/shipping/rates", summary="The built-in rates adapter's shipping rates",
+            response_model=models.ShippingRates)
+def get_shipping_rates(uow: ReadUow, _: AnyRole) -> Response:
+    return answer(carts.shipping_rates(uow))
+
+
+@router.put("/v1/shipping/rates",
+            summary="Replace the shipping rates (per country, service level and currency)",
+            response_model=models.ShippingRates, responses=problems(403))
+def put_shipping_rates(body: ShippingRatesIn, tx: WriteTx, _: Integrators) -> Response:
+    return tx.done(carts.set_shipping_rates(tx.uow, body))

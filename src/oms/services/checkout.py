@@ -1,0 +1,275 @@
+"""A store cart's payments and its checkout into an order.
+
+A card is authorised with the PSP before the payment is written, and never inside a
+transaction: the cart is read, the PSP asked, then the cart changed in a transaction of its
+own. The PSP's idempotency key comes from the request's Idempotency-Key, so a request sent
+again is not authorised twice. Cash pays what is due and gives change.
+
+Checkout places the order through the same placement as a web shop's, with channel `store`:
+take-now items are fulfilled there and then (their holds consumed, their part of the card
+payments captured once the order is committed), pickup items are issued to their store on
+the stock their cart held, and ship items are routed as any order's.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from pydantic import ValidationError as PydanticError
+from sqlalchemy import Engine
+
+from oms.adapters import ProviderUnavailable
+from oms.adapters.db.unit_of_work import UnitOfWork
+from oms.adapters.payments import PaymentProvider, PaymentRequest, PaymentResult
+from oms.adapters.registry import CASH, Providers
+from oms.domain.access import Principal, Scope
+from oms.domain.carts import Cart, CartStatus, Fulfillment, Tender, TenderMethod
+from oms.domain.errors import Conflict, DomainError, FieldError, UpstreamFailed, ValidationFailed
+from oms.domain.events import Event, utcnow
+from oms.domain.ids import new_id
+from oms.domain.money import format_minor
+from oms.domain.orders import ItemStatus, Order, PlacementWindow, ServiceLevel
+from oms.schemas import OrderIn, PaymentIn
+from oms.services import inventory, provider_calls
+from oms.services.carts import (
+    CartRules,
+    Priced,
+    delete_cart,
+    edit_cart,
+    hold_line,
+    load_cart,
+    parse_minor,
+    price,
+    save_edit,
+)
+from oms.services.fulfillment import capture_owed
+from oms.services.orders import place_in_transaction
+from oms.services.routing import issue_requests
+
+log = logging.getLogger(__name__)
+
+#: At most this many payments toward one cart (an order takes 20).
+MAX_TENDERS = 20
+
+
+class PaymentDeclined(DomainError):
+    """The PSP declined the card: nothing was written."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, [], "payment-declined")
+
+
+class RequestWork(Protocol):
+    """The request's unit of work, opened when first used, and a way to call out before."""
+
+    @property
+    def uow(self) -> UnitOfWork: ...
+
+    def outside(self, call: Callable[[], PaymentResult]) -> PaymentResult: ...
+
+
+def add_payment(engine: Engine, work: RequestWork, providers: Providers, scope: Scope,
+                cart_id: str, method: TenderMethod, amount: str, psp: str,
+                request_key: str | None, rules: CartRules) -> dict[str, Any]:
+    """Pay toward the cart. A card is authorised for `amount`, at most what is due; cash
+    handed over pays what is due of it, and the rest is change. The PSP is called before
+    the request's unit of work opens (`work.outside`). `request_key`: the request's
+    Idempotency-Key with its API key's scope, if it has one.
+
+    A card authorised for a cart that is checked out or dropped before the payment is
+    written stays authorised until the PSP lets it lapse; one that pays more than is due
+    by then (two terminals at once) shows as `balance.over`, and checkout waits until it
+    is taken back (which voids it)."""
+    with UnitOfWork(engine, read_only=True, scope=scope) as read:
+        cart = load_cart(read, cart_id, scope)
+        cart.check_open()
+        due = price(read, cart, rules).pricing.grand_total_minor - cart.paid_minor
+    if len(cart.tenders) >= MAX_TENDERS:
+        raise ValidationFailed(f"a cart takes at most {MAX_TENDERS} payments")
+    tendered = parse_minor(amount, cart.currency, "amount")
+    if tendered <= 0:
+        raise ValidationFailed("a payment is more than 0", [FieldError("amount", "must be > 0")])
+    if due <= 0:
+        raise ValidationFailed(f"nothing is due on cart {cart_id}",
+                               [FieldError("amount", "nothing due")])
+    tender_id = new_id()
+    if method is TenderMethod.CARD:
+        if tendered > due:
+            raise ValidationFailed(
+                f"a card pays at most what is due ({format_minor(due, cart.currency)})",
+                [FieldError("amount", f"at most {format_minor(due, cart.currency)}")])
+        # Sent again with the same Idempotency-Key, the PSP takes it as the same call.
+        key = hashlib.sha256(f"{cart_id}\n{request_key or tender_id}".encode()).hexdigest()
+        request = PaymentRequest(key, psp, None, tendered, cart.currency, tendered)
+        try:
+            result = work.outside(lambda: providers.psp(psp).authorize(request))
+        except ProviderUnavailable as exc:
+            raise UpstreamFailed(f"the PSP {psp!r} could not be reached: {exc}") from exc
+        if not result.succeeded:
+            raise PaymentDeclined(f"the card was declined: {result.reason or 'no reason given'}")
+        tender = Tender(tender_id, method, tendered, tendered, psp, result.psp_reference)
+    else:
+        tender = Tender(tender_id, method, min(tendered, due), tendered)
+    uow = work.uow
+    edit = edit_cart(uow, scope, cart_id, rules)
+    edit.cart.tenders.append(tender)
+    return save_edit(uow, edit, rules)
+
+
+def remove_payment(uow: UnitOfWork, providers: Providers, scope: Scope, cart_id: str,
+                   tender_id: str, rules: CartRules) -> dict[str, Any]:
+    """Take a payment back: a card's authorisation is voided once this commits; cash is
+    handed back."""
+    edit = edit_cart(uow, scope, cart_id, rules)
+    cart = edit.cart
+    tender = cart.tender(tender_id)
+    cart.tenders.remove(tender)
+    _void_after_commit(uow, providers, cart, [tender])
+    return save_edit(uow, edit, rules)
+
+
+def drop_cart(uow: UnitOfWork, providers: Providers, scope: Scope, cart_id: str) -> None:
+    """The cart is gone: its holds give their stock back, its cards are voided."""
+    cart = delete_cart(uow, scope, cart_id)
+    _void_after_commit(uow, providers, cart, cart.tenders)
+
+
+def _void_after_commit(uow: UnitOfWork, providers: Providers, cart: Cart,
+                       tenders: list[Tender]) -> None:
+    """Void these cards' authorisations once the change commits. A void that fails is
+    logged: the PSP lets an authorisation nobody captures lapse."""
+    for tender in tenders:
+        if tender.method is not TenderMethod.CARD or tender.psp is None:
+            continue
+        psp = providers.psp(tender.psp)
+        request = PaymentRequest(f"void-{tender.id}", tender.psp, tender.reference,
+                                 tender.amount_minor, cart.currency, tender.amount_minor)
+        uow.after_commit(functools.partial(_void, psp, request))
+
+
+def _void(psp: PaymentProvider, request: PaymentRequest) -> None:
+    result = psp.void(request)
+    if not result.succeeded:
+        log.warning("the PSP refused to void %s: %s", request.reference, result.reason)
+
+
+def checkout(uow: UnitOfWork, providers: Providers, caller: Principal, cart_id: str,
+             rules: CartRules, window: PlacementWindow) -> str:
+    """Place the cart's order; its id."""
+    edit = edit_cart(uow, caller.scope, cart_id, rules)
+    cart = edit.cart
+    if not cart.lines:
+        raise ValidationFailed(f"cart {cart_id} is empty")
+    if cart.customer.email is None:
+        raise ValidationFailed("the customer's email is needed to check out",
+                               [FieldError("customer.email", "missing")])
+    lost = []
+    for line in list(cart.lines):
+        if line.holds_stock and line.hold_id not in edit.held:
+            try:
+                hold_line(uow, edit, line)
+            except ValidationFailed as exc:
+                lost.append(FieldError(f"lines.{line.id}", exc.detail))
+    if lost:
+        raise Conflict(f"{len(lost)} line(s) lost their stock while the cart waited: "
+                       + "; ".join(e.message for e in lost), lost, retryable=True)
+    priced = price(uow, cart, rules)
+    if cart.ship_lines and priced.quote is None:
+        raise ValidationFailed("choose how the ship lines are delivered "
+                               "(PUT /v1/carts/{id}/shipping), among the options offered",
+                               [FieldError("shipping", "none offered chosen")])
+    due = priced.pricing.grand_total_minor - cart.paid_minor
+    if due != 0:
+        amount = format_minor(abs(due), cart.currency)
+        raise ValidationFailed(
+            f"{amount} {cart.currency} still to pay" if due > 0 else
+            f"paid {amount} {cart.currency} more than the total: take a payment back",
+            [FieldError("payments", "do not cover the total" if due > 0 else "exceed it")])
+    now = utcnow()
+    order_in = _order_in(cart, priced, now)
+    fingerprint = hashlib.sha256(json.dumps(order_in.model_dump(mode="json"),
+                                            sort_keys=True).encode()).hexdigest()
+    cart_lines = list(cart.lines)
+
+    def settle(order: Order) -> None:
+        order.sold_at_location_id = cart.location_id
+        order.sold_by_key = caller.key_id
+        pickups = []
+        for item, line in zip(order.items, cart_lines, strict=True):
+            if line.fulfillment is Fulfillment.TAKE_NOW:
+                item.status, item.location_id = ItemStatus.FULFILLED, line.location_id
+                item.reservation_id = line.hold_id
+            elif line.fulfillment is Fulfillment.PICKUP:
+                item.status, item.location_id = ItemStatus.ROUTED, line.location_id
+                item.reservation_id, item.pickup_location_id = line.hold_id, line.location_id
+                pickups.append(item)
+        if pickups:
+            stores = {loc.id: loc for loc in uow.reference().locations}
+            request_of = issue_requests(uow, order, pickups, stores, {}, now,
+                                        ServiceLevel.PICKUP.value)
+            for item in pickups:
+                item.fulfillment_request_id = request_of[item.id]
+
+    body = place_in_transaction(uow, order_in, fingerprint, window, settle=settle)
+    order_id: str = body["id"]
+    # The goods taken now left the store; what waits for pickup is the order's now.
+    inventory.consume(uow, [x.hold_id for x in cart_lines
+                            if x.fulfillment is Fulfillment.TAKE_NOW and x.hold_id])
+    uow.reservations.keep([x.hold_id for x in cart_lines
+                           if x.fulfillment is Fulfillment.PICKUP and x.hold_id])
+    order = uow.orders.load(order_id, for_update=True)
+    assert order is not None
+    provider_calls.after_commit(uow, providers, capture_owed(uow, order, now))
+    cart.status, cart.order_id = CartStatus.CHECKED_OUT, order_id
+    cart.holds_expire_at = None
+    cart.events += 1
+    uow.record(Event("cart.checked_out", cart.id, cart.events, {
+        "cart_id": cart.id, "order_id": order_id, "location_id": cart.location_id,
+        "sold_by_key": caller.key_id}, now))
+    uow.carts.save(cart, now)
+    uow.commit()
+    return order_id
+
+
+def _order_in(cart: Cart, priced: Priced, now: dt.datetime) -> OrderIn:
+    """The order the cart is, as a web shop would send it: what the customer pays for each
+    line (the tax in the item only where it is paid on top of the price), the shipping (its
+    tax on top included), the payments."""
+    def money(minor: int) -> str:
+        return format_minor(minor, cart.currency)
+
+    pricing = priced.pricing
+    items = [{"sku": x.sku, "quantity": x.quantity, "unit_price": money(x.unit_price_minor),
+              "discount": money(pricing.lines[x.id].discount_minor),
+              "tax": money(pricing.lines[x.id].added_tax_minor)} for x in cart.lines]
+    shipping = None
+    if priced.quote is not None and cart.shipping is not None:
+        shipping = {"option": {
+            "service_level": cart.shipping.service_level, "carrier": cart.shipping.carrier,
+            "price": money(pricing.shipping_minor + pricing.shipping_added_tax_minor)},
+            "address": dict(cart.shipping.address)}
+    payments = [PaymentIn.model_validate({
+        "method": t.method.value, "psp": t.psp or CASH, "reference": t.reference,
+        "amount": money(t.amount_minor),
+        "status": "authorized" if t.method is TenderMethod.CARD else "captured"})
+        for t in cart.tenders]
+    c = cart.customer
+    try:
+        return OrderIn.model_validate({
+        "channel": "store", "external_id": cart.id, "placed_at": now.isoformat(),
+        "currency": cart.currency,
+        "customer": {k: v for k, v in (("email", c.email), ("name", c.name),
+                                       ("phone", c.phone)) if v is not None},
+        "items": items, "shipping": shipping,
+        "payments": [p.model_dump(mode="json", exclude_none=True) for p in payments],
+        "totals": {"grand_total": money(pricing.grand_total_minor)},
+        })
+    except PydanticError as exc:
+        # Amounts beyond what an order carries (13 integer digits), say.
+        raise ValidationFailed(f"the cart does not make a valid order: {exc}") from exc
