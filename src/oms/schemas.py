@@ -603,8 +603,18 @@ class CartIn(Strict):
     customer: CartCustomerIn | None = None
 
 
+class TaxExemptionIn(Strict):
+    certificate: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+
+
 class CartChangeIn(Strict):
-    customer: CartCustomerIn
+    """What changes; what is left out stays. `tax_exemption` null makes the sale taxed
+    again; an exempt sale needs a manager's approval where a rule asks for one."""
+
+    customer: CartCustomerIn | None = left_out()
+    tax_exemption: TaxExemptionIn | None = None
+
+    _not_null = field_validator("customer", mode="before")(refuse_null)
 
 
 class LineFulfillmentIn(Strict):
@@ -750,3 +760,49 @@ class CartPaymentIn(Strict):
     method: Annotated[TenderMethod, AsValue]
     amount: Amount = Field(description="A card: what it pays, at most what is due. Cash: what "
                                        "the customer hands over; what it pays over is change")
+
+
+class CriteriaIn(Strict):
+    """All that are given must hold of the cart; amounts in the cart's currency."""
+
+    order_value_at_least: Amount | None = left_out()
+    has_discount: bool | None = left_out()
+    discount_percentage_at_least: TaxPercentage | None = left_out()
+    discount_value_at_least: Amount | None = left_out()
+    price_override: bool | None = left_out()
+    tax_exempt: bool | None = left_out()
+    payment_methods: list[Annotated[TenderMethod, AsValue]] | None = left_out(
+        min_length=1, max_length=len(TenderMethod))
+
+    _not_null = field_validator("*", mode="before")(refuse_null)
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
+    @model_validator(mode="after")
+    def _some(self) -> CriteriaIn:
+        if not self.model_fields_set:
+            raise ValueError("a rule has at least one criterion")
+        return self
+
+
+class ApprovalRuleIn(Strict):
+    id: Code
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    criteria: CriteriaIn
+
+
+class ApprovalRulesIn(Strict):
+    rules: list[ApprovalRuleIn] = Field(max_length=100)
+
+    @field_validator("rules")
+    @classmethod
+    def _distinct(cls, rules: list[ApprovalRuleIn]) -> list[ApprovalRuleIn]:
+        if len({r.id for r in rules}) != len(rules):
+            raise ValueError("a rule id is listed twice")
+        return rules
+
+
+class ApprovalIn(Strict):
+    rule_ids: list[Code] = Field(min_length=1, max_length=100)
+    decision: Literal["grant", "deny"] = "grant"
+    note: Annotated[str, StringConstraints(max_length=500)] | None = None

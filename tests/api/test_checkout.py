@@ -13,7 +13,7 @@ from oms.adapters.payments.simulated import SimulatedPsp
 from oms.domain.events import utcnow
 from oms.services.carts import expire_holds
 from tests.carting import ADDRESS, SHIRT_EAN, level, new_cart, ok, reserved
-from tests.helpers import Api, problem
+from tests.helpers import Api, location_body, problem
 
 
 def psp(client: TestClient) -> SimulatedPsp:
@@ -213,3 +213,134 @@ def test_cash_is_handed_back_and_cards_voided_not_sent_to_the_psp(
     assert associate.delete(f"/v1/carts/{cart['id']}").status_code == 204
     assert [e.kind for e in psp(app_client).ledger if e.reference == card["reference"]] == [
         "authorization", "void"]
+
+
+def test_an_approval_is_needed_granted_by_a_manager_and_voided_by_a_change(
+        api: Api, associate: Api, as_role: Callable[..., Api]) -> None:
+    ok(api.put("/v1/approval-rules", json={"rules": [
+        {"id": "big-discount", "name": "Discounts of 20 % or more",
+         "criteria": {"discount_percentage_at_least": "20"}},
+        {"id": "big-card", "name": "Large card payments",
+         "criteria": {"order_value_at_least": "500", "payment_methods": ["card"]}}]}))
+    assert [r["id"] for r in ok(associate.get("/v1/approval-rules"))["rules"]] == [
+        "big-discount", "big-card"]
+    cart = new_cart(associate, customer={"email": "ada@example.com"})
+    url = f"/v1/carts/{cart['id']}"
+    cart = ok(associate.post(f"{url}/items", json={"sku": "SHIRT"}), 201)
+    cart = ok(associate.post(f"{url}/discounts", json={
+        "line_id": cart["lines"][0]["id"], "percentage": "30", "reason": "damaged"}), 201)
+    assert cart["approvals_needed"] == ["big-discount"]
+    pay(associate, cart["id"], "cash", "20.00")
+    body = problem(associate.post(f"{url}/checkout"), 409)
+    assert body["type"].endswith("approval-required")
+    assert body["rules"] == ["big-discount"]
+
+    # Not the associate, not another store's manager, not the key that built the cart.
+    problem(associate.post(f"{url}/approvals", json={"rule_ids": ["big-discount"]}), 403)
+    problem(as_role("manager", ["potsdam"]).post(f"{url}/approvals",
+                                                 json={"rule_ids": ["big-discount"]}), 404)
+    manager = as_role("manager", ["mitte"])
+    problem(manager.post(f"{url}/approvals", json={"rule_ids": ["nope"]}), 422)
+    cart = ok(manager.post(f"{url}/approvals", json={"rule_ids": ["big-discount"],
+                                                      "decision": "deny"}), 201)
+    assert cart["approvals_needed"] == ["big-discount"]
+    cart = ok(manager.post(f"{url}/approvals", json={"rule_ids": ["big-discount"],
+                                                      "note": "box is torn"}), 201)
+    assert cart["approvals_needed"] == []
+    # A change voids it.
+    cart = ok(associate.patch(url, json={"customer": {"email": "ada@example.com",
+                                                      "name": "Ada"}}))
+    assert cart["approvals_needed"] == ["big-discount"]
+    assert [a["valid"] for a in cart["approvals"]] == [False, False]
+    problem(associate.post(f"{url}/checkout"), 409)
+    ok(manager.post(f"{url}/approvals", json={"rule_ids": ["big-discount"]}), 201)
+    order = ok(associate.post(f"{url}/checkout"), 201)
+    assert order["totals"]["grand_total"] == "13.99"
+    events = [e["type"] for e in ok(api.get("/v1/events?type=approval.granted"
+                                            "&type=approval.denied"))["items"]]
+    assert events == ["approval.denied", "approval.granted", "approval.granted"]
+
+    own = new_cart(manager)
+    problem(manager.post(f"/v1/carts/{own['id']}/approvals",
+                         json={"rule_ids": ["big-discount"]}), 403)
+
+
+def test_a_tax_exempt_sale(api: Api, associate: Api, rates: None,
+                           as_role: Callable[..., Api]) -> None:
+    ok(api.put("/v1/approval-rules", json={"rules": [
+        {"id": "exempt", "name": "Tax-exempt sales", "criteria": {"tax_exempt": True}}]}))
+    cart = new_cart(associate, customer={"email": "embassy@example.com"})
+    url = f"/v1/carts/{cart['id']}"
+    ok(associate.post(f"{url}/items", json={"sku": "SHIRT"}), 201)
+    cart = ok(associate.patch(url, json={"tax_exemption": {"certificate": "DIPL-42"}}))
+    # The 19 % included in 19.99 (3.19) comes off; no tax.
+    assert cart["totals"] == {"subtotal": "19.99", "discount": "0.00", "shipping": "0.00",
+                              "tax": "0.00", "tax_exempted": "3.19", "grand_total": "16.80"}
+    assert cart["tax_exemption"] == {"certificate": "DIPL-42"}
+    assert cart["approvals_needed"] == ["exempt"]
+    pay(associate, cart["id"], "cash", "16.80")
+    # Asked for when the cart is ready: any change after it voids an approval.
+    ok(as_role("manager", ["mitte"]).post(f"{url}/approvals", json={"rule_ids": ["exempt"]}),
+       201)
+    order = ok(associate.post(f"{url}/checkout"), 201)
+    [item] = order["items"]
+    assert (item["unit_price"], item["discount"], item["tax"]) == ("19.99", "3.19", "0.00")
+    assert order["totals"]["grand_total"] == "16.80"
+    # Taxed again once the exemption is taken away.
+    cart = new_cart(associate)
+    ok(associate.post(f"/v1/carts/{cart['id']}/items", json={"sku": "SHIRT"}), 201)
+    ok(associate.patch(f"/v1/carts/{cart['id']}", json={"tax_exemption": {"certificate": "X"}}))
+    cart = ok(associate.patch(f"/v1/carts/{cart['id']}", json={"tax_exemption": None}))
+    assert (cart["totals"]["tax"], cart["totals"]["grand_total"]) == ("3.19", "19.99")
+
+
+def test_the_receipt_of_a_store_sale(api: Api, associate: Api, rates: None,
+                                     as_role: Callable[..., Api]) -> None:
+    due = "2031-03-02"
+    ok(api.put("/v1/products/PRE-1", json={
+        "name": "Next season's shoe", "barcodes": [], "tax_class": "standard",
+        "price": {"amount": "80.00", "currency": "EUR"},
+        "preorder": {"tentative_ship_date": due}}), 201)
+    ok(api.post("/v1/inventory/future", json={"entries": [
+        {"location_id": "potsdam", "sku": "PRE-1", "quantity": 5, "available_on": due}]}))
+    cart = new_cart(associate, customer={"email": "ada@example.com"})
+    url = f"/v1/carts/{cart['id']}"
+    ok(associate.post(f"{url}/items", json={"sku": "SHIRT"}), 201)
+    ok(associate.post(f"{url}/items", json={"sku": "PRE-1", "fulfillment": {"type": "ship"}}),
+       201)
+    ok(associate.post(f"{url}/discounts", json={"amount": "9.99", "reason": "Loyalty <gold>"}),
+       201)
+    ok(associate.put(f"{url}/shipping", json={"option_id": "standard:dhl", "address": ADDRESS}))
+    pay(associate, cart["id"], "cash", "100.00")
+    order = ok(associate.post(f"{url}/checkout"), 201)
+
+    receipt = ok(associate.get(f"/v1/orders/{order['id']}/receipt",
+                               headers={"Accept": "application/json"}))
+    assert receipt["store"]["name"] == "Mitte store"
+    shirt, shoe = receipt["lines"]
+    assert (shirt["fulfillment"], shirt["status"]) == ("take_now", "fulfilled")
+    assert (shoe["preorder"], shoe["tentative_ship_date"]) == (True, due)
+    assert receipt["discounts"] == [{"reason": "Loyalty <gold>", "amount": "9.99"}]
+    # 99.99 of goods, 9.99 off (spread 2.00 and 7.99): 17.99 and 72.01 at 19 % included.
+    assert [(t["rate"], t["included"], t["amount"]) for t in receipt["taxes"]] == [
+        ("19", True, "14.37")]
+    # The shoe's 72.01 ships at 4.90 (free from 100.00), 0.78 of it tax.
+    assert (receipt["shipping"]["price"], receipt["shipping"]["tax"]) == ("4.90", "0.78")
+    assert receipt["payments"] == [{"method": "cash", "amount": "94.90", "change": "5.10"}]
+    assert receipt["grand_total"] == "94.90"
+
+    page = associate.get(f"/v1/orders/{order['id']}/receipt")
+    assert page.headers["content-type"].startswith("text/html")
+    assert "Loyalty &lt;gold&gt;" in page.text
+    assert f"Pre-order: ships about {due}" in page.text
+    text = associate.get(f"/v1/orders/{order['id']}/receipt",
+                         headers={"Accept": "text/plain"})
+    assert text.headers["content-type"].startswith("text/plain")
+    assert "TOTAL 94.90 EUR" in text.text
+    assert "Paid cash 94.90, change 5.10" in text.text
+    assert "1 x Shirt (SHIRT) @ 19.99" in text.text
+    # A store the order does not touch does not see it (potsdam ships the shoe: it does).
+    seen = as_role("associate", ["potsdam"]).get(f"/v1/orders/{order['id']}/receipt")
+    assert seen.status_code == 200
+    ok(api.put("/v1/locations/hamburg", json=location_body("Hamburg")), 201)
+    problem(as_role("associate", ["hamburg"]).get(f"/v1/orders/{order['id']}/receipt"), 404)

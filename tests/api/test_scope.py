@@ -40,6 +40,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("patch", "/v1/carts/{cart_id}/items/{line_id}"): {"quantity": 1},
     ("post", "/v1/carts/{cart_id}/discounts"): {"amount": "1.00", "reason": "staff"},
     ("post", "/v1/carts/{cart_id}/payments"): {"method": "cash", "amount": "1.00"},
+    ("post", "/v1/carts/{cart_id}/approvals"): {"rule_ids": ["big-discount"]},
     ("put", "/v1/carts/{cart_id}/shipping"): {"option_id": "standard:dhl", "address": {
         "line1": "Am Kanal 1", "city": "Potsdam", "postal_code": "14467", "country": "DE"}},
 }

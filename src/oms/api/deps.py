@@ -107,6 +107,7 @@ def require(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
 AnyRole = CurrentKey
 Admins = Annotated[Principal, Depends(require(Role.ADMIN))]
 Integrators = Annotated[Principal, Depends(require(Role.ADMIN, Role.INTEGRATOR))]
+Managers = Annotated[Principal, Depends(require(Role.ADMIN, Role.MANAGER))]
 #: Who sells in a store: its associates and managers, and admins.
 StoreStaff = Annotated[
     Principal, Depends(require(Role.ADMIN, Role.MANAGER, Role.ASSOCIATE))

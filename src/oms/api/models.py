@@ -88,6 +88,8 @@ class Problem(Out):
         "An import that stopped part way: every line up to this one was applied")
     report: ImportReport | SkipJsonSchema[None] = sometimes(
         "An import that stopped part way: its report so far")
+    rules: list[str] | SkipJsonSchema[None] = sometimes(
+        "approval-required: the ids of the rules a manager must approve")
 
 
 # -- catalog, locations, stock ----------------------------------------------------------------
@@ -731,13 +733,51 @@ class CartBalance(Out):
                                      "a payment back")
 
 
+class TaxExemption(Out):
+    certificate: str
+
+
+class CartApproval(Out):
+    id: str
+    rule_ids: list[str]
+    decision: Literal["grant", "deny"]
+    by_key: str
+    note: str | None
+    at: dt.datetime
+    valid: bool = Field(description="False once the cart changed after it")
+
+
+class ApprovalCriteria(Out):
+    order_value_at_least: Amount | SkipJsonSchema[None] = sometimes("Grand total at least")
+    has_discount: bool | SkipJsonSchema[None] = sometimes("Any discount, or none")
+    discount_percentage_at_least: str | SkipJsonSchema[None] = sometimes(
+        "The discount as a percentage of the subtotal, at least")
+    discount_value_at_least: Amount | SkipJsonSchema[None] = sometimes("Discount at least")
+    price_override: bool | SkipJsonSchema[None] = sometimes("A price overridden, or none")
+    tax_exempt: bool | SkipJsonSchema[None] = sometimes("Tax-exempt, or not")
+    payment_methods: list[TenderMethod] | SkipJsonSchema[None] = sometimes(
+        "Any of these payment methods")
+
+
+class ApprovalRule(Out):
+    id: str
+    name: str
+    criteria: ApprovalCriteria
+
+
+class ApprovalRules(Out):
+    rules: list[ApprovalRule]
+
+
 class CartTotals(Out):
     subtotal: Amount
     discount: Amount
     shipping: Amount
     tax: Amount
+    tax_exempted: Amount = Field(description="A tax-exempt cart: the tax taken out of "
+                                             "prices that include it")
     grand_total: Amount = Field(description="subtotal - discount + shipping, plus the tax "
-                                            "where prices exclude it")
+                                            "where prices exclude it, less tax_exempted")
 
 
 class Cart(Out):
@@ -753,6 +793,11 @@ class Cart(Out):
     payments: list[CartPayment]
     balance: CartBalance
     order_id: str | None = Field(description="The order it became at checkout")
+    tax_exemption: TaxExemption | None
+    approvals: list[CartApproval]
+    approvals_needed: list[str] = Field(
+        description="The rules the cart matches that no manager approved since it last "
+                    "changed: checkout answers approval-required until they are")
     tax_estimated: bool = Field(description="Some tax is at the fallback rate: the tax "
                                             "provider had none")
     holds_expire_at: dt.datetime | None
@@ -764,6 +809,70 @@ class Cart(Out):
 
 class CartPage(Page[Cart]):
     pass
+
+
+class ReceiptStore(Out):
+    id: str
+    name: str
+    address: str
+
+
+class ReceiptLine(Out):
+    line: int
+    sku: str
+    name: str
+    quantity: int
+    unit_price: Amount
+    discount: Amount
+    tax: Amount
+    tax_included: bool
+    total: Amount
+    fulfillment: Fulfillment | None
+    status: ItemStatus
+    pickup_location_id: str | None
+    preorder: bool
+    tentative_ship_date: dt.date | None
+
+
+class ReceiptDiscount(Out):
+    reason: str
+    amount: Amount
+
+
+class ReceiptShipping(Out):
+    service_level: str
+    carrier: str | None
+    price: Amount
+    tax: Amount
+
+
+class ReceiptTax(Out):
+    rate: str | None = Field(description="Percent; null where the order did not say")
+    included: bool
+    amount: Amount
+
+
+class ReceiptPayment(Out):
+    method: str
+    amount: Amount
+    change: Amount
+
+
+class Receipt(Out):
+    order_id: str
+    display_id: str
+    channel: Channel
+    placed_at: dt.datetime
+    currency: Currency
+    store: ReceiptStore | None = Field(description="The store that sold it")
+    lines: list[ReceiptLine]
+    discounts: list[ReceiptDiscount]
+    shipping: ReceiptShipping | None
+    taxes: list[ReceiptTax]
+    tax_exemption: str | None = Field(description="The certificate of a tax-exempt sale")
+    tax_exempted: Amount
+    payments: list[ReceiptPayment]
+    grand_total: Amount
 
 
 class ProductPage(Page[Product]):

@@ -33,6 +33,7 @@ _STATUS = {
     "invalid-state": 409,
     "upstream-failed": 502,
     "payment-declined": 402,
+    "approval-required": 409,
     "unauthorized": 401,
     "forbidden": 403,
     "idempotency-key-reused": 422,
@@ -53,6 +54,7 @@ _TITLE = {
     "invalid-state": "Not possible in the resource's current state",
     "upstream-failed": "A provider refused or could not be reached",
     "payment-declined": "The payment was declined",
+    "approval-required": "A manager's approval is needed",
     "unauthorized": "Authentication required",
     "forbidden": "Not allowed",
     "idempotency-key-reused": "Idempotency key reused with another request",
@@ -95,7 +97,8 @@ def domain_problem(exc: DomainError, path: str) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if exc.kind == "unauthorized" else None
     if exc.kind == "idempotency-key-in-use":
         headers = {"Retry-After": "1"}
-    return problem(exc.kind, exc.detail, exc.errors, instance=path, headers=headers)
+    return problem(exc.kind, exc.detail, exc.errors, instance=path, headers=headers,
+                   extensions=exc.extensions)
 
 
 def database_problem(exc: DBAPIError | SQLAlchemyTimeout, method: str, path: str

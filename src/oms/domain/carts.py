@@ -57,6 +57,20 @@ class Tender:
         return self.tendered_minor - self.amount_minor
 
 
+@dataclass(frozen=True)
+class Approval:
+    """A manager's decision on rules of the cart; it holds while the cart stays as it was
+    (`cart_version`)."""
+
+    id: str
+    rule_ids: tuple[str, ...]
+    granted: bool
+    by_key: str
+    note: str | None
+    at: dt.datetime
+    cart_version: int
+
+
 class CartStatus(StrEnum):
     OPEN = "open"
     CHECKED_OUT = "checked_out"
@@ -156,6 +170,10 @@ class LinePrice:
     tax_minor: int
     #: The tax is in the price (EU) rather than on top of it (US).
     tax_included: bool = True
+    #: A tax-exempt cart: the tax taken out of a price that includes it.
+    exempted_minor: int = 0
+    #: The rate applied, percent.
+    rate: Decimal = Decimal(0)
 
     @property
     def net_minor(self) -> int:
@@ -181,6 +199,9 @@ class Pricing:
     tax_estimated: bool
     #: The tax on shipping the customer pays on top of its price.
     shipping_added_tax_minor: int = 0
+    #: A tax-exempt cart: the tax taken out of prices that include it, shipping's too.
+    exempted_minor: int = 0
+    shipping_exempted_minor: int = 0
 
 
 #: The tax class of shipping charges.
@@ -236,6 +257,17 @@ class Cart:
     order_id: str | None = None
     #: How many events it recorded (their sequence goes on from it).
     events: int = 0
+    #: The certificate that exempts the sale from tax.
+    tax_exemption: str | None = None
+    approvals: list[Approval] = field(default_factory=list)
+    #: What a receipt shows of the sale that the order does not keep (the tax in prices
+    #: that include it, the rates, the discounts' reasons), as checkout priced it.
+    receipt: dict[str, Any] | None = None
+
+    def approved_rules(self) -> set[str]:
+        """The rules a manager approved since the cart last changed."""
+        return {r for a in self.approvals if a.granted and a.cart_version == self.version
+                for r in a.rule_ids}
 
     @property
     def paid_minor(self) -> int:
@@ -347,28 +379,40 @@ class Cart:
                 return fallback
             return found
 
+        exempt = self.tax_exemption is not None
+
+        def taxed(minor: int, rate: TaxRate) -> tuple[int, int]:
+            """(tax, tax taken out of the price): an exempt cart pays none, and a price
+            that includes tax is that much lower."""
+            tax = tax_of(minor, rate)
+            if not exempt:
+                return tax, 0
+            return 0, tax if rate.prices_include_tax else 0
+
         prices: dict[str, LinePrice] = {}
         added_tax = 0
         for i, line in enumerate(self.lines):
             rate = rate_of(line.tax_class, line.fulfillment is Fulfillment.SHIP)
-            tax = tax_of(left[i], rate)
+            tax, exempted = taxed(left[i], rate)
             if not rate.prices_include_tax:
                 added_tax += tax
             prices[line.id] = LinePrice(line.id, gross[i], line_off[i], tax,
-                                        rate.prices_include_tax)
-        shipping_tax = shipping_added = 0
+                                        rate.prices_include_tax, exempted,
+                                        Decimal(0) if exempt else rate.rate)
+        shipping_tax = shipping_added = shipping_exempted = 0
         if shipping_minor:
             rate = rate_of(SHIPPING_TAX_CLASS, True)
-            shipping_tax = tax_of(shipping_minor, rate)
+            shipping_tax, shipping_exempted = taxed(shipping_minor, rate)
             if not rate.prices_include_tax:
                 shipping_added = shipping_tax
                 added_tax += shipping_tax
         subtotal = sum(gross)
         discount = sum(line_off)
         tax = sum(p.tax_minor for p in prices.values()) + shipping_tax
+        exempted = sum(p.exempted_minor for p in prices.values()) + shipping_exempted
         return Pricing(prices, taken, subtotal, discount, shipping_minor, tax,
-                       subtotal - discount + shipping_minor + added_tax, estimated,
-                       shipping_added)
+                       subtotal - discount + shipping_minor + added_tax - exempted,
+                       estimated, shipping_added, exempted, shipping_exempted)
 
     @staticmethod
     def _value(discount: Discount, of_minor: int) -> int:

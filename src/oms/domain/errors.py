@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,8 @@ class DomainError(Exception):
     #: The same request may well pass when sent again (the state it met was passing): its
     #: refusal is not kept as the answer of its Idempotency-Key.
     retryable: bool = False
+    #: Members the problem carries besides its own (RFC 9457 extension members).
+    extensions: dict[str, Any] = field(default_factory=dict)
 
     def __str__(self) -> str:
         return self.detail
@@ -73,3 +76,12 @@ class InsufficientStock(DomainError):
         self.location_id = location_id
         self.sku = sku
         self.requested = requested
+
+
+class ApprovalRequired(DomainError):
+    """The cart matches rules a manager has not approved since it last changed."""
+
+    def __init__(self, rule_ids: list[str]) -> None:
+        super().__init__(f"a manager's approval is needed for: {', '.join(rule_ids)}", [],
+                         "approval-required", retryable=True,
+                         extensions={"rules": rule_ids})

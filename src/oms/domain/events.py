@@ -11,6 +11,8 @@ from typing import Any
 EVENT_TYPES = frozenset({
     "api_key.created",
     "api_key.revoked",
+    "approval.denied",
+    "approval.granted",
     "cart.checked_out",
     "customer.created",
     "fulfillment_request.accepted",

@@ -25,8 +25,10 @@ from oms.adapters import ProviderUnavailable
 from oms.adapters.db.unit_of_work import UnitOfWork
 from oms.adapters.pricing import RateProvider, TaxProvider
 from oms.domain.access import Principal, Scope
+from oms.domain.approvals import ApprovalRule, CartFacts, Criteria, matching
 from oms.domain.carts import (
     MAX_LINE_QUANTITY,
+    Approval,
     Cart,
     CartLine,
     CartStatus,
@@ -46,14 +48,16 @@ from oms.domain.errors import (
     NotFound,
     ValidationFailed,
 )
-from oms.domain.events import utcnow
+from oms.domain.events import Event, utcnow
 from oms.domain.ids import new_id
 from oms.domain.inventory import ReservationStatus
 from oms.domain.locations import Capability, Location, LocationType
-from oms.domain.money import MAX_MINOR, Money, format_minor
+from oms.domain.money import MAX_MINOR, Money, format_minor, minor_units
 from oms.domain.orders import ServiceLevel
 from oms.domain.shipping import Quote, ShippingRate, option_id, quote
 from oms.schemas import (
+    ApprovalIn,
+    ApprovalRulesIn,
     BarcodeTypesIn,
     CartChangeIn,
     CartCustomerIn,
@@ -72,6 +76,8 @@ log = logging.getLogger(__name__)
 
 #: The setting naming the barcode types the stores' scanners accept.
 BARCODE_TYPES = "barcode_types"
+#: The setting holding the manager approval rules.
+APPROVAL_RULES = "approval_rules"
 
 
 @dataclass(frozen=True)
@@ -155,7 +161,80 @@ def change_cart(uow: UnitOfWork, scope: Scope, cart_id: str, body: CartChangeIn,
                 ) -> dict[str, Any]:
     edit = edit_cart(uow, scope, cart_id, rules)
     cart = edit.cart
-    cart.customer = _customer(body.customer)
+    if "customer" in body.model_fields_set:
+        cart.customer = _customer(body.customer)
+    if "tax_exemption" in body.model_fields_set:
+        cart.tax_exemption = body.tax_exemption.certificate if body.tax_exemption else None
+    return save_edit(uow, edit, rules)
+
+
+# -- manager approvals --------------------------------------------------------------------------
+
+def approval_rules(uow: UnitOfWork) -> dict[str, Any]:
+    return {"rules": uow.settings.get(APPROVAL_RULES) or []}
+
+
+def set_approval_rules(uow: UnitOfWork, body: ApprovalRulesIn) -> dict[str, Any]:
+    rules = [{"id": r.id, "name": r.name,
+              "criteria": r.criteria.model_dump(mode="json", exclude_unset=True)}
+             for r in body.rules]
+    uow.settings.put(APPROVAL_RULES, rules, utcnow())
+    uow.commit()
+    return {"rules": rules}
+
+
+def _rules_of(uow: UnitOfWork) -> list[ApprovalRule]:
+    def dec(value: str | None) -> Decimal | None:
+        return None if value is None else Decimal(value)
+
+    found = []
+    for r in uow.settings.get(APPROVAL_RULES) or []:
+        c = r["criteria"]
+        found.append(ApprovalRule(r["id"], r["name"], Criteria(
+            dec(c.get("order_value_at_least")), c.get("has_discount"),
+            dec(c.get("discount_percentage_at_least")), dec(c.get("discount_value_at_least")),
+            c.get("price_override"), c.get("tax_exempt"),
+            None if c.get("payment_methods") is None else frozenset(c["payment_methods"]))))
+    return found
+
+
+def approvals_needed(uow: UnitOfWork, cart: Cart, pricing: Pricing) -> list[str]:
+    """The rules the cart matches that no manager approved since it last changed."""
+    digits = Decimal(1).scaleb(-minor_units(cart.currency))
+    facts = CartFacts(
+        Decimal(pricing.subtotal_minor) * digits, Decimal(pricing.discount_minor) * digits,
+        Decimal(pricing.grand_total_minor) * digits,
+        any(x.override is not None for x in cart.lines), cart.tax_exemption is not None,
+        frozenset(t.method.value for t in cart.tenders))
+    approved = cart.approved_rules()
+    return [r for r in matching(_rules_of(uow), facts) if r not in approved]
+
+
+def decide_approval(uow: UnitOfWork, manager: Principal, cart_id: str, body: ApprovalIn,
+                    rules: CartRules) -> dict[str, Any]:
+    """A manager of the cart's store grants (or denies) the rules it needs approving. Not
+    the key that built the cart: whoever asks does not approve."""
+    edit = edit_cart(uow, manager.scope, cart_id, rules)
+    cart = edit.cart
+    if manager.key_id == cart.created_by_key:
+        raise Forbidden("the key that built the cart cannot approve it: another manager must")
+    known = {r.id for r in _rules_of(uow)}
+    unknown = [FieldError(f"rule_ids.{n}", f"no approval rule {x!r}")
+               for n, x in enumerate(body.rule_ids) if x not in known]
+    if unknown:
+        raise ValidationFailed("; ".join(e.message for e in unknown), unknown)
+    now = utcnow()
+    granted = body.decision == "grant"
+    # Saving the cart takes the next version: the approval holds while it stays that one.
+    approval = Approval(new_id(), tuple(dict.fromkeys(body.rule_ids)), granted,
+                        manager.key_id, body.note, now, cart.version + 1)
+    cart.approvals.append(approval)
+    cart.events += 1
+    uow.record(Event("approval.granted" if granted else "approval.denied", cart.id,
+                     cart.events, {"cart_id": cart.id, "location_id": cart.location_id,
+                                   "approval_id": approval.id,
+                                   "rule_ids": list(approval.rule_ids),
+                                   "by_key": manager.key_id, "note": body.note}, now))
     return save_edit(uow, edit, rules)
 
 
@@ -615,6 +694,7 @@ def cart_out(uow: UnitOfWork, cart: Cart, rules: CartRules, holds: Mapping[str, 
                    "discount": money(pricing.discount_minor),
                    "shipping": money(pricing.shipping_minor),
                    "tax": money(pricing.tax_minor),
+                   "tax_exempted": money(pricing.exempted_minor),
                    "grand_total": money(pricing.grand_total_minor)},
         "shipping": _shipping_out(cart, priced.quote),
         "payments": [{"id": t.id, "method": t.method.value, "amount": money(t.amount_minor),
@@ -624,6 +704,14 @@ def cart_out(uow: UnitOfWork, cart: Cart, rules: CartRules, holds: Mapping[str, 
                     "due": money(max(pricing.grand_total_minor - cart.paid_minor, 0)),
                     "over": money(max(cart.paid_minor - pricing.grand_total_minor, 0))},
         "order_id": cart.order_id,
+        "tax_exemption": None if cart.tax_exemption is None
+        else {"certificate": cart.tax_exemption},
+        "approvals": [{"id": a.id, "rule_ids": list(a.rule_ids),
+                       "decision": "grant" if a.granted else "deny", "by_key": a.by_key,
+                       "note": a.note, "at": a.at.isoformat(),
+                       "valid": a.cart_version == cart.version} for a in cart.approvals],
+        "approvals_needed": approvals_needed(uow, cart, pricing)
+        if cart.status is CartStatus.OPEN else [],
         "tax_estimated": pricing.tax_estimated,
         "holds_expire_at": _iso(cart.holds_expire_at)
         if any(x.hold_id in holds for x in cart.lines) else None,

@@ -30,7 +30,14 @@ from oms.adapters.payments import PaymentProvider, PaymentRequest, PaymentResult
 from oms.adapters.registry import CASH, Providers
 from oms.domain.access import Principal, Scope
 from oms.domain.carts import Cart, CartStatus, Fulfillment, Tender, TenderMethod
-from oms.domain.errors import Conflict, DomainError, FieldError, UpstreamFailed, ValidationFailed
+from oms.domain.errors import (
+    ApprovalRequired,
+    Conflict,
+    DomainError,
+    FieldError,
+    UpstreamFailed,
+    ValidationFailed,
+)
 from oms.domain.events import Event, utcnow
 from oms.domain.ids import new_id
 from oms.domain.money import format_minor
@@ -40,6 +47,7 @@ from oms.services import inventory, provider_calls
 from oms.services.carts import (
     CartRules,
     Priced,
+    approvals_needed,
     delete_cart,
     edit_cart,
     hold_line,
@@ -184,6 +192,9 @@ def checkout(uow: UnitOfWork, providers: Providers, caller: Principal, cart_id: 
         raise ValidationFailed("choose how the ship lines are delivered "
                                "(PUT /v1/carts/{id}/shipping), among the options offered",
                                [FieldError("shipping", "none offered chosen")])
+    needed = approvals_needed(uow, cart, priced.pricing)
+    if needed:
+        raise ApprovalRequired(needed)
     due = priced.pricing.grand_total_minor - cart.paid_minor
     if due != 0:
         amount = format_minor(abs(due), cart.currency)
@@ -226,6 +237,7 @@ def checkout(uow: UnitOfWork, providers: Providers, caller: Principal, cart_id: 
     order = uow.orders.load(order_id, for_update=True)
     assert order is not None
     provider_calls.after_commit(uow, providers, capture_owed(uow, order, now))
+    cart.receipt = _receipt_of(cart, priced)
     cart.status, cart.order_id = CartStatus.CHECKED_OUT, order_id
     cart.holds_expire_at = None
     cart.events += 1
@@ -237,6 +249,24 @@ def checkout(uow: UnitOfWork, providers: Providers, caller: Principal, cart_id: 
     return order_id
 
 
+def _receipt_of(cart: Cart, priced: Priced) -> dict[str, Any]:
+    """What the order does not keep of the sale, for its receipt (minor units)."""
+    pricing = priced.pricing
+    return {
+        "lines": [{"name": x.name, "fulfillment": x.fulfillment.value,
+                   "location_id": x.location_id, "tax_minor": pricing.lines[x.id].tax_minor,
+                   "tax_included": pricing.lines[x.id].tax_included,
+                   "rate": str(pricing.lines[x.id].rate)} for x in cart.lines],
+        "discounts": [{"reason": d.reason, "taken_minor": pricing.discounts.get(d.id, 0)}
+                      for d in cart.discounts],
+        "shipping_tax_minor": pricing.tax_minor - sum(p.tax_minor
+                                                      for p in pricing.lines.values()),
+        "exempted_minor": pricing.exempted_minor, "tax_exemption": cart.tax_exemption,
+        "tenders": [{"method": t.method.value, "amount_minor": t.amount_minor,
+                     "change_minor": t.change_minor} for t in cart.tenders],
+    }
+
+
 def _order_in(cart: Cart, priced: Priced, now: dt.datetime) -> OrderIn:
     """The order the cart is, as a web shop would send it: what the customer pays for each
     line (the tax in the item only where it is paid on top of the price), the shipping (its
@@ -245,14 +275,17 @@ def _order_in(cart: Cart, priced: Priced, now: dt.datetime) -> OrderIn:
         return format_minor(minor, cart.currency)
 
     pricing = priced.pricing
+    # A tax-exempt cart's tax taken out of a price that included it is the line's discount.
     items = [{"sku": x.sku, "quantity": x.quantity, "unit_price": money(x.unit_price_minor),
-              "discount": money(pricing.lines[x.id].discount_minor),
+              "discount": money(pricing.lines[x.id].discount_minor
+                                + pricing.lines[x.id].exempted_minor),
               "tax": money(pricing.lines[x.id].added_tax_minor)} for x in cart.lines]
     shipping = None
     if priced.quote is not None and cart.shipping is not None:
         shipping = {"option": {
             "service_level": cart.shipping.service_level, "carrier": cart.shipping.carrier,
-            "price": money(pricing.shipping_minor + pricing.shipping_added_tax_minor)},
+            "price": money(pricing.shipping_minor + pricing.shipping_added_tax_minor
+                           - pricing.shipping_exempted_minor)},
             "address": dict(cart.shipping.address)}
     payments = [PaymentIn.model_validate({
         "method": t.method.value, "psp": t.psp or CASH, "reference": t.reference,

@@ -15,6 +15,7 @@ from oms.adapters.db.scoping import located_seen
 from oms.adapters.db.upsert import insert_for
 from oms.domain.access import Scope
 from oms.domain.carts import (
+    Approval,
     Cart,
     CartLine,
     CartStatus,
@@ -72,7 +73,11 @@ def _document(cart: Cart) -> dict[str, Any]:
             "tenders": [{"id": x.id, "method": x.method.value, "amount_minor": x.amount_minor,
                          "tendered_minor": x.tendered_minor, "psp": x.psp,
                          "reference": x.reference} for x in cart.tenders],
-            "events": cart.events}
+            "events": cart.events, "tax_exemption": cart.tax_exemption,
+            "receipt": cart.receipt,
+            "approvals": [{"id": a.id, "rule_ids": list(a.rule_ids), "granted": a.granted,
+                           "by_key": a.by_key, "note": a.note, "at": a.at.isoformat(),
+                           "cart_version": a.cart_version} for a in cart.approvals]}
 
 
 def _cart(row: Any) -> Cart:
@@ -85,7 +90,11 @@ def _cart(row: Any) -> Cart:
                 [Tender(x["id"], TenderMethod(x["method"]), x["amount_minor"],
                         x["tendered_minor"], x["psp"], x["reference"])
                  for x in doc.get("tenders", [])],
-                row.order_id, doc.get("events", 0))
+                row.order_id, doc.get("events", 0), doc.get("tax_exemption"),
+                [Approval(a["id"], tuple(a["rule_ids"]), a["granted"], a["by_key"], a["note"],
+                          dt.datetime.fromisoformat(a["at"]), a["cart_version"])
+                 for a in doc.get("approvals", [])],
+                doc.get("receipt"))
 
 
 class CartRepository:
@@ -121,6 +130,11 @@ class CartRepository:
             status=cart.status.value, document=_document(cart),
             holds_expire_at=cart.holds_expire_at, order_id=cart.order_id,
             version=cart.version, updated_at=now))
+
+    def of_order(self, order_id: str) -> Cart | None:
+        """The cart checked out into this order (the caller has seen the order)."""
+        row = self.conn.execute(select(t.carts).where(t.carts.c.order_id == order_id)).first()
+        return None if row is None else _cart(row)
 
     def delete(self, cart_id: str) -> None:
         self.conn.execute(delete(t.carts).where(t.carts.c.id == cart_id))

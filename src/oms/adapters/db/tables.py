@@ -597,6 +597,8 @@ carts = Table(
     Column("updated_at", UTCDateTime, nullable=False),
 )
 Index("ix_carts_location_created", carts.c.location_id, carts.c.created_at)
+# An order's receipt reads the cart it came from.
+Index("ix_carts_order_id", carts.c.order_id)
 
 shipping_rates = Table(
     "shipping_rates",

@@ -10,6 +10,7 @@ from oms.api import models
 from oms.api.deps import (
     CursorParam,
     Limit,
+    Managers,
     ReadUow,
     StoreStaff,
     decode_time_cursor,
@@ -20,6 +21,7 @@ from oms.api.routing import JsonBodyRoute
 from oms.api.transactions import WriteTx
 from oms.domain.carts import CartStatus, TaxRate
 from oms.schemas import (
+    ApprovalIn,
     CartChangeIn,
     CartIn,
     CartItemChangeIn,
@@ -209,3 +211,14 @@ def post_checkout(cart_id: str, request: Request, tx: WriteTx, caller: StoreStaf
     return tx.done(orders.order_detail(tx.uow, order_id), status=201,
                    headers={"location": f"/v1/orders/{order_id}"},
                    refresh=lambda uow: orders.order_detail(uow, order_id))
+
+
+@router.post("/{cart_id}/approvals", status_code=201,
+             summary="A manager of the store approves (or denies) rules the cart needs",
+             response_model=models.Cart,
+             responses=problems((403, "Not a manager, or the key that built the cart"), 404,
+                                CHANGE, (422, "An unknown rule")))
+def post_approval(cart_id: str, body: ApprovalIn, request: Request, tx: WriteTx,
+                  manager: Managers) -> Response:
+    return tx.done(carts.decide_approval(tx.uow, manager, cart_id, body, _rules(request)),
+                   status=201)

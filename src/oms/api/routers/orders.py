@@ -2,26 +2,27 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import Field, field_validator
 
 from oms.adapters.db.unit_of_work import UnitOfWork
 from oms.api import models
+from oms.api import receipts as receipt_pages
 from oms.api.deps import (
     AnyRole,
     CursorParam,
     Integrators,
     Limit,
+    Managers,
     ReadUow,
     Staff,
     decode_time_cursor,
     encode_cursor,
-    require,
 )
 from oms.api.openapi import LOCATION, answer, problems
 from oms.api.routing import JsonBodyRoute
-from oms.api.transactions import WriteTx, in_turn
-from oms.domain.access import Principal, Role
+from oms.api.transactions import JSON_TYPE, WriteTx, in_turn
+from oms.domain.access import Principal
 from oms.domain.errors import FieldError, Forbidden, NotFound
 from oms.domain.orders import Channel, OrderStatus
 from oms.domain.routing_record import (
@@ -31,11 +32,10 @@ from oms.domain.routing_record import (
     not_a_location_yet,
 )
 from oms.schemas import OrderIn, Strict, UtcTime
-from oms.services import orders
+from oms.services import orders, receipts
 from oms.services.views import customer_out
 
 router = APIRouter(tags=["orders"], route_class=JsonBodyRoute)
-Managers = Annotated[Principal, Depends(require(Role.ADMIN, Role.MANAGER))]
 
 
 @router.post("/v1/orders", summary="Take an order placed outside the OMS", status_code=201,
@@ -62,6 +62,32 @@ async def post_order(body: OrderIn, request: Request, tx: WriteTx, _: Integrator
             response_model=models.OrderDetail, responses=problems(404))
 def get_order(order_id: str, uow: ReadUow, _: AnyRole) -> Response:
     return answer(orders.order_detail(uow, order_id))
+
+
+@router.get("/v1/orders/{order_id}/receipt",
+            summary="The order's receipt: a page (HTML), plain text with Accept: text/plain, "
+                    "or JSON with Accept: application/json",
+            response_model=models.Receipt,
+            responses={200: {"content": {"text/html": {"schema": {"type": "string"}},
+                                         "text/plain": {"schema": {"type": "string"}}},
+                             "description": "The receipt"},
+                       **problems(404)})
+def get_receipt(order_id: str, request: Request, uow: ReadUow, _: AnyRole) -> Response:
+    body = receipts.receipt(uow, order_id)
+    kind = _receipt_type(request.headers.get("accept", ""))
+    if kind == JSON_TYPE:
+        return answer(body)
+    rendered = receipt_pages.text(body) if kind == "text/plain" else receipt_pages.html(body)
+    return Response(rendered, 200, media_type=kind)
+
+
+def _receipt_type(accept: str) -> str:
+    """The first of HTML, text and JSON the Accept header names; HTML when it names none."""
+    for part in accept.split(","):
+        media = part.split(";")[0].strip().lower()
+        if media in ("text/html", "text/plain", JSON_TYPE):
+            return media
+    return "text/html"
 
 
 @router.get("/v1/orders/{order_id}/routing-decisions",

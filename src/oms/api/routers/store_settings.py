@@ -11,7 +11,7 @@ from oms.api.deps import AnyRole, Integrators, ReadUow
 from oms.api.openapi import answer, problems
 from oms.api.routing import JsonBodyRoute
 from oms.api.transactions import WriteTx
-from oms.schemas import BarcodeTypesIn, ShippingRatesIn, TaxRatesIn
+from oms.schemas import ApprovalRulesIn, BarcodeTypesIn, ShippingRatesIn, TaxRatesIn
 from oms.services import carts
 
 router = APIRouter(tags=["checkout settings"], route_class=JsonBodyRoute)
@@ -56,3 +56,16 @@ def get_shipping_rates(uow: ReadUow, _: AnyRole) -> Response:
             response_model=models.ShippingRates, responses=problems(403))
 def put_shipping_rates(body: ShippingRatesIn, tx: WriteTx, _: Integrators) -> Response:
     return tx.done(carts.set_shipping_rates(tx.uow, body))
+
+
+@router.get("/v1/approval-rules", summary="The rules a cart needs a manager's approval for",
+            response_model=models.ApprovalRules)
+def get_approval_rules(uow: ReadUow, _: AnyRole) -> Response:
+    return answer(carts.approval_rules(uow))
+
+
+@router.put("/v1/approval-rules",
+            summary="Replace the approval rules: each a set of criteria that must all match",
+            response_model=models.ApprovalRules, responses=problems(403))
+def put_approval_rules(body: ApprovalRulesIn, tx: WriteTx, _: Integrators) -> Response:
+    return tx.done(carts.set_approval_rules(tx.uow, body))
