@@ -375,6 +375,9 @@ class Sizes:
     floor_seconds: int = 15
     fulfillment_clients: int = 16
     fulfillment_seconds: int = 15
+    #: Associates selling at once, each at a store of their own.
+    checkout_clients: int = 16
+    checkout_seconds: int = 15
     #: Operations placed one at a time through the statement-counting proxy.
     counted_operations: int = 50
     pgbench_scale: int = 10
@@ -395,6 +398,7 @@ class Sizes:
     def quick(cls) -> Sizes:
         return cls(warm_up_seconds=2, order_seconds=6, latency_seconds=4,
                    availability_seconds=4, floor_seconds=5, fulfillment_seconds=5,
+                   checkout_seconds=5,
                    counted_operations=20, pgbench_seconds=5, pgbench_select_seconds=4,
                    reservations=800, import_products=2_000, import_orders=1_000,
                    webhook_events=1_000, routing_iterations=100)

@@ -1,6 +1,6 @@
 """Run the oms benchmarks and print the results.
 
-    python bench/run.py [--quick] [--only pgbench|orders|availability|fulfillment|floor
+    python bench/run.py [--quick] [--only pgbench|orders|availability|fulfillment|checkout|floor
                                          |routing|reservations|webhooks|import ...]
 
 First the headline: oms selling for a retailer of 500 locations over HTTP (orders,
@@ -181,6 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"orders, availability and the floor: {generators['wrk']}, {cores()} threads"
             if "wrk" in generators else "",
             f"fulfilment: {generators['fulfillment']}" if "fulfillment" in generators else "",
+            f"store checkout: {generators['checkout']}" if "checkout" in generators else "",
             f"pgbench: {pgbench.CLIENTS} clients, scale {sizes.pgbench_scale}"
             if ctx.figures.tps else "",
         ]

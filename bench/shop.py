@@ -50,7 +50,7 @@ from oms.domain.access import Role
 from oms.services import apikeys
 from wire import counting
 
-PARTS = ("orders", "availability", "fulfillment")
+PARTS = ("orders", "availability", "fulfillment", "checkout")
 STEPS = ("accept", "pick", "pack", "ship")
 #: Item statuses whose stock is still reserved.
 OPEN_ITEMS = ("routed", "in_fulfillment", "ready_for_pickup")
@@ -166,6 +166,117 @@ def work_queues(base_url: str, work: list[tuple[str, str]], staff_keys: dict[str
     return cycles
 
 
+# -- store checkout ---------------------------------------------------------------------------
+
+#: The requests of one store checkout, in order.
+CHECKOUT_STEPS = ("cart", "scan", "scan", "scan", "quote", "shipping", "pay", "checkout")
+#: Take-now goods come from levels with at least this many on hand, so that the shelves
+#: last the run.
+SHELF = 20
+
+
+def _store_checkout(client: Client, key: str, store: str, take_now: list[str], ship: str,
+                    n: int) -> str | None:
+    """One sale at `store`: a cart, two goods carried out and one delivered, its delivery
+    quoted and chosen, cash, checkout. None, or what failed."""
+    status, body = client.call("POST", "/v1/carts", {
+        "location_id": store, "currency": "EUR",
+        "customer": {"email": f"walk-in-{n % 500}@example.com"}}, key)
+    if status != 201:
+        return f"cart {status}: {body[:300]!r}"
+    cart = f"/v1/carts/{json.loads(body)['id']}"
+    steps: list[tuple[str, str, object, int]] = [
+        ("POST", f"{cart}/items", {"sku": sku}, 201) for sku in take_now]
+    steps.append(("POST", f"{cart}/items", {"sku": ship, "fulfillment": {"type": "ship"}}, 201))
+    steps.append(("GET", f"{cart}/shipping-options?country=DE", None, 200))
+    steps.append(("PUT", f"{cart}/shipping", {"option_id": "standard:bench",
+                                              "address": network.address(52.52, 13.40)}, 200))
+    for method, path, payload, expected in steps:
+        status, body = client.call(method, path, payload, key)
+        if status != expected:
+            return f"{method} {path.split('/')[-1]} {status}: {body[:300]!r}"
+    due = json.loads(body)["balance"]["due"]
+    status, body = client.call("POST", f"{cart}/payments", {"method": "cash", "amount": due},
+                               key)
+    if status != 201:
+        return f"pay {status}: {body[:300]!r}"
+    status, body = client.call("POST", f"{cart}/checkout", None, key)
+    return None if status == 201 else f"checkout {status}: {body[:300]!r}"
+
+
+def store_checkouts(base_url: str, net: network.Network, staff_keys: dict[str, str],
+                    clients: int, seconds: float) -> Cycles:
+    """`clients` associates, each at a store of their own and on a connection of their own,
+    sell until `seconds` are up (a sale started is finished)."""
+    shelves: dict[str, list[str]] = {}
+    for location_id, sku, on_hand, safety in net.stock:
+        if location_id in staff_keys and on_hand - safety >= SHELF:
+            shelves.setdefault(location_id, []).append(sku)
+    stores = sorted(loc for loc, skus in shelves.items() if len(skus) >= 2)[:clients]
+    cycles = Cycles()
+    lock = threading.Lock()
+    start_line = threading.Barrier(len(stores) + 1)
+    deadline = 0.0
+
+    def associate(store: str) -> None:
+        client = Client(base_url)
+        rng = random.Random(store)
+        left = dict.fromkeys(shelves[store], SHELF)
+        try:
+            start_line.wait()
+            n = 0
+            while time.perf_counter() < deadline:
+                stocked = [sku for sku, units in left.items() if units > 0]
+                if len(stocked) < 2:
+                    with lock:
+                        cycles.ran_out = True
+                    return
+                take_now = rng.sample(stocked, 2)
+                for sku in take_now:
+                    left[sku] -= 1
+                started = time.perf_counter()
+                failure = _store_checkout(client, staff_keys[store], store, take_now,
+                                          rng.choice(net.skus), n)
+                n += 1
+                with lock:
+                    if failure is None:
+                        cycles.done.append(store)
+                        cycles.latencies_ms.append((time.perf_counter() - started) * 1000)
+                    else:
+                        cycles.failed += 1
+                        cycles.first_failure = cycles.first_failure or failure
+        finally:
+            client.close()
+
+    threads = [threading.Thread(target=associate, args=(store,), daemon=True)
+               for store in stores]
+    for thread in threads:
+        thread.start()
+    cpu = time.process_time()
+    started = time.perf_counter()
+    deadline = started + seconds
+    start_line.wait()
+    for thread in threads:
+        thread.join()
+    cycles.seconds = time.perf_counter() - started
+    cycles.client_cpu = (time.process_time() - cpu) / cycles.seconds
+    return cycles
+
+
+def _seed_checkout(client: Client) -> None:
+    """The rates a store's checkout prices with."""
+    for path, body in (
+            ("/v1/tax/rates", {"rates": [{"country": "DE", "tax_class": "standard",
+                                          "rate": "19", "prices_include_tax": True}]}),
+            ("/v1/shipping/rates", {"rates": [{
+                "country": "DE", "service_level": "standard", "carrier": "bench",
+                "price": "4.90", "free_above": "100.00", "transit_days": 2,
+                "cutoff": "16:00"}]})):
+        status, answer = client.call("PUT", path, body)
+        if status != 200:
+            raise RuntimeError(f"seeding {path} failed: {status} {answer[:300]!r}")
+
+
 # -- checks -----------------------------------------------------------------------------------
 
 def _stored(engine: Engine, prefix: str) -> int:
@@ -192,8 +303,9 @@ def _check_stored(ctx: Context, engine: Engine, backend: str, label: str,
 
 def _verify(ctx: Context, engine: Engine, backend: str, net: network.Network,
             shipped_requests: list[str]) -> bool:
-    """Reserved counters equal the active reservations, which are the open items' units;
-    nothing oversold; every order routed; on_hand fell by the units shipped."""
+    """Reserved counters equal the active reservations, which are the open items' units (of
+    web orders and store sales); nothing oversold; every web order routed; on_hand fell by
+    the units shipped and those carried out of the stores."""
     stock, res, items, orders = (t.stock_levels.c, t.reservations.c, t.order_items.c,
                                  t.orders.c)
     fr = t.fulfillment_requests.c
@@ -209,16 +321,21 @@ def _verify(ctx: Context, engine: Engine, backend: str, net: network.Network,
             stock.on_hand - stock.reserved - stock.safety_stock < 0)).scalar_one()
         on_hand = conn.execute(select(func.sum(stock.on_hand))).scalar_one()
         web = orders.channel == "web"
+        sold = orders.channel.in_(("web", "store"))
         statuses: dict[str, int] = {r[0]: r[1] for r in conn.execute(
             select(orders.status, func.count()).where(web).group_by(orders.status))}
         open_units = conn.execute(
             select(func.coalesce(func.sum(items.quantity), 0))
             .join(t.orders, t.orders.c.id == items.order_id)
-            .where(web, items.status.in_(OPEN_ITEMS))).scalar_one()
+            .where(sold, items.status.in_(OPEN_ITEMS))).scalar_one()
         shipped_units = conn.execute(
             select(func.coalesce(func.sum(items.quantity), 0))
             .join(t.orders, t.orders.c.id == items.order_id)
-            .where(web, items.status == "shipped")).scalar_one()
+            .where(sold, items.status == "shipped")).scalar_one()
+        carried_units = conn.execute(
+            select(func.coalesce(func.sum(items.quantity), 0))
+            .join(t.orders, t.orders.c.id == items.order_id)
+            .where(orders.channel == "store", items.status == "fulfilled")).scalar_one()
         unrouted = conn.execute(
             select(func.count()).select_from(t.order_items)
             .join(t.orders, t.orders.c.id == items.order_id)
@@ -244,8 +361,9 @@ def _verify(ctx: Context, engine: Engine, backend: str, net: network.Network,
     if wrong or unrouted:
         problems.append(f"orders not routed: {wrong}, {unrouted} items without a location")
     gone = sum(on for _, _, on, _ in net.stock) - on_hand
-    if gone != shipped_units:
-        problems.append(f"on_hand fell by {gone} units, {shipped_units} units shipped")
+    if gone != shipped_units + carried_units:
+        problems.append(f"on_hand fell by {gone} units, {shipped_units} units shipped and "
+                        f"{carried_units} carried out of stores")
     not_shipped = [s for s in done.values() if s != "shipped"]
     if len(done) != len(shipped_requests) or not_shipped:
         problems.append(f"{len(shipped_requests)} requests shipped, {len(done)} found, "
@@ -257,7 +375,7 @@ def _verify(ctx: Context, engine: Engine, backend: str, net: network.Network,
         ctx.say(f"[green]consistent[/green]: {total:,} orders ({split / max(total, 1):.1%} "
                 f"split over two or more locations), {sum(active.values()):,} units reserved "
                 f"as the open items need, counters agree, none oversold, {shipped_units:,} "
-                "units shipped and gone from on_hand")
+                f"units shipped and {carried_units:,} carried out, gone from on_hand")
     return not problems
 
 
@@ -425,6 +543,31 @@ def run(ctx: Context, backend: str, parts: tuple[str, ...] = PARTS) -> None:
                             "cycles/s is over the time it took[/yellow]")
                 if cycles.failed:
                     ctx.problem(f"{backend}: {cycles.failed} fulfilment cycles failed; first: "
+                                f"{cycles.first_failure}")
+
+            if "checkout" in parts:
+                seeder = Client(base_url, shop_key)
+                _seed_checkout(seeder)
+                seeder.close()
+                cycles = store_checkouts(base_url, net, staff_keys, sizes.checkout_clients,
+                                         sizes.checkout_seconds)
+                generator = f"Python http.client, {sizes.checkout_clients} threads"
+                ctx.figures.generators["checkout"] = generator
+                load = Load(generator, sizes.checkout_clients, cycles.seconds,
+                            len(cycles.done), cycles.failed,
+                            percentile(cycles.latencies_ms, 50) if cycles.done else 0.0,
+                            percentile(cycles.latencies_ms, 99) if cycles.done else 0.0)
+                ctx.figures.loads[("checkout", backend)] = load
+                ctx.say(f"store checkout: {load.rate:,.1f} sales/s ({len(cycles.done):,} "
+                        f"sales of {len(CHECKOUT_STEPS)} requests each: a cart, 3 goods "
+                        f"scanned, a quote, delivery chosen, cash, checkout), p50 "
+                        f"{load.p50_ms:,.0f} ms, p99 {load.p99_ms:,.0f} ms; client CPU "
+                        f"{cycles.client_cpu:.0%} of a core")
+                if cycles.ran_out:
+                    ctx.say("[yellow]store checkout ran out of shelf stock before its time: "
+                            "sales/s is over the time it took[/yellow]")
+                if cycles.failed:
+                    ctx.problem(f"{backend}: {cycles.failed} store checkouts failed; first: "
                                 f"{cycles.first_failure}")
 
         ctx.figures.checks[("orders", backend)] = _verify(ctx, engine, backend, net, shipped)

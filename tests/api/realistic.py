@@ -282,6 +282,11 @@ def _shipping_rates(mender: Mender, case: Case, body: dict[str, Any]) -> None:
         for rate in reversed(body["rates"])}.values())[::-1]
 
 
+def _approval_rules(mender: Mender, case: Case, body: dict[str, Any]) -> None:
+    # One rule per id.
+    body["rules"] = list({rule["id"]: rule for rule in reversed(body["rules"])}.values())[::-1]
+
+
 def _cart_shipping(mender: Mender, case: Case, body: dict[str, Any]) -> None:
     # The option the shop's rates offer, to where they offer it.
     body["option_id"] = mender.choose(["standard:dhl"], body["option_id"])
@@ -395,6 +400,7 @@ BODIES: dict[tuple[str, str], Mend] = {
     ("POST", "/v1/webhooks/{subscription_id}/replay"): _replay,
     ("PUT", "/v1/tax/rates"): _tax_rates,
     ("PUT", "/v1/shipping/rates"): _shipping_rates,
+    ("PUT", "/v1/approval-rules"): _approval_rules,
     ("PUT", "/v1/carts/{cart_id}/shipping"): _cart_shipping,
     ("POST", "/v1/carts/{cart_id}/items"): _cart_item,
     ("PATCH", "/v1/carts/{cart_id}/items/{line_id}"): _cart_item,

@@ -173,7 +173,8 @@ def test_prices_discounts_and_tax_included(api: Api, associate: Api) -> None:
     # 39.98 gross, 19 % included: 39.98 x 19 / 119 = 6.383… → 6.38; socks 13.50 at 7 %: 0.883…
     assert (shirt["tax"], socks["tax"]) == ("6.38", "0.88")
     assert cart["totals"] == {"subtotal": "53.48", "discount": "0.00", "shipping": "0.00",
-                              "tax": "7.26", "grand_total": "53.48"}
+                              "tax": "7.26", "tax_exempted": "0.00",
+                              "grand_total": "53.48"}
     assert cart["tax_estimated"] is False
 
     # 30 % off the shirts: 11.994 → 11.99; then 5.00 off the cart, spread by what is left
@@ -188,7 +189,8 @@ def test_prices_discounts_and_tax_included(api: Api, associate: Api) -> None:
     # Tax on what is paid: 24.62 x 19/119 = 3.930… and 11.87 x 7/107 = 0.776…
     assert (shirt["tax"], socks["tax"]) == ("3.93", "0.78")
     assert cart["totals"] == {"subtotal": "53.48", "discount": "16.99", "shipping": "0.00",
-                              "tax": "4.71", "grand_total": "36.49"}
+                              "tax": "4.71", "tax_exempted": "0.00",
+                              "grand_total": "36.49"}
 
     # A price override with its reason; the catalog price stays in view.
     cart = ok(associate.patch(f"/v1/carts/{cart['id']}/items/{socks['id']}", json={
@@ -230,7 +232,8 @@ def test_tax_excluded_rounds_half_up_per_line(api: Api, as_role: Callable[..., A
     cart = ok(staff.post(f"/v1/carts/{cart['id']}/items", json={"sku": "CAP"}), 201)
     # The region's rate: 10.00 x 8.875 % = 0.8875 → 0.89, on top of the price.
     assert cart["totals"] == {"subtotal": "10.00", "discount": "0.00", "shipping": "0.00",
-                              "tax": "0.89", "grand_total": "10.89"}
+                              "tax": "0.89", "tax_exempted": "0.00",
+                              "grand_total": "10.89"}
     # A EUR product cannot go in a USD cart.
     problem(staff.post(f"/v1/carts/{cart['id']}/items", json={"sku": "SHIRT"}), 404)
     ok(api.put("/v1/products/SHIRT", json=product_body("Shirt")), 201)
@@ -376,7 +379,8 @@ def test_shipping_is_quoted_from_the_rates_and_free_above_a_threshold(
         "promised_delivery_date"]
     # 13.50 of socks at 7 % (0.88) and 4.90 of shipping at 19 % (0.78), both included.
     assert cart["totals"] == {"subtotal": "13.50", "discount": "0.00", "shipping": "4.90",
-                              "tax": "1.66", "grand_total": "18.40"}
+                              "tax": "1.66", "tax_exempted": "0.00",
+                              "grand_total": "18.40"}
     # Goods worth 100.00 ship free.
     cart = ok(associate.patch(f"/v1/carts/{cart['id']}/items/{cart['lines'][0]['id']}",
                               json={"quantity": 23}))

@@ -830,6 +830,7 @@ class ReceiptLine(Out):
     fulfillment: Fulfillment | None
     status: ItemStatus
     pickup_location_id: str | None
+    pickup_location_name: str | None
     preorder: bool
     tentative_ship_date: dt.date | None
 
@@ -863,6 +864,8 @@ class Receipt(Out):
     display_id: str
     channel: Channel
     placed_at: dt.datetime
+    placed_local: str = Field(description="When, in the time zone of the store that sold it "
+                                          "(UTC otherwise), for people")
     currency: Currency
     store: ReceiptStore | None = Field(description="The store that sold it")
     lines: list[ReceiptLine]

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections import defaultdict
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from oms.adapters.db.unit_of_work import UnitOfWork
 from oms.domain.errors import NotFound
@@ -28,14 +29,19 @@ def receipt(uow: UnitOfWork, order_id: str) -> dict[str, Any]:
     if order.sold_at_location_id is not None:
         cart = uow.carts.of_order(order.id)
         sale = cart.receipt if cart is not None else None
+    places = {i.pickup_location_id or order.pickup_location_id for i in order.items}
+    places |= {order.sold_at_location_id}
+    locations = {x: found.value for x in sorted(p for p in places if p)
+                 if (found := uow.locations.get(x)) is not None}
     store = None
-    if order.sold_at_location_id is not None:
-        found = uow.locations.get(order.sold_at_location_id)
-        if found is not None:
-            a = found.value.address
-            store = {"id": found.value.id, "name": found.value.name,
-                     "address": ", ".join(x for x in (a.line1, a.line2, a.postal_code, a.city,
-                                                      a.country) if x)}
+    # The time of the sale where it was made (UTC for an order no store sold).
+    zone = "UTC"
+    if order.sold_at_location_id in locations:
+        sold_at = locations[order.sold_at_location_id]
+        a, zone = sold_at.address, sold_at.timezone
+        store = {"id": sold_at.id, "name": sold_at.name,
+                 "address": ", ".join(x for x in (a.line1, a.line2, a.postal_code, a.city,
+                                                  a.country) if x)}
     names = {s.value.sku: s.value.name for s in
              (uow.products.get(sku) for sku in sorted({i.sku for i in order.items})) if s}
     lines = []
@@ -56,8 +62,9 @@ def receipt(uow: UnitOfWork, order_id: str) -> dict[str, Any]:
             "total": money(line_total(item.quantity, item.unit_price_minor,
                                       item.discount_minor, item.tax_minor)),
             "fulfillment": how, "status": item.status.value,
-            "pickup_location_id": item.pickup_location_id or (
-                order.pickup_location_id if how == "pickup" else None),
+            "pickup_location_id": (pickup := item.pickup_location_id or (
+                order.pickup_location_id if how == "pickup" else None)),
+            "pickup_location_name": locations[pickup].name if pickup in locations else None,
             "preorder": item.preorder,
             "tentative_ship_date": item.tentative_ship_date.isoformat()
             if item.tentative_ship_date else None})
@@ -68,7 +75,9 @@ def receipt(uow: UnitOfWork, order_id: str) -> dict[str, Any]:
                 for p in uow.orders.payments(order.id)]
     return {
         "order_id": order.id, "display_id": order.display_id, "channel": order.channel,
-        "placed_at": order.placed_at.isoformat(), "currency": c, "store": store,
+        "placed_at": order.placed_at.isoformat(),
+        "placed_local": f"{order.placed_at.astimezone(ZoneInfo(zone)):%Y-%m-%d %H:%M} {zone}",
+        "currency": c, "store": store,
         "lines": lines,
         "discounts": [{"reason": d["reason"], "amount": money(d["taken_minor"])}
                       for d in (sale["discounts"] if sale else []) if d["taken_minor"]],
