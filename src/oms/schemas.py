@@ -757,9 +757,37 @@ class CartShippingIn(Strict):
 
 
 class CartPaymentIn(Strict):
+    model_config = ConfigDict(json_schema_extra={"oneOf": [
+        {"properties": {"method": {"const": TenderMethod.GIFT_CARD.value}},
+         "required": ["method", "gift_card"]},
+        {"properties": {"method": {"enum": [TenderMethod.CARD.value, TenderMethod.CASH.value]}},
+         "not": {"required": ["gift_card"]}},
+    ]})
+
     method: Annotated[TenderMethod, AsValue]
-    amount: Amount = Field(description="A card: what it pays, at most what is due. Cash: what "
-                                       "the customer hands over; what it pays over is change")
+    amount: Amount = Field(description="A card or a gift card: what it pays, at most what is "
+                                       "due. Cash: what the customer hands over; what it pays "
+                                       "over is change")
+    gift_card: Annotated[str, StringConstraints(min_length=1, max_length=32)] | None = left_out(
+        description="The gift card's code (gift_card payments only)")
+
+    _not_null = field_validator("gift_card", mode="before")(refuse_null)
+
+    @model_validator(mode="after")
+    def _gift_card_named(self) -> CartPaymentIn:
+        if (self.method is TenderMethod.GIFT_CARD) != (self.gift_card is not None):
+            raise ValueError("a gift_card payment names its card (gift_card); no other does")
+        return self
+
+
+class GiftCardIn(Strict):
+    amount: Amount
+    currency: Currency
+    code: Annotated[str, StringConstraints(pattern=r"^[A-Z0-9-]{6,32}$",
+                                           max_length=32)] | None = left_out(
+        description="Left out: one is made (16 characters)")
+
+    _not_null = field_validator("code", mode="before")(refuse_null)
 
 
 class CriteriaIn(Strict):

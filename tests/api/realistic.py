@@ -108,9 +108,9 @@ class Mender:
 
     # -- every request ---------------------------------------------------------------------
 
-    def unique(self, drawn: str, max_length: int) -> str:
+    def unique(self, drawn: str, max_length: int, separator: str = "~") -> str:
         """The drawn value made one of its kind (by a number after it), in its length."""
-        suffix = f"~{next(self._sent)}"
+        suffix = f"{separator}{next(self._sent)}"
         return drawn[:max_length - len(suffix)] + suffix
 
     def _idempotency_key(self, case: Case) -> None:
@@ -287,6 +287,13 @@ def _approval_rules(mender: Mender, case: Case, body: dict[str, Any]) -> None:
     body["rules"] = list({rule["id"]: rule for rule in reversed(body["rules"])}.values())[::-1]
 
 
+def _gift_card(mender: Mender, case: Case, body: dict[str, Any]) -> None:
+    # An amount in its currency's minor units; a code of its own.
+    body["amount"] = _amount(Decimal(body["amount"]), minor_units(body["currency"]))
+    if "code" in body:
+        body["code"] = mender.unique(body["code"], 32, "-")
+
+
 def _cart_shipping(mender: Mender, case: Case, body: dict[str, Any]) -> None:
     # The option the shop's rates offer, to where they offer it.
     body["option_id"] = mender.choose(["standard:dhl"], body["option_id"])
@@ -401,6 +408,7 @@ BODIES: dict[tuple[str, str], Mend] = {
     ("PUT", "/v1/tax/rates"): _tax_rates,
     ("PUT", "/v1/shipping/rates"): _shipping_rates,
     ("PUT", "/v1/approval-rules"): _approval_rules,
+    ("POST", "/v1/gift-cards"): _gift_card,
     ("PUT", "/v1/carts/{cart_id}/shipping"): _cart_shipping,
     ("POST", "/v1/carts/{cart_id}/items"): _cart_item,
     ("PATCH", "/v1/carts/{cart_id}/items/{line_id}"): _cart_item,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
@@ -122,7 +124,8 @@ def test_a_mixed_cart_is_one_order(api: Api, associate: Api, rates: None,
     assert len(psp(app_client).ledger) >= 1
 
 
-def test_a_declined_card_changes_nothing(associate: Api, app_client: TestClient) -> None:
+def test_a_declined_card_changes_nothing(api: Api, associate: Api, app_client: TestClient
+                                         ) -> None:
     cart = new_cart(associate, customer={"email": "ada@example.com"})
     cart = ok(associate.post(f"/v1/carts/{cart['id']}/items", json={"sku": "SHIRT"}), 201)
     psp(app_client).declined_amounts.add(1999)
@@ -140,6 +143,9 @@ def test_a_declined_card_changes_nothing(associate: Api, app_client: TestClient)
     assert cart["payments"] == []
     assert [e.kind for e in psp(app_client).ledger if e.reference == card["reference"]] == [
         "authorization", "void"]
+    events = ok(api.get("/v1/events?type=payment.authorized&type=payment.voided"))["items"]
+    assert [(e["type"], e["entity_id"], e["sequence"]) for e in events] == [
+        ("payment.authorized", card["id"], 1), ("payment.voided", card["id"], 2)]
 
 
 def test_checkout_holds_again_what_lapsed_or_names_what_is_gone(
@@ -344,3 +350,85 @@ def test_the_receipt_of_a_store_sale(api: Api, associate: Api, rates: None,
     assert seen.status_code == 200
     ok(api.put("/v1/locations/hamburg", json=location_body("Hamburg")), 201)
     problem(as_role("associate", ["hamburg"]).get(f"/v1/orders/{order['id']}/receipt"), 404)
+
+
+def test_gift_cards_are_issued_spent_given_back_and_refunded(api: Api, associate: Api,
+                                                             app_client: TestClient) -> None:
+    card = ok(api.post("/v1/gift-cards", json={"amount": "30.00", "currency": "EUR",
+                                               "code": "GIFT-0001"}), 201)
+    assert (card["code"], card["balance"]) == ("GIFT-0001", "30.00")
+    problem(api.post("/v1/gift-cards", json={"amount": "5.00", "currency": "EUR",
+                                             "code": "GIFT-0001"}), 409)
+    # Stores look cards up; the retailer's systems issue them.
+    problem(associate.post("/v1/gift-cards", json={"amount": "5.00", "currency": "EUR"}), 403)
+    made = ok(api.post("/v1/gift-cards", json={"amount": "5.00", "currency": "EUR"}), 201)
+    assert len(made["code"]) == 16
+    problem(associate.get("/v1/gift-cards/NOPE-0000"), 404)
+
+    cart = new_cart(associate, customer={"email": "ada@example.com"})
+    url = f"/v1/carts/{cart['id']}"
+    ok(associate.post(f"{url}/items", json={
+        "sku": "SHIRT", "fulfillment": {"type": "pickup", "location_id": "potsdam"}}), 201)
+    problem(associate.post(f"{url}/payments", json={"method": "gift_card", "amount": "5.00"}),
+            422)
+    body = problem(associate.post(f"{url}/payments", json={
+        "method": "gift_card", "gift_card": made["code"], "amount": "6.00"}), 422)
+    assert "holds 5.00 EUR, less than 6.00" in body["detail"]
+    cart = ok(associate.post(f"{url}/payments", json={
+        "method": "gift_card", "gift_card": "GIFT-0001", "amount": "15.00"}), 201)
+    assert ok(associate.get("/v1/gift-cards/GIFT-0001"))["balance"] == "15.00"
+    # Taken back: the balance returns; paid again with the card and cash.
+    ok(associate.delete(f"{url}/payments/{cart['payments'][0]['id']}"))
+    assert ok(associate.get("/v1/gift-cards/GIFT-0001"))["balance"] == "30.00"
+    ok(associate.post(f"{url}/payments", json={
+        "method": "gift_card", "gift_card": "GIFT-0001", "amount": "15.00"}), 201)
+    pay(associate, cart["id"], "cash", "4.99")
+    order = ok(associate.post(f"{url}/checkout"), 201)
+    assert [(p["method"], p["status"], p["captured"]) for p in order["payments"]] == [
+        ("gift_card", "captured", "15.00"), ("cash", "captured", "4.99")]
+    # Cancelled: the cash goes back over the counter and the rest back onto the card.
+    cancelled = ok(api.post(f"/v1/orders/{order['id']}/cancel", json={}))
+    assert [p["refunded"] for p in cancelled["payments"]] == ["15.00", "4.99"]
+    assert ok(associate.get("/v1/gift-cards/GIFT-0001"))["balance"] == "30.00"
+    kinds = [e["type"] for e in ok(api.get("/v1/events?type=gift_card.issued"
+                                           "&type=gift_card.redeemed"
+                                           "&type=gift_card.restored"))["items"]
+             if e["entity_id"] == "GIFT-0001"]
+    assert kinds == ["gift_card.issued", "gift_card.redeemed", "gift_card.restored",
+                     "gift_card.redeemed", "gift_card.restored"]
+    assert psp(app_client).refund_calls == []
+
+
+@pytest.mark.postgres_only
+def test_two_carts_cannot_spend_one_balance_twice(api: Api, associate: Api, live_url: str,
+                                                  make_key: Callable[..., str]) -> None:
+    """Real concurrent clients: both carts pay 15.00 with a card holding 20.00; one does."""
+    headers = {"Authorization": f"Bearer {make_key('associate', ['mitte'])}"}
+    for n in range(5):
+        code = f"RACE-{n:04d}"
+        ok(api.post("/v1/gift-cards", json={"amount": "20.00", "currency": "EUR",
+                                            "code": code}), 201)
+        carts = []
+        for _ in range(2):
+            cart = new_cart(associate)
+            ok(associate.post(f"/v1/carts/{cart['id']}/items", json={
+                "sku": "SOCKS", "quantity": 4, "fulfillment": {"type": "ship"}}), 201)
+            carts.append(cart["id"])
+        answers: list[int] = []
+        barrier = threading.Barrier(2)
+
+        def spend(cart_id: str, code: str, barrier: threading.Barrier,
+                  answers: list[int]) -> None:
+            with httpx.Client(base_url=live_url, headers=headers) as client:
+                barrier.wait()
+                answers.append(client.post(f"/v1/carts/{cart_id}/payments", json={
+                    "method": "gift_card", "gift_card": code, "amount": "15.00"}).status_code)
+
+        threads = [threading.Thread(target=spend, args=(c, code, barrier, answers))
+                   for c in carts]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(answers) == [201, 422]
+        assert ok(api.get(f"/v1/gift-cards/{code}"))["balance"] == "5.00"

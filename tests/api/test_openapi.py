@@ -346,6 +346,11 @@ def a_cart(api: Api, store: Api, manager: Api) -> None:
     ok(store.post(f"{url}/discounts", json={"amount": "1.00", "reason": "loyalty"}), 201)
     cart = ok(store.post(f"{url}/payments", json={"method": "card", "amount": "1.00"}), 201)
     ok(store.delete(f"{url}/payments/{cart['payments'][0]['id']}"))
+    ok(api.post("/v1/gift-cards", json={"amount": "5.00", "currency": "EUR",
+                                        "code": "GIFT-DAY1"}), 201)
+    ok(store.get("/v1/gift-cards/GIFT-DAY1"))
+    ok(store.post(f"{url}/payments", json={"method": "gift_card", "gift_card": "GIFT-DAY1",
+                                           "amount": "1.00"}), 201)
     ok(store.post(f"{url}/payments", json={"method": "cash", "amount": "50.00"}), 201)
     ok(manager.post(f"{url}/approvals", json={"rule_ids": ["discount"]}), 201)
     order = ok(store.post(f"{url}/checkout"), 201)

@@ -109,7 +109,7 @@ def _values(a: dict[str, Any]) -> dict[str, str]:
         "kind": "orders", "email": ADA["email"], "q": ADA["email"],
         "entity_id": order["id"], "import_id": a["import_id"], "cart_id": a["cart"]["id"],
         "line_id": a["cart"]["lines"][0]["id"], "discount_id": a["cart"]["discounts"][0]["id"],
-        "payment_id": a["cart"]["payments"][0]["id"],
+        "payment_id": a["cart"]["payments"][0]["id"], "code": "GIFT-A1",
     }
 
 

@@ -21,9 +21,10 @@ log = logging.getLogger(__name__)
 
 SIMULATED_CARRIER = "oms.adapters.carriers.simulated:SimulatedCarrier"
 SIMULATED_PSP = "oms.adapters.payments.simulated:SimulatedPsp"
-#: The PSP code of cash taken at a store's till.
+#: The PSP codes of cash taken at a store's till and of the retailer's gift cards.
 CASH = "cash"
-CASH_DRAWER = "oms.adapters.payments.cash:CashDrawer"
+GIFT_CARD = "gift_card"
+IN_STORE = "oms.adapters.payments.in_store:InStore"
 
 
 def load(path: str) -> Any:
@@ -73,7 +74,7 @@ class Providers:
     def __init__(self, carriers: Mapping[str, str], psps: Mapping[str, str],
                  notifier: Notifier, runner: CallRunner | None = None) -> None:
         self._carriers = _ByCode(carriers, SIMULATED_CARRIER)
-        self._psps = _ByCode({CASH: CASH_DRAWER, **psps}, SIMULATED_PSP)
+        self._psps = _ByCode({CASH: IN_STORE, GIFT_CARD: IN_STORE, **psps}, SIMULATED_PSP)
         self.notifier = notifier
         self.runner = runner or CallRunner(8, 10.0)
 

@@ -23,6 +23,7 @@ from oms.api.routers import (
     carts,
     events,
     fulfillment,
+    gift_cards,
     imports,
     inventory,
     locations,
@@ -38,7 +39,8 @@ from oms.settings import Settings, get_settings
 DESCRIPTION = """
 The oms API. Authenticate with `Authorization: Bearer <api key>` (make one with
 `oms apikey create --role admin`). Errors are RFC 9457 `application/problem+json`.
-Every state-changing request accepts an `Idempotency-Key` header.
+Every state-changing request accepts an `Idempotency-Key` header. A query parameter a route
+does not take is refused (422), as an unknown field of a body is.
 """
 
 
@@ -78,7 +80,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         return replay.response()
 
     for module in (products, locations, inventory, orders, fulfillment, routing, events,
-                   webhooks, imports, carts, store_settings):
+                   webhooks, imports, carts, gift_cards, store_settings):
         app.include_router(module.router)
 
     app.add_api_route("/healthz", health, methods=["GET"], tags=["operations"],

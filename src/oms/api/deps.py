@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from oms.adapters.db.gate import request_turn
@@ -25,7 +26,9 @@ bearer = HTTPBearer(auto_error=False, description="An API key made by `oms apike
 # The checks every request goes through are coroutines: they do no I/O, and FastAPI runs a
 # plain function on a pool thread, a hand-over there and back for each request.
 async def no_nul_in_query(request: Request) -> None:
-    """PostgreSQL cannot compare text with NUL in it, so no query parameter may carry one."""
+    """PostgreSQL cannot compare text with NUL in it, so no query parameter may carry one.
+    Nor does a request carry one its route does not take: a filter misspelt would otherwise
+    be ignored, and the answer taken for a filtered one."""
     names = sorted({name for name, value in request.query_params.multi_items()
                     if "\x00" in name or "\x00" in value})
     if names:
@@ -33,6 +36,31 @@ async def no_nul_in_query(request: Request) -> None:
             "query parameters must not contain NUL characters",
             [FieldError(f"query.{name}", "must not contain NUL characters") for name in names],
         )
+    route = request.scope.get("route")
+    taken = _query_names(route) if isinstance(route, APIRoute) else None
+    unknown = sorted(set(request.query_params) - taken) if taken is not None else []
+    if unknown:
+        allowed = ", ".join(sorted(taken or ())) or "none"
+        raise ValidationFailed(
+            f"unknown query parameters: {', '.join(unknown)} (this route takes: {allowed})",
+            [FieldError(f"query.{name}", "not a parameter of this route") for name in unknown])
+
+
+_taken: dict[int, frozenset[str]] = {}
+
+
+def _query_names(route: APIRoute) -> frozenset[str]:
+    """The query parameters the route and its dependencies take, worked out once."""
+    names = _taken.get(id(route))
+    if names is None:
+        found: set[str] = set()
+        pending = [route.dependant]
+        while pending:
+            dependant = pending.pop()
+            found.update(p.alias for p in dependant.query_params)
+            pending.extend(dependant.dependencies)
+        names = _taken[id(route)] = frozenset(found)
+    return names
 
 
 #: No id or code in a path is longer: codes have at most 64 characters, ids 36.

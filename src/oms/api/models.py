@@ -726,6 +726,15 @@ class CartPayment(Out):
     reference: str | None = Field(description="The PSP's authorisation")
 
 
+class GiftCard(Out):
+    code: str
+    currency: Currency
+    balance: Amount
+    initial: Amount
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
 class CartBalance(Out):
     paid: Amount
     due: Amount = Field(description="Still to pay before checkout")

@@ -37,6 +37,7 @@ class Fulfillment(StrEnum):
 class TenderMethod(StrEnum):
     CARD = "card"
     CASH = "cash"
+    GIFT_CARD = "gift_card"
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class Tender:
     amount_minor: int
     tendered_minor: int
     psp: str | None = None
-    #: The PSP's authorisation.
+    #: The PSP's authorisation; a gift card's code.
     reference: str | None = None
 
     @property

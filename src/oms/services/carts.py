@@ -148,12 +148,13 @@ def get_cart(uow: UnitOfWork, cart_id: str, rules: CartRules) -> dict[str, Any]:
     return cart_out(uow, cart, rules, _holds_of(uow, cart.lines))
 
 
-def delete_cart(uow: UnitOfWork, scope: Scope, cart_id: str) -> Cart:
+def delete_cart(uow: UnitOfWork, scope: Scope, cart_id: str, *, commit: bool = True) -> Cart:
     """The cart is gone and its holds give their stock back; the cart as it was."""
     edit = edit_cart(uow, scope, cart_id, None)
     _release_holds(uow, edit, edit.cart.lines)
     uow.carts.delete(cart_id)
-    uow.commit()
+    if commit:
+        uow.commit()
     return edit.cart
 
 

@@ -18,6 +18,7 @@ import functools
 import hashlib
 import json
 import logging
+import secrets
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -27,7 +28,7 @@ from sqlalchemy import Engine
 from oms.adapters import ProviderUnavailable
 from oms.adapters.db.unit_of_work import UnitOfWork
 from oms.adapters.payments import PaymentProvider, PaymentRequest, PaymentResult
-from oms.adapters.registry import CASH, Providers
+from oms.adapters.registry import CASH, GIFT_CARD, Providers
 from oms.domain.access import Principal, Scope
 from oms.domain.carts import Cart, CartStatus, Fulfillment, Tender, TenderMethod
 from oms.domain.errors import (
@@ -35,6 +36,7 @@ from oms.domain.errors import (
     Conflict,
     DomainError,
     FieldError,
+    NotFound,
     UpstreamFailed,
     ValidationFailed,
 )
@@ -42,7 +44,7 @@ from oms.domain.events import Event, utcnow
 from oms.domain.ids import new_id
 from oms.domain.money import format_minor
 from oms.domain.orders import ItemStatus, Order, PlacementWindow, ServiceLevel
-from oms.schemas import OrderIn, PaymentIn
+from oms.schemas import GiftCardIn, OrderIn, PaymentIn
 from oms.services import inventory, provider_calls
 from oms.services.carts import (
     CartRules,
@@ -59,6 +61,7 @@ from oms.services.carts import (
 from oms.services.fulfillment import capture_owed
 from oms.services.orders import place_in_transaction
 from oms.services.routing import issue_requests
+from oms.services.views import gift_card_out
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +87,11 @@ class RequestWork(Protocol):
 
 def add_payment(engine: Engine, work: RequestWork, providers: Providers, scope: Scope,
                 cart_id: str, method: TenderMethod, amount: str, psp: str,
-                request_key: str | None, rules: CartRules) -> dict[str, Any]:
+                request_key: str | None, rules: CartRules, gift_card: str | None = None
+                ) -> dict[str, Any]:
     """Pay toward the cart. A card is authorised for `amount`, at most what is due; cash
-    handed over pays what is due of it, and the rest is change. The PSP is called before
+    handed over pays what is due of it, and the rest is change; a gift card (`gift_card`,
+    its code) pays at most what is due and its balance holds. The PSP is called before
     the request's unit of work opens (`work.outside`). `request_key`: the request's
     Idempotency-Key with its API key's scope, if it has one.
 
@@ -107,6 +112,17 @@ def add_payment(engine: Engine, work: RequestWork, providers: Providers, scope: 
         raise ValidationFailed(f"nothing is due on cart {cart_id}",
                                [FieldError("amount", "nothing due")])
     tender_id = new_id()
+    if method is not TenderMethod.CASH and tendered > due:
+        raise ValidationFailed(
+            f"a {method.value} pays at most what is due ({format_minor(due, cart.currency)})",
+            [FieldError("amount", f"at most {format_minor(due, cart.currency)}")])
+    if method is TenderMethod.GIFT_CARD:
+        assert gift_card is not None
+        uow = work.uow
+        edit = edit_cart(uow, scope, cart_id, rules)
+        edit.cart.tenders.append(Tender(tender_id, method, tendered, tendered, GIFT_CARD,
+                                        _spend(uow, edit.cart, gift_card, tendered)))
+        return save_edit(uow, edit, rules)
     if method is TenderMethod.CARD:
         if tendered > due:
             raise ValidationFailed(
@@ -127,6 +143,9 @@ def add_payment(engine: Engine, work: RequestWork, providers: Providers, scope: 
     uow = work.uow
     edit = edit_cart(uow, scope, cart_id, rules)
     edit.cart.tenders.append(tender)
+    if tender.method is TenderMethod.CARD:
+        uow.record(Event("payment.authorized", tender.id, 1,
+                         _tender_out(edit.cart, tender), utcnow()))
     return save_edit(uow, edit, rules)
 
 
@@ -139,26 +158,93 @@ def remove_payment(uow: UnitOfWork, providers: Providers, scope: Scope, cart_id:
     tender = cart.tender(tender_id)
     cart.tenders.remove(tender)
     _void_after_commit(uow, providers, cart, [tender])
+    _give_back(uow, cart, [tender])
     return save_edit(uow, edit, rules)
 
 
 def drop_cart(uow: UnitOfWork, providers: Providers, scope: Scope, cart_id: str) -> None:
     """The cart is gone: its holds give their stock back, its cards are voided."""
-    cart = delete_cart(uow, scope, cart_id)
+    cart = delete_cart(uow, scope, cart_id, commit=False)
     _void_after_commit(uow, providers, cart, cart.tenders)
+    _give_back(uow, cart, cart.tenders)
+    uow.commit()
+
+
+def issue_gift_card(uow: UnitOfWork, caller: Principal, body: GiftCardIn) -> dict[str, Any]:
+    code = body.code or secrets.token_hex(8).upper()
+    if uow.gift_cards.get(code) is not None:
+        raise Conflict(f"gift card {code} exists already", [FieldError("code", "taken")])
+    now = utcnow()
+    card = uow.gift_cards.add(code, body.currency,
+                              parse_minor(body.amount, body.currency, "amount"),
+                              caller.key_id, now)
+    uow.record(Event("gift_card.issued", card.code, card.version, gift_card_out(card), now))
+    uow.commit()
+    return gift_card_out(card)
+
+
+def gift_card(uow: UnitOfWork, code: str) -> dict[str, Any]:
+    card = uow.gift_cards.get(code)
+    if card is None:
+        raise NotFound(f"no gift card {code!r}")
+    return gift_card_out(card)
+
+
+def _spend(uow: UnitOfWork, cart: Cart, code: str, amount_minor: int) -> str:
+    """Take the amount off the card's balance, in the cart's transaction; the card's code."""
+    card = uow.gift_cards.get(code)
+    if card is None:
+        raise NotFound(f"no gift card {code!r}", [FieldError("gift_card", "unknown")])
+    if card.currency != cart.currency:
+        raise ValidationFailed(f"gift card {code} holds {card.currency}, the cart is in "
+                               f"{cart.currency}", [FieldError("gift_card", "currency")])
+    now = utcnow()
+    spent = uow.gift_cards.spend(code, amount_minor, now)
+    if spent is None:
+        left = uow.gift_cards.get(code)
+        balance = format_minor(left.balance_minor if left else 0, cart.currency)
+        raise ValidationFailed(f"gift card {code} holds {balance} {cart.currency}, less than "
+                               f"{format_minor(amount_minor, cart.currency)}",
+                               [FieldError("amount", f"at most {balance}")])
+    uow.record(Event("gift_card.redeemed", spent.code, spent.version, {
+        **gift_card_out(spent), "amount": format_minor(amount_minor, cart.currency),
+        "cart_id": cart.id}, now))
+    return spent.code
+
+
+def _give_back(uow: UnitOfWork, cart: Cart, tenders: list[Tender]) -> None:
+    """Put what these gift card payments took back onto their cards."""
+    now = utcnow()
+    for tender in tenders:
+        if tender.method is TenderMethod.GIFT_CARD and tender.reference is not None:
+            card = uow.gift_cards.give_back(tender.reference, tender.amount_minor, now)
+            uow.record(Event("gift_card.restored", card.code, card.version, {
+                **gift_card_out(card),
+                "amount": format_minor(tender.amount_minor, cart.currency),
+                "cart_id": cart.id}, now))
 
 
 def _void_after_commit(uow: UnitOfWork, providers: Providers, cart: Cart,
                        tenders: list[Tender]) -> None:
-    """Void these cards' authorisations once the change commits. A void that fails is
-    logged: the PSP lets an authorisation nobody captures lapse."""
+    """Void these cards' authorisations once the change commits (`payment.voided` is
+    recorded with the change). A void that fails is logged: the PSP lets an authorisation
+    nobody captures lapse."""
     for tender in tenders:
         if tender.method is not TenderMethod.CARD or tender.psp is None:
             continue
+        # Recorded with the change that takes the card back; the PSP is asked once it commits.
+        uow.record(Event("payment.voided", tender.id, 2, _tender_out(cart, tender), utcnow()))
         psp = providers.psp(tender.psp)
         request = PaymentRequest(f"void-{tender.id}", tender.psp, tender.reference,
                                  tender.amount_minor, cart.currency, tender.amount_minor)
         uow.after_commit(functools.partial(_void, psp, request))
+
+
+def _tender_out(cart: Cart, tender: Tender) -> dict[str, Any]:
+    return {"payment_id": tender.id, "cart_id": cart.id, "location_id": cart.location_id,
+            "method": tender.method.value, "psp": tender.psp, "reference": tender.reference,
+            "amount": format_minor(tender.amount_minor, cart.currency),
+            "currency": cart.currency}
 
 
 def _void(psp: PaymentProvider, request: PaymentRequest) -> None:
@@ -290,6 +376,7 @@ def _order_in(cart: Cart, priced: Priced, now: dt.datetime) -> OrderIn:
     payments = [PaymentIn.model_validate({
         "method": t.method.value, "psp": t.psp or CASH, "reference": t.reference,
         "amount": money(t.amount_minor),
+        # Cash was handed over and a gift card's balance taken: only a card is authorised.
         "status": "authorized" if t.method is TenderMethod.CARD else "captured"})
         for t in cart.tenders]
     c = cart.customer

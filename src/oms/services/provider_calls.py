@@ -24,14 +24,14 @@ from oms.adapters import ProviderUnavailable
 from oms.adapters.carriers import BookingRequest, CarrierError, Parcel
 from oms.adapters.db.unit_of_work import UnitOfWork
 from oms.adapters.payments import PaymentRequest
-from oms.adapters.registry import Providers
+from oms.adapters.registry import GIFT_CARD, Providers
 from oms.domain.events import Event, utcnow
 from oms.domain.ids import new_id
 from oms.domain.money import format_minor
 from oms.domain.orders import Order, PaymentState
 from oms.domain.payments import CallKind, CallStatus, PaymentBook, payment_state
 from oms.domain.retries import delay_after
-from oms.services.views import RowLike, shipment_out
+from oms.services.views import RowLike, gift_card_out, shipment_out
 
 log = logging.getLogger(__name__)
 
@@ -286,6 +286,12 @@ def _payment_outcome(uow: UnitOfWork, order: Order, call: RowMapping, outcome: _
         values["failure_reason"] = None
     version = uow.fulfillment.update_payment(payment["id"], **values)
     currency = order.currency
+    if outcome.succeeded and kind is CallKind.REFUND and call["provider"] == GIFT_CARD:
+        # The retailer's own card: the refund goes back onto it with the refund's record.
+        card = uow.gift_cards.give_back(payment["reference"], amount, now)
+        uow.record(Event("gift_card.restored", card.code, card.version, {
+            **gift_card_out(card), "amount": format_minor(amount, card.currency),
+            "order_id": order.id}, now))
 
     def money(minor: int) -> str:
         return format_minor(minor, currency)

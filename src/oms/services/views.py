@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy.engine import RowMapping
 
+from oms.adapters.db.cart_repositories import GiftCard
 from oms.domain.fulfillment import FulfillmentRequest, RequestType
 from oms.domain.money import format_minor
 from oms.domain.orders import ItemStatus, Order
@@ -115,3 +116,10 @@ def shipment_out(s: RowLike, tracking: Sequence[RowLike], *, with_label: bool = 
     if with_label and s["label"] is not None:
         body["label"] = {"format": s["label_format"], "content": s["label"]}
     return body
+
+
+def gift_card_out(card: GiftCard) -> dict[str, Any]:
+    return {"code": card.code, "currency": card.currency,
+            "balance": format_minor(card.balance_minor, card.currency),
+            "initial": format_minor(card.initial_minor, card.currency),
+            "created_at": card.created_at.isoformat(), "updated_at": card.updated_at.isoformat()}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -243,3 +244,58 @@ class ShippingRateRepository:
 def _rate(r: Any) -> ShippingRate:
     return ShippingRate(r.country, r.service_level, r.carrier, r.currency, r.price_minor,
                         r.free_above_minor, r.transit_days, dt.time.fromisoformat(r.cutoff))
+
+
+@dataclass(frozen=True)
+class GiftCard:
+    code: str
+    currency: str
+    initial_minor: int
+    balance_minor: int
+    version: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class GiftCardRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def add(self, code: str, currency: str, amount_minor: int, key_id: str | None,
+            now: dt.datetime) -> GiftCard:
+        self.conn.execute(insert(t.gift_cards).values(
+            code=code, currency=currency, initial_minor=amount_minor,
+            balance_minor=amount_minor, issued_by_key=key_id, version=1, created_at=now,
+            updated_at=now))
+        return GiftCard(code, currency, amount_minor, amount_minor, 1, now, now)
+
+    def get(self, code: str) -> GiftCard | None:
+        row = self.conn.execute(select(t.gift_cards).where(t.gift_cards.c.code == code)).first()
+        return None if row is None else _gift_card(row)
+
+    def spend(self, code: str, amount_minor: int, now: dt.datetime) -> GiftCard | None:
+        """Take `amount_minor` off the balance if it holds that much; None if it does not
+        (or there is no such card). The condition is the check: two spends of one balance
+        are serialised by the row, and the second sees what the first left."""
+        c = t.gift_cards.c
+        row = self.conn.execute(
+            update(t.gift_cards)
+            .where(c.code == code, c.balance_minor >= amount_minor)
+            .values(balance_minor=c.balance_minor - amount_minor, version=c.version + 1,
+                    updated_at=now)
+            .returning(*t.gift_cards.c)).first()
+        return None if row is None else _gift_card(row)
+
+    def give_back(self, code: str, amount_minor: int, now: dt.datetime) -> GiftCard:
+        c = t.gift_cards.c
+        row = self.conn.execute(
+            update(t.gift_cards).where(c.code == code)
+            .values(balance_minor=c.balance_minor + amount_minor, version=c.version + 1,
+                    updated_at=now)
+            .returning(*t.gift_cards.c)).one()
+        return _gift_card(row)
+
+
+def _gift_card(r: Any) -> GiftCard:
+    return GiftCard(r.code, r.currency, r.initial_minor, r.balance_minor, r.version,
+                    r.created_at, r.updated_at)

@@ -614,3 +614,19 @@ shipping_rates = Table(
     # HH:MM, the shipping location's local time.
     Column("cutoff", String(5), nullable=False),
 )
+
+gift_cards = Table(
+    "gift_cards",
+    metadata,
+    Column("code", String(32), primary_key=True),
+    Column("currency", String(3), nullable=False),
+    Column("initial_minor", BigInteger, nullable=False),
+    # Spent by one conditional UPDATE: two carts cannot spend one balance twice.
+    Column("balance_minor", BigInteger, nullable=False),
+    Column("issued_by_key", String(36), nullable=True),
+    Column("version", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    CheckConstraint("balance_minor >= 0", name="balance_not_negative"),
+    CheckConstraint("balance_minor <= initial_minor", name="balance_within_initial"),
+)

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection, NestedTransaction, RootTransaction
 from oms.adapters.db.api_key_repositories import ApiKeyRepository
 from oms.adapters.db.cart_repositories import (
     CartRepository,
+    GiftCardRepository,
     SettingsRepository,
     ShippingRateRepository,
     TaxRateRepository,
@@ -136,6 +137,7 @@ class UnitOfWork:
     settings = _made_once(lambda uow: SettingsRepository(uow.conn))
     tax_rates = _made_once(lambda uow: TaxRateRepository(uow.conn))
     shipping_rates = _made_once(lambda uow: ShippingRateRepository(uow.conn))
+    gift_cards = _made_once(lambda uow: GiftCardRepository(uow.conn))
 
     def __exit__(
         self,

@@ -166,12 +166,13 @@ def put_shipping(cart_id: str, body: CartShippingIn, request: Request, tx: Write
 
 
 @router.post("/{cart_id}/payments", status_code=201,
-             summary="Pay toward the cart: a card authorised with the PSP, or cash handed "
-                     "over (change given)",
+             summary="Pay toward the cart: a card authorised with the PSP, a gift card's "
+                     "balance, or cash handed over (change given)",
              response_model=models.Cart,
              responses=problems(404, (402, "The card was declined; nothing changed"),
                                 CHANGE,
-                                (422, "Nothing is due, or a card would pay more than is due"),
+                                (422, "Nothing is due, a card would pay more than is due, or "
+                                      "the gift card's balance is less"),
                                 (502, "The PSP could not be reached; nothing changed")))
 def post_payment(cart_id: str, body: CartPaymentIn, request: Request, tx: WriteTx,
                  caller: StoreStaff) -> Response:
@@ -179,7 +180,7 @@ def post_payment(cart_id: str, body: CartPaymentIn, request: Request, tx: WriteT
     cart = checkout.add_payment(
         state.engine, tx, state.providers, caller.scope, cart_id, body.method, body.amount,
         state.settings.store_psp, f"{tx.keyed.scope}\n{tx.keyed.key}" if tx.keyed else None,
-        _rules(request))
+        _rules(request), body.gift_card)
     return tx.done(cart, status=201)
 
 

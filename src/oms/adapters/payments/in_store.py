@@ -1,13 +1,15 @@
-"""Cash taken at a store's till, as a payment provider: there is nobody to authorise or
-capture it with (it was handed over), and a refund is cash the store hands back, which the
-`payment.refunded` event tells it."""
+"""Payments taken in the store that no outside provider holds: cash at the till, and the
+retailer's own gift cards. There is nobody to authorise or capture them with (the cash was
+handed over, the card's balance taken at checkout). A cash refund is money the store hands
+back, which the `payment.refunded` event tells it; a gift card's refund goes back onto the
+card as the refund is recorded (oms.services.provider_calls)."""
 
 from __future__ import annotations
 
 from oms.adapters.payments import PaymentRequest, PaymentResult
 
 
-class CashDrawer:
+class InStore:
     def authorize(self, request: PaymentRequest) -> PaymentResult:
         return PaymentResult(True, psp_reference=request.idempotency_key)
 
