@@ -21,6 +21,7 @@ fulfilment cycle.
 
 from __future__ import annotations
 
+import functools
 import http.client
 import json
 import random
@@ -135,14 +136,11 @@ def work_queues(base_url: str, work: list[tuple[str, str]], staff_keys: dict[str
     queue = deque(work)
     cycles = Cycles()
     lock = threading.Lock()
-    start_line = threading.Barrier(clients + 1)
-    deadline = 0.0
 
-    def associate() -> None:
+    def associate(running: Callable[[], bool]) -> None:
         client = Client(base_url)
         try:
-            start_line.wait()
-            while time.perf_counter() < deadline:
+            while running():
                 with lock:
                     if not queue:
                         cycles.ran_out = True
@@ -152,12 +150,30 @@ def work_queues(base_url: str, work: list[tuple[str, str]], staff_keys: dict[str
         finally:
             client.close()
 
-    threads = [threading.Thread(target=associate, daemon=True) for _ in range(clients)]
+    return _together(cycles, [associate] * clients, seconds)
+
+
+def _together(cycles: Cycles, clients: list[Callable[[Callable[[], bool]], None]],
+              seconds: float) -> Cycles:
+    """Start every client at once, each on a thread of its own, and let them work while
+    `running()` (for `seconds`; what a client started then, it finishes); the time they
+    took and the CPU this process spent on them go into `cycles`."""
+    start_line = threading.Barrier(len(clients) + 1)
+    deadline = [0.0]
+
+    def running() -> bool:
+        return time.perf_counter() < deadline[0]
+
+    def start(client: Callable[[Callable[[], bool]], None]) -> None:
+        start_line.wait()
+        client(running)
+
+    threads = [threading.Thread(target=start, args=(c,), daemon=True) for c in clients]
     for thread in threads:
         thread.start()
     cpu = time.process_time()
     started = time.perf_counter()
-    deadline = started + seconds
+    deadline[0] = started + seconds
     start_line.wait()
     for thread in threads:
         thread.join()
@@ -215,17 +231,14 @@ def store_checkouts(base_url: str, net: network.Network, staff_keys: dict[str, s
     stores = sorted(loc for loc, skus in shelves.items() if len(skus) >= 2)[:clients]
     cycles = Cycles()
     lock = threading.Lock()
-    start_line = threading.Barrier(len(stores) + 1)
-    deadline = 0.0
 
-    def associate(store: str) -> None:
+    def associate(store: str, running: Callable[[], bool]) -> None:
         client = Client(base_url)
         rng = random.Random(store)
         left = dict.fromkeys(shelves[store], SHELF)
         try:
-            start_line.wait()
             n = 0
-            while time.perf_counter() < deadline:
+            while running():
                 stocked = [sku for sku, units in left.items() if units > 0]
                 if len(stocked) < 2:
                     with lock:
@@ -248,19 +261,8 @@ def store_checkouts(base_url: str, net: network.Network, staff_keys: dict[str, s
         finally:
             client.close()
 
-    threads = [threading.Thread(target=associate, args=(store,), daemon=True)
-               for store in stores]
-    for thread in threads:
-        thread.start()
-    cpu = time.process_time()
-    started = time.perf_counter()
-    deadline = started + seconds
-    start_line.wait()
-    for thread in threads:
-        thread.join()
-    cycles.seconds = time.perf_counter() - started
-    cycles.client_cpu = (time.process_time() - cpu) / cycles.seconds
-    return cycles
+    return _together(cycles, [functools.partial(associate, store) for store in stores],
+                     seconds)
 
 
 def _seed_checkout(client: Client) -> None:
