@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 from typing import Any
 
+from fastapi.testclient import TestClient
+
+from tests.conftest import PSP_SECRET
 from tests.helpers import Api, location_body, product_body
 
 SHIRT_EAN = "4006381333931"
@@ -50,3 +56,12 @@ def new_cart(staff: Api, location_id: str = "mitte", **body: Any) -> dict[str, A
     cart: dict[str, Any] = ok(staff.post("/v1/carts", json={
         "location_id": location_id, "currency": "EUR", **body}), 201)
     return cart
+
+
+def notify(client: TestClient, reference: str, status: str, secret: str = PSP_SECRET) -> Any:
+    """The simulated PSP's notification of a payment link, signed with `secret`."""
+    body = json.dumps({"reference": reference, "status": status}).encode()
+    signature = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return client.post("/v1/psp/simulated/notifications", content=body,
+                       headers={"Content-Type": "application/json",
+                                "X-Oms-Signature": signature})

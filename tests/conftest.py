@@ -26,6 +26,8 @@ from oms.services import apikeys
 from oms.settings import Settings, get_settings
 from tests.helpers import Api, location_body, product_body, served
 
+#: What the simulated PSP signs its notifications with in the tests.
+PSP_SECRET = "simulated-psp-secret"
 PG_ADMIN_URL = os.environ.get(
     "OMS_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
@@ -110,7 +112,8 @@ def settings(database_url: str) -> Settings:
     # tested on its own): races are what many tests look for.
     return Settings(database_url=database_url, import_chunk_size=100,
                     egress_allow_private=True, live_order_max_age_days=100 * 365,
-                    api_key_cache_seconds=0, reference_cache_seconds=0, db_concurrency=0)
+                    api_key_cache_seconds=0, reference_cache_seconds=0, db_concurrency=0,
+                    psp_notification_secrets={"simulated": PSP_SECRET})
 
 
 @pytest.fixture(scope="session")

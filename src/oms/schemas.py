@@ -760,14 +760,15 @@ class CartPaymentIn(Strict):
     model_config = ConfigDict(json_schema_extra={"oneOf": [
         {"properties": {"method": {"const": TenderMethod.GIFT_CARD.value}},
          "required": ["method", "gift_card"]},
-        {"properties": {"method": {"enum": [TenderMethod.CARD.value, TenderMethod.CASH.value]}},
+        {"properties": {"method": {"enum": [m.value for m in TenderMethod
+                                            if m is not TenderMethod.GIFT_CARD]}},
          "not": {"required": ["gift_card"]}},
     ]})
 
     method: Annotated[TenderMethod, AsValue]
-    amount: Amount = Field(description="A card or a gift card: what it pays, at most what is "
-                                       "due. Cash: what the customer hands over; what it pays "
-                                       "over is change")
+    amount: Amount = Field(description="A card, a gift card or a payment link: what it pays, "
+                                       "at most what is due. Cash: what the customer hands "
+                                       "over; what it pays over is change")
     gift_card: Annotated[str, StringConstraints(min_length=1, max_length=32)] | None = left_out(
         description="The gift card's code (gift_card payments only)")
 

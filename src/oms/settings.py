@@ -78,6 +78,11 @@ class Settings(BaseSettings):
     #: The PSP code a store's card payments are authorised with (OMS_PSP_ADAPTERS says which
     #: adapter serves it).
     store_psp: str = "simulated"
+    #: A payment link sent to a customer's phone can be paid this long.
+    payment_link_minutes: int = Field(default=30, ge=1, le=1440)
+    #: Per PSP code, the secret its notifications are signed with (HMAC-SHA256 of the body,
+    #: hex, in X-Oms-Signature); a PSP without one cannot notify.
+    psp_notification_secrets: dict[str, str] = {}
     #: A cart's take-now and pickup lines hold their stock this long after its last change.
     cart_hold_minutes: int = Field(default=15, ge=1, le=60)
     #: The tax rate (percent) a cart uses where the tax provider gives none, marking its tax

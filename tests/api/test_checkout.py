@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -11,10 +12,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
+from oms.adapters.db.unit_of_work import UnitOfWork
 from oms.adapters.payments.simulated import SimulatedPsp
 from oms.domain.events import utcnow
 from oms.services.carts import expire_holds
-from tests.carting import ADDRESS, SHIRT_EAN, level, new_cart, ok, reserved
+from oms.services.checkout import link_notified
+from tests.carting import ADDRESS, SHIRT_EAN, level, new_cart, notify, ok, reserved
 from tests.helpers import Api, location_body, problem
 
 
@@ -50,7 +53,7 @@ def test_scan_pay_cash_and_carry_out(api: Api, associate: Api, rates: None) -> N
     cart = pay(associate, cart["id"], "cash", "50.00")
     [cash] = cart["payments"]
     assert (cash["amount"], cash["tendered"], cash["change"]) == ("39.98", "50.00", "10.02")
-    assert cart["balance"] == {"paid": "39.98", "due": "0.00", "over": "0.00"}
+    assert cart["balance"] == {"paid": "39.98", "pending": "0.00", "due": "0.00", "over": "0.00"}
     problem(associate.post(f"/v1/carts/{cart['id']}/payments",
                            json={"method": "cash", "amount": "1.00"}), 422)
 
@@ -432,3 +435,63 @@ def test_two_carts_cannot_spend_one_balance_twice(api: Api, associate: Api, live
             thread.join()
         assert sorted(answers) == [201, 422]
         assert ok(api.get(f"/v1/gift-cards/{code}"))["balance"] == "5.00"
+
+
+def test_pay_by_link_with_a_forged_and_a_genuine_notification(
+        api: Api, associate: Api, app_client: TestClient) -> None:
+    cart = new_cart(associate, customer={"email": "ada@example.com"})
+    url = f"/v1/carts/{cart['id']}"
+    ok(associate.post(f"{url}/items", json={"sku": "SHIRT"}), 201)
+    cart = ok(associate.post(f"{url}/payments", json={"method": "pay_by_link",
+                                                      "amount": "19.99"}), 201)
+    [link] = cart["payments"]
+    assert link["status"] == "pending"
+    assert link["link"]["url"].startswith("https://pay.simulated.test/")
+    assert cart["balance"] == {"paid": "0.00", "pending": "19.99", "due": "19.99",
+                               "over": "0.00"}
+    body = problem(associate.post(f"{url}/checkout"), 409)
+    assert "not paid yet" in body["detail"]
+
+    # Forged: no signature, another secret; neither changes anything.
+    forged = app_client.post("/v1/psp/simulated/notifications",
+                             json={"reference": link["reference"], "status": "authorized"})
+    problem(forged, 401)
+    problem(notify(app_client, link["reference"], "authorized", secret="guess"), 401)
+    problem(notify(app_client, "no-such-link", "authorized"), 404)
+    assert ok(associate.get(url))["payments"][0]["status"] == "pending"
+    # Genuine: paid; sent again, ignored.
+    assert ok(notify(app_client, link["reference"], "authorized")) == {"result": "authorized"}
+    assert ok(notify(app_client, link["reference"], "refused")) == {"result": "ignored"}
+    cart = ok(associate.get(url))
+    assert (cart["payments"][0]["status"], cart["balance"]["paid"]) == ("authorized", "19.99")
+    order = ok(associate.post(f"{url}/checkout"), 201)
+    [payment] = order["payments"]
+    assert (payment["method"], payment["psp"], payment["reference"]) == (
+        "pay_by_link", "simulated", link["reference"])
+    assert payment["captured"] == "19.99"
+
+
+def test_a_link_refused_or_paid_too_late_fails(associate: Api, app_client: TestClient,
+                                               engine: Engine) -> None:
+    cart = new_cart(associate, customer={"email": "ada@example.com"})
+    url = f"/v1/carts/{cart['id']}"
+    ok(associate.post(f"{url}/items", json={"sku": "SHIRT"}), 201)
+    cart = ok(associate.post(f"{url}/payments", json={"method": "pay_by_link",
+                                                      "amount": "10.00"}), 201)
+    refused = cart["payments"][0]["reference"]
+    assert ok(notify(app_client, refused, "refused")) == {"result": "failed"}
+    cart = ok(associate.post(f"{url}/payments", json={"method": "pay_by_link",
+                                                      "amount": "19.99"}), 201)
+    late = cart["payments"][1]
+    assert [p["status"] for p in cart["payments"]] == ["failed", "pending"]
+    # Paid after its expiry: it fails, and the money is not taken.
+    expires = dt.datetime.fromisoformat(late["link"]["expires_at"])
+    with UnitOfWork(engine) as uow:
+        assert link_notified(uow, app_client.app.state.providers,  # type: ignore[attr-defined]
+                             "simulated", late["reference"], True,
+                             expires + dt.timedelta(seconds=1)) == "failed"
+    cart = ok(associate.get(url))
+    assert [p["status"] for p in cart["payments"]] == ["failed", "failed"]
+    assert cart["balance"]["due"] == "19.99"
+    assert [e.kind for e in psp(app_client).ledger if e.reference == late["reference"]] == [
+        "authorization", "void"]

@@ -109,7 +109,8 @@ def _values(a: dict[str, Any]) -> dict[str, str]:
         "kind": "orders", "email": ADA["email"], "q": ADA["email"],
         "entity_id": order["id"], "import_id": a["import_id"], "cart_id": a["cart"]["id"],
         "line_id": a["cart"]["lines"][0]["id"], "discount_id": a["cart"]["discounts"][0]["id"],
-        "payment_id": a["cart"]["payments"][0]["id"], "code": "GIFT-A1",
+        "payment_id": a["cart"]["payments"][0]["id"], "code": "GIFT-A1", "psp": "simulated",
+        "X-Oms-Signature": "0" * 64,
     }
 
 
@@ -157,6 +158,8 @@ def test_a_store_key_reads_and_changes_nothing_of_another_stores_orders(
                     failures.append(f"{name}: {r.status_code} shows {leaked}")
                 if r.status_code in (403, 404):
                     continue
+                if r.status_code == 401 and path.startswith("/v1/psp/"):
+                    continue  # signed by the PSP, not taken with an API key at all
                 if r.status_code == 422:
                     failures.append(f"{name}: 422 {r.text[:200]}: give the walk a valid body "
                                     "in BODIES so that it reaches the scope rule")

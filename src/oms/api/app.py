@@ -29,6 +29,7 @@ from oms.api.routers import (
     locations,
     orders,
     products,
+    psp,
     routing,
     store_settings,
     webhooks,
@@ -80,7 +81,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         return replay.response()
 
     for module in (products, locations, inventory, orders, fulfillment, routing, events,
-                   webhooks, imports, carts, gift_cards, store_settings):
+                   webhooks, imports, carts, gift_cards, store_settings, psp):
         app.include_router(module.router)
 
     app.add_api_route("/healthz", health, methods=["GET"], tags=["operations"],

@@ -26,8 +26,10 @@ from oms.api.problems import database_problem, problem
 from oms.domain.access import Principal
 from oms.services.apikeys import authenticate, hash_key
 
-#: Paths that need a key; the documentation and the health check do not.
+#: Paths that need a key; the documentation and the health check do not, nor do a PSP's
+#: notifications, which are signed instead (oms.api.routers.psp).
 PROTECTED_PREFIX = "/v1/"
+SIGNED_PREFIX = "/v1/psp/"
 PRINCIPAL = "principal"
 
 
@@ -69,7 +71,8 @@ class AuthenticationMiddleware:
                              asyncio.Future[Principal | None]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(PROTECTED_PREFIX):
+        if (scope["type"] != "http" or not scope["path"].startswith(PROTECTED_PREFIX)
+                or scope["path"].startswith(SIGNED_PREFIX)):
             await self.app(scope, receive, send)
             return
         scheme, _, key = Headers(scope=scope).get("authorization", "").partition(" ")

@@ -723,7 +723,22 @@ class CartPayment(Out):
     tendered: Amount = Field(description="What was handed over (cash), or authorised (card)")
     change: Amount = Field(description="What goes back to the customer")
     psp: str | None
-    reference: str | None = Field(description="The PSP's authorisation")
+    reference: str | None = Field(description="The PSP's authorisation; a gift card's code; "
+                                              "a payment link's reference")
+    status: Literal["authorized", "pending", "failed"] = Field(
+        description="A payment link is pending until the customer pays it (then "
+                    "authorized), and failed if they do not by its expiry")
+    link: PaymentLinkOut | None = Field(description="A payment link: where the customer pays")
+
+
+class PaymentLinkOut(Out):
+    url: str
+    expires_at: dt.datetime
+
+
+class NotificationResult(Out):
+    result: Literal["authorized", "failed", "ignored"] = Field(
+        description="ignored: a notification of a link already settled (a replay)")
 
 
 class GiftCard(Out):
@@ -737,6 +752,7 @@ class GiftCard(Out):
 
 class CartBalance(Out):
     paid: Amount
+    pending: Amount = Field(description="Payment links the customer has not paid yet")
     due: Amount = Field(description="Still to pay before checkout")
     over: Amount = Field(description="Paid more than the total (the total fell since): take "
                                      "a payment back")

@@ -38,6 +38,16 @@ class TenderMethod(StrEnum):
     CARD = "card"
     CASH = "cash"
     GIFT_CARD = "gift_card"
+    PAY_BY_LINK = "pay_by_link"
+
+
+class TenderStatus(StrEnum):
+    #: Paid, or authorised: it counts toward the total.
+    AUTHORIZED = "authorized"
+    #: A payment link waiting for the customer.
+    PENDING = "pending"
+    #: A payment link the customer did not pay, or paid too late.
+    FAILED = "failed"
 
 
 @dataclass(frozen=True)
@@ -50,12 +60,23 @@ class Tender:
     amount_minor: int
     tendered_minor: int
     psp: str | None = None
-    #: The PSP's authorisation; a gift card's code.
+    #: The PSP's authorisation; a gift card's code; a payment link's reference.
     reference: str | None = None
+    status: TenderStatus = TenderStatus.AUTHORIZED
+    #: A payment link: where the customer pays, and until when.
+    link_url: str | None = None
+    link_expires_at: dt.datetime | None = None
 
     @property
     def change_minor(self) -> int:
         return self.tendered_minor - self.amount_minor
+
+    def status_at(self, now: dt.datetime) -> TenderStatus:
+        """A link not paid by its expiry has failed."""
+        if (self.status is TenderStatus.PENDING and self.link_expires_at is not None
+                and now >= self.link_expires_at):
+            return TenderStatus.FAILED
+        return self.status
 
 
 @dataclass(frozen=True)
@@ -272,7 +293,13 @@ class Cart:
 
     @property
     def paid_minor(self) -> int:
-        return sum(t.amount_minor for t in self.tenders)
+        """What the payments authorised or paid cover (a link counts once it is paid)."""
+        return sum(t.amount_minor for t in self.tenders
+                   if t.status is TenderStatus.AUTHORIZED)
+
+    @property
+    def pending_minor(self) -> int:
+        return sum(t.amount_minor for t in self.tenders if t.status is TenderStatus.PENDING)
 
     def tender(self, tender_id: str) -> Tender:
         for t in self.tenders:

@@ -91,6 +91,8 @@ class CartRules:
     #: built-in ones read the tables the API sets).
     taxes: Callable[[UnitOfWork], TaxProvider] = lambda uow: uow.tax_rates
     rates: Callable[[UnitOfWork], RateProvider] = lambda uow: uow.shipping_rates
+    #: How long a payment link can be paid.
+    link_minutes: int = 30
 
 
 # -- settings -----------------------------------------------------------------------------------
@@ -700,8 +702,12 @@ def cart_out(uow: UnitOfWork, cart: Cart, rules: CartRules, holds: Mapping[str, 
         "shipping": _shipping_out(cart, priced.quote),
         "payments": [{"id": t.id, "method": t.method.value, "amount": money(t.amount_minor),
                       "tendered": money(t.tendered_minor), "change": money(t.change_minor),
-                      "psp": t.psp, "reference": t.reference} for t in cart.tenders],
-        "balance": {"paid": money(cart.paid_minor),
+                      "psp": t.psp, "reference": t.reference,
+                      "status": t.status_at(utcnow()).value,
+                      "link": None if t.link_url is None else {
+                          "url": t.link_url, "expires_at": _iso(t.link_expires_at)}}
+                     for t in cart.tenders],
+        "balance": {"paid": money(cart.paid_minor), "pending": money(cart.pending_minor),
                     "due": money(max(pricing.grand_total_minor - cart.paid_minor, 0)),
                     "over": money(max(cart.paid_minor - pricing.grand_total_minor, 0))},
         "order_id": cart.order_id,

@@ -20,17 +20,25 @@ import json
 import logging
 import secrets
 from collections.abc import Callable
-from typing import Any, Protocol
+from dataclasses import replace
+from typing import Any, Protocol, TypeVar
 
 from pydantic import ValidationError as PydanticError
 from sqlalchemy import Engine
 
 from oms.adapters import ProviderUnavailable
 from oms.adapters.db.unit_of_work import UnitOfWork
-from oms.adapters.payments import PaymentProvider, PaymentRequest, PaymentResult
+from oms.adapters.payments import PaymentProvider, PaymentRequest
 from oms.adapters.registry import CASH, GIFT_CARD, Providers
 from oms.domain.access import Principal, Scope
-from oms.domain.carts import Cart, CartStatus, Fulfillment, Tender, TenderMethod
+from oms.domain.carts import (
+    Cart,
+    CartStatus,
+    Fulfillment,
+    Tender,
+    TenderMethod,
+    TenderStatus,
+)
 from oms.domain.errors import (
     ApprovalRequired,
     Conflict,
@@ -64,7 +72,10 @@ from oms.services.routing import issue_requests
 from oms.services.views import gift_card_out
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
+#: The payments an authorisation stands behind, voided when taken back.
+VOIDED = frozenset({TenderMethod.CARD, TenderMethod.PAY_BY_LINK})
 #: At most this many payments toward one cart (an order takes 20).
 MAX_TENDERS = 20
 
@@ -82,7 +93,7 @@ class RequestWork(Protocol):
     @property
     def uow(self) -> UnitOfWork: ...
 
-    def outside(self, call: Callable[[], PaymentResult]) -> PaymentResult: ...
+    def outside(self, call: Callable[[], T]) -> T: ...
 
 
 def add_payment(engine: Engine, work: RequestWork, providers: Providers, scope: Scope,
@@ -122,6 +133,23 @@ def add_payment(engine: Engine, work: RequestWork, providers: Providers, scope: 
         edit = edit_cart(uow, scope, cart_id, rules)
         edit.cart.tenders.append(Tender(tender_id, method, tendered, tendered, GIFT_CARD,
                                         _spend(uow, edit.cart, gift_card, tendered)))
+        return save_edit(uow, edit, rules)
+    if method is TenderMethod.PAY_BY_LINK:
+        # The customer pays on their phone: the payment counts once the PSP says so.
+        key = hashlib.sha256(f"{cart_id}\n{request_key or tender_id}".encode()).hexdigest()
+        request = PaymentRequest(key, psp, None, tendered, cart.currency, tendered)
+        expires = utcnow() + dt.timedelta(minutes=rules.link_minutes)
+        try:
+            link = work.outside(
+                lambda: providers.psp(psp).create_payment_link(request, expires))
+        except ProviderUnavailable as exc:
+            raise UpstreamFailed(f"the PSP {psp!r} could not be reached: {exc}") from exc
+        uow = work.uow
+        edit = edit_cart(uow, scope, cart_id, rules)
+        edit.cart.tenders.append(Tender(tender_id, method, tendered, tendered, psp,
+                                        link.reference, TenderStatus.PENDING, link.url,
+                                        expires))
+        uow.payment_links.add(link.reference, psp, cart_id, tender_id, expires, utcnow())
         return save_edit(uow, edit, rules)
     if method is TenderMethod.CARD:
         if tendered > due:
@@ -168,6 +196,37 @@ def drop_cart(uow: UnitOfWork, providers: Providers, scope: Scope, cart_id: str)
     _void_after_commit(uow, providers, cart, cart.tenders)
     _give_back(uow, cart, cart.tenders)
     uow.commit()
+
+
+def link_notified(uow: UnitOfWork, providers: Providers, psp: str, reference: str,
+                  paid: bool, now: dt.datetime) -> str:
+    """The PSP says whether the customer paid a link: the cart's payment counts, or fails
+    (a link paid after its expiry fails, and what was authorised is voided). A notification
+    of a link already settled is a replay, and changes nothing. Returns what it did."""
+    link = uow.payment_links.lock(psp, reference)
+    if link is None:
+        raise NotFound(f"no payment link {reference!r} of {psp}")
+    if link.status != TenderStatus.PENDING.value:
+        return "ignored"
+    cart = uow.carts.load(link.cart_id, for_update=True)
+    tender = next((x for x in cart.tenders if x.id == link.tender_id), None) if cart else None
+    ok = (paid and cart is not None and tender is not None and cart.status is CartStatus.OPEN
+          and now < link.expires_at)
+    status = TenderStatus.AUTHORIZED if ok else TenderStatus.FAILED
+    uow.payment_links.settle(psp, reference, status, now)
+    if cart is not None and tender is not None:
+        settled = replace(tender, status=status)
+        cart.tenders[cart.tenders.index(tender)] = settled
+        uow.carts.save(cart, now)
+        if ok:
+            uow.record(Event("payment.authorized", settled.id, 1, _tender_out(cart, settled),
+                             now))
+    if paid and not ok and cart is not None:
+        # Paid too late, or for a cart gone by: the money is not taken.
+        late = tender or Tender(link.tender_id, TenderMethod.PAY_BY_LINK, 0, 0, psp, reference)
+        _void_after_commit(uow, providers, cart, [late])
+    uow.commit()
+    return status.value
 
 
 def issue_gift_card(uow: UnitOfWork, caller: Principal, body: GiftCardIn) -> dict[str, Any]:
@@ -230,7 +289,7 @@ def _void_after_commit(uow: UnitOfWork, providers: Providers, cart: Cart,
     recorded with the change). A void that fails is logged: the PSP lets an authorisation
     nobody captures lapse."""
     for tender in tenders:
-        if tender.method is not TenderMethod.CARD or tender.psp is None:
+        if tender.method not in VOIDED or tender.psp is None or tender.amount_minor == 0:
             continue
         # Recorded with the change that takes the card back; the PSP is asked once it commits.
         uow.record(Event("payment.voided", tender.id, 2, _tender_out(cart, tender), utcnow()))
@@ -274,10 +333,15 @@ def checkout(uow: UnitOfWork, providers: Providers, caller: Principal, cart_id: 
         raise Conflict(f"{len(lost)} line(s) lost their stock while the cart waited: "
                        + "; ".join(e.message for e in lost), lost, retryable=True)
     priced = price(uow, cart, rules)
+    now = utcnow()
     if cart.ship_lines and priced.quote is None:
         raise ValidationFailed("choose how the ship lines are delivered "
                                "(PUT /v1/carts/{id}/shipping), among the options offered",
                                [FieldError("shipping", "none offered chosen")])
+    waiting = [t for t in cart.tenders if t.status_at(now) is TenderStatus.PENDING]
+    if waiting:
+        raise Conflict(f"{len(waiting)} payment link(s) not paid yet: checkout once the "
+                       "customer has paid or the link is taken back", retryable=True)
     needed = approvals_needed(uow, cart, priced.pricing)
     if needed:
         raise ApprovalRequired(needed)
@@ -288,7 +352,6 @@ def checkout(uow: UnitOfWork, providers: Providers, caller: Principal, cart_id: 
             f"{amount} {cart.currency} still to pay" if due > 0 else
             f"paid {amount} {cart.currency} more than the total: take a payment back",
             [FieldError("payments", "do not cover the total" if due > 0 else "exceed it")])
-    now = utcnow()
     order_in = _order_in(cart, priced, now)
     fingerprint = hashlib.sha256(json.dumps(order_in.model_dump(mode="json"),
                                             sort_keys=True).encode()).hexdigest()
@@ -377,8 +440,8 @@ def _order_in(cart: Cart, priced: Priced, now: dt.datetime) -> OrderIn:
         "method": t.method.value, "psp": t.psp or CASH, "reference": t.reference,
         "amount": money(t.amount_minor),
         # Cash was handed over and a gift card's balance taken: only a card is authorised.
-        "status": "authorized" if t.method is TenderMethod.CARD else "captured"})
-        for t in cart.tenders]
+        "status": "authorized" if t.method in VOIDED else "captured"})
+        for t in cart.tenders if t.status is TenderStatus.AUTHORIZED]
     c = cart.customer
     try:
         return OrderIn.model_validate({

@@ -28,6 +28,7 @@ from oms.domain.carts import (
     TaxRate,
     Tender,
     TenderMethod,
+    TenderStatus,
 )
 from oms.domain.shipping import ShippingRate
 
@@ -73,7 +74,10 @@ def _document(cart: Cart) -> dict[str, Any]:
                 "address": dict(shipping.address)},
             "tenders": [{"id": x.id, "method": x.method.value, "amount_minor": x.amount_minor,
                          "tendered_minor": x.tendered_minor, "psp": x.psp,
-                         "reference": x.reference} for x in cart.tenders],
+                         "reference": x.reference, "status": x.status.value,
+                         "link_url": x.link_url,
+                         "link_expires_at": None if x.link_expires_at is None
+                         else x.link_expires_at.isoformat()} for x in cart.tenders],
             "events": cart.events, "tax_exemption": cart.tax_exemption,
             "receipt": cart.receipt,
             "approvals": [{"id": a.id, "rule_ids": list(a.rule_ids), "granted": a.granted,
@@ -89,7 +93,10 @@ def _cart(row: Any) -> Cart:
                 [_discount(x) for x in doc["discounts"]], row.holds_expire_at,
                 None if doc.get("shipping") is None else ShippingChoice(**doc["shipping"]),
                 [Tender(x["id"], TenderMethod(x["method"]), x["amount_minor"],
-                        x["tendered_minor"], x["psp"], x["reference"])
+                        x["tendered_minor"], x["psp"], x["reference"],
+                        TenderStatus(x.get("status", "authorized")), x.get("link_url"),
+                        None if x.get("link_expires_at") is None
+                        else dt.datetime.fromisoformat(x["link_expires_at"]))
                  for x in doc.get("tenders", [])],
                 row.order_id, doc.get("events", 0), doc.get("tax_exemption"),
                 [Approval(a["id"], tuple(a["rule_ids"]), a["granted"], a["by_key"], a["note"],
@@ -299,3 +306,30 @@ class GiftCardRepository:
 def _gift_card(r: Any) -> GiftCard:
     return GiftCard(r.code, r.currency, r.initial_minor, r.balance_minor, r.version,
                     r.created_at, r.updated_at)
+
+
+class PaymentLinkRepository:
+    """Payment links by the PSP's reference: its notification names only that."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def add(self, reference: str, psp: str, cart_id: str, tender_id: str,
+            expires_at: dt.datetime, now: dt.datetime) -> None:
+        self.conn.execute(insert(t.payment_links).values(
+            reference=reference, psp=psp, cart_id=cart_id, tender_id=tender_id,
+            status=TenderStatus.PENDING.value, expires_at=expires_at, created_at=now,
+            updated_at=now))
+
+    def lock(self, psp: str, reference: str) -> Any | None:
+        """The link, locked: two notifications of it are taken one after the other."""
+        c = t.payment_links.c
+        return self.conn.execute(select(t.payment_links)
+                                 .where(c.psp == psp, c.reference == reference)
+                                 .with_for_update()).first()
+
+    def settle(self, psp: str, reference: str, status: TenderStatus, now: dt.datetime) -> None:
+        c = t.payment_links.c
+        self.conn.execute(update(t.payment_links)
+                          .where(c.psp == psp, c.reference == reference)
+                          .values(status=status.value, updated_at=now))

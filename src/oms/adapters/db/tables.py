@@ -630,3 +630,17 @@ gift_cards = Table(
     CheckConstraint("balance_minor >= 0", name="balance_not_negative"),
     CheckConstraint("balance_minor <= initial_minor", name="balance_within_initial"),
 )
+
+payment_links = Table(
+    "payment_links",
+    metadata,
+    # A link's PSP reference finds its cart when the PSP's notification comes.
+    Column("psp", String(64), primary_key=True),
+    Column("reference", String(128), primary_key=True),
+    Column("cart_id", String(36), nullable=False),
+    Column("tender_id", String(36), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)

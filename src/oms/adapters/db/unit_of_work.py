@@ -16,6 +16,7 @@ from oms.adapters.db.api_key_repositories import ApiKeyRepository
 from oms.adapters.db.cart_repositories import (
     CartRepository,
     GiftCardRepository,
+    PaymentLinkRepository,
     SettingsRepository,
     ShippingRateRepository,
     TaxRateRepository,
@@ -138,6 +139,7 @@ class UnitOfWork:
     tax_rates = _made_once(lambda uow: TaxRateRepository(uow.conn))
     shipping_rates = _made_once(lambda uow: ShippingRateRepository(uow.conn))
     gift_cards = _made_once(lambda uow: GiftCardRepository(uow.conn))
+    payment_links = _made_once(lambda uow: PaymentLinkRepository(uow.conn))
 
     def __exit__(
         self,

@@ -9,6 +9,7 @@ same key."""
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -33,11 +34,24 @@ class PaymentResult:
     reason: str | None = None
 
 
+@dataclass(frozen=True)
+class PaymentLink:
+    url: str
+    #: Names the payment in the PSP's notification of its outcome.
+    reference: str
+
+
 class PaymentProvider(Protocol):
     def authorize(self, request: PaymentRequest) -> PaymentResult:
         """Authorise `amount_minor` (the card is at the terminal; `reference` is None). The
         result's `psp_reference` names the authorisation in the calls that follow; a
         declined card is a result that did not succeed."""
+        ...
+
+    def create_payment_link(self, request: PaymentRequest, expires_at: dt.datetime
+                            ) -> PaymentLink:
+        """A link the customer pays `amount_minor` at, on their phone, until `expires_at`;
+        the PSP tells the outcome by a signed notification naming the link's reference."""
         ...
 
     def capture(self, request: PaymentRequest) -> PaymentResult: ...

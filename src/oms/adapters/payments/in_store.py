@@ -6,7 +6,10 @@ card as the refund is recorded (oms.services.provider_calls)."""
 
 from __future__ import annotations
 
-from oms.adapters.payments import PaymentRequest, PaymentResult
+import datetime as dt
+
+from oms.adapters import ProviderUnavailable
+from oms.adapters.payments import PaymentLink, PaymentRequest, PaymentResult
 
 
 class InStore:
@@ -21,3 +24,7 @@ class InStore:
 
     def void(self, request: PaymentRequest) -> PaymentResult:
         return PaymentResult(True, psp_reference=request.idempotency_key)
+
+    def create_payment_link(self, request: PaymentRequest, expires_at: dt.datetime
+                            ) -> PaymentLink:
+        raise ProviderUnavailable("cash and gift cards are paid at the till, not by link")

@@ -5,11 +5,12 @@ takes a call whose idempotency key it has seen as that same call."""
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from dataclasses import dataclass
 
 from oms.adapters import ProviderUnavailable
-from oms.adapters.payments import PaymentRequest, PaymentResult
+from oms.adapters.payments import PaymentLink, PaymentRequest, PaymentResult
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,8 @@ class SimulatedPsp:
         self.declined: set[str] = set()
         #: Amounts (minor units) whose authorisation the issuer declines.
         self.declined_amounts: set[int] = set()
+        #: The payment links made, with their expiry.
+        self.links: list[tuple[PaymentRequest, dt.datetime]] = []
         #: While set, every call fails as an unreachable PSP's would.
         self.unreachable = False
         self._lock = threading.Lock()
@@ -55,6 +58,15 @@ class SimulatedPsp:
                                            request.amount_minor, request.currency,
                                            request.idempotency_key))
             return PaymentResult(True, psp_reference=request.idempotency_key)
+
+    def create_payment_link(self, request: PaymentRequest, expires_at: dt.datetime
+                            ) -> PaymentLink:
+        with self._lock:
+            if self.unreachable:
+                raise ProviderUnavailable("connection refused")
+            self.links.append((request, expires_at))
+            return PaymentLink(f"https://pay.simulated.test/{request.idempotency_key}",
+                               request.idempotency_key)
 
     def capture(self, request: PaymentRequest) -> PaymentResult:
         with self._lock:

@@ -46,7 +46,8 @@ def _rules(request: Request) -> CartRules:
     settings = request.app.state.settings
     return CartRules(settings.cart_hold_minutes,
                      TaxRate(settings.tax_fallback_rate,
-                             settings.tax_fallback_prices_include_tax))
+                             settings.tax_fallback_prices_include_tax),
+                     link_minutes=settings.payment_link_minutes)
 
 
 @router.post("", status_code=201, summary="Open a cart at a store", response_model=models.Cart,
