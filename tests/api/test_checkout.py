@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -12,10 +13,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
+from oms.adapters import ProviderUnavailable
 from oms.adapters.db.unit_of_work import UnitOfWork
 from oms.adapters.payments.simulated import SimulatedPsp
+from oms.domain.carts import TaxRate
 from oms.domain.events import utcnow
-from oms.services.carts import expire_holds
+from oms.services.carts import CartRules, expire_holds, price
 from oms.services.checkout import link_notified
 from tests.carting import ADDRESS, SHIRT_EAN, level, new_cart, notify, ok, reserved
 from tests.helpers import Api, location_body, problem
@@ -83,8 +86,12 @@ def test_scan_pay_cash_and_carry_out(api: Api, associate: Api, rates: None) -> N
 
 def test_a_mixed_cart_is_one_order(api: Api, associate: Api, rates: None,
                                    app_client: TestClient) -> None:
-    """Take a shirt now, have socks the store lacks shipped (endless aisle), and collect a
-    shirt at potsdam; paid by card and cash."""
+    """Take a shirt now, have socks the store lacks shipped from the DC (endless aisle), and
+    collect a shirt at potsdam; paid by card and cash."""
+    ok(api.put("/v1/locations/dc-1", json=location_body(
+        "Schoenefeld", type="dc", name="Berlin DC", capabilities=["ship"])), 201)
+    ok(api.put("/v1/inventory/dc-1/SOCKS", json={"on_hand": 50, "safety_stock": 0}))
+    ok(api.put("/v1/inventory/potsdam/SOCKS", json={"on_hand": 0, "safety_stock": 0}))
     cart = new_cart(associate, customer={"email": "grace@example.com"})
     url = f"/v1/carts/{cart['id']}"
     ok(associate.post(f"{url}/items", json={"sku": "SHIRT"}), 201)
@@ -110,20 +117,20 @@ def test_a_mixed_cart_is_one_order(api: Api, associate: Api, rates: None,
     order = ok(associate.post(f"{url}/checkout"), 201)
     taken, shipped, collected = order["items"]
     assert (taken["status"], taken["location_id"]) == ("fulfilled", "mitte")
-    assert (shipped["status"], shipped["location_id"]) == ("routed", "potsdam")
+    assert (shipped["status"], shipped["location_id"]) == ("routed", "dc-1")
     assert (collected["status"], collected["location_id"], collected["pickup_location_id"]) == (
         "routed", "potsdam", "potsdam")
     assert order["shipping"]["service_level"] == "standard"
     kinds = sorted((r["location_id"], r["type"]) for r in order["fulfillment_requests"])
-    assert kinds == [("potsdam", "pickup"), ("potsdam", "ship_from_store")]
+    assert kinds == [("dc-1", "third_party"), ("potsdam", "pickup")]
     # The shirt carried out and the shipping (24.89) are captured: the cash first (22.88),
     # the cards in turn the rest.
     assert [(p["method"], p["psp"], p["captured"]) for p in order["payments"]] == [
         ("card", "simulated", "1.00"), ("card", "simulated", "1.01"),
         ("cash", "cash", "22.88")]
-    # Stock: mitte's shirt gone; potsdam keeps a shirt and two socks for the order.
+    # Stock: mitte's shirt gone; potsdam keeps a shirt, the DC two socks, for the order.
     assert (level(api, "mitte", "SHIRT")["on_hand"], reserved(api, "mitte", "SHIRT")) == (1, 0)
-    assert (reserved(api, "potsdam", "SHIRT"), reserved(api, "potsdam", "SOCKS")) == (1, 2)
+    assert (reserved(api, "potsdam", "SHIRT"), reserved(api, "dc-1", "SOCKS")) == (1, 2)
     assert len(psp(app_client).ledger) >= 1
 
 
@@ -495,3 +502,25 @@ def test_a_link_refused_or_paid_too_late_fails(associate: Api, app_client: TestC
     assert cart["balance"]["due"] == "19.99"
     assert [e.kind for e in psp(app_client).ledger if e.reference == late["reference"]] == [
         "authorization", "void"]
+
+
+
+class UnreachableTaxes:
+    """A tax engine that cannot be reached."""
+
+    def rate(self, country: str, region: str | None, tax_class: str) -> TaxRate | None:
+        raise ProviderUnavailable("connection refused")
+
+
+def test_when_the_tax_provider_fails_the_fallback_rate_applies(associate: Api,
+                                                               engine: Engine) -> None:
+    cart = new_cart(associate)
+    ok(associate.post(f"/v1/carts/{cart['id']}/items", json={"sku": "SHIRT"}), 201)
+    rules = CartRules(15, TaxRate(Decimal(10), False), taxes=lambda uow: UnreachableTaxes())
+    with UnitOfWork(engine, read_only=True) as uow:
+        loaded = uow.carts.load(cart["id"])
+        assert loaded is not None
+        pricing = price(uow, loaded, rules).pricing
+    # 10 % on top of 19.99 = 1.999 → 2.00, and the cart says it is an estimate.
+    assert (pricing.tax_minor, pricing.grand_total_minor, pricing.tax_estimated) == (
+        200, 2199, True)
