@@ -98,6 +98,13 @@ class Cycles:
     ran_out: bool = False
     client_cpu: float = 0.0
 
+    def as_load(self, clients: int) -> Load:
+        """The figures of the run, as the headline table takes them."""
+        return Load(f"Python http.client, {clients} threads", clients, self.seconds,
+                    len(self.done), self.failed,
+                    percentile(self.latencies_ms, 50) if self.done else 0.0,
+                    percentile(self.latencies_ms, 99) if self.done else 0.0)
+
 
 def _issued_requests(engine: Engine) -> list[tuple[str, str]]:
     c = t.fulfillment_requests.c
@@ -528,12 +535,8 @@ def run(ctx: Context, backend: str, parts: tuple[str, ...] = PARTS) -> None:
                 cycles = work_queues(base_url, work, staff_keys, sizes.fulfillment_clients,
                                      sizes.fulfillment_seconds)
                 shipped = cycles.done
-                generator = f"Python http.client, {sizes.fulfillment_clients} threads"
-                ctx.figures.generators["fulfillment"] = generator
-                load = Load(generator, sizes.fulfillment_clients, cycles.seconds,
-                            len(cycles.done), cycles.failed,
-                            percentile(cycles.latencies_ms, 50) if cycles.done else 0.0,
-                            percentile(cycles.latencies_ms, 99) if cycles.done else 0.0)
+                load = cycles.as_load(sizes.fulfillment_clients)
+                ctx.figures.generators["fulfillment"] = load.generator
                 ctx.figures.loads[("fulfillment", backend)] = load
                 steps = ", ".join(f"{step} {percentile(ms, 50):,.1f}"
                                   for step, ms in cycles.steps_ms.items() if ms)
@@ -553,12 +556,8 @@ def run(ctx: Context, backend: str, parts: tuple[str, ...] = PARTS) -> None:
                 seeder.close()
                 cycles = store_checkouts(base_url, net, staff_keys, sizes.checkout_clients,
                                          sizes.checkout_seconds)
-                generator = f"Python http.client, {sizes.checkout_clients} threads"
-                ctx.figures.generators["checkout"] = generator
-                load = Load(generator, sizes.checkout_clients, cycles.seconds,
-                            len(cycles.done), cycles.failed,
-                            percentile(cycles.latencies_ms, 50) if cycles.done else 0.0,
-                            percentile(cycles.latencies_ms, 99) if cycles.done else 0.0)
+                load = cycles.as_load(sizes.checkout_clients)
+                ctx.figures.generators["checkout"] = load.generator
                 ctx.figures.loads[("checkout", backend)] = load
                 ctx.say(f"store checkout: {load.rate:,.1f} sales/s ({len(cycles.done):,} "
                         f"sales of {len(CHECKOUT_STEPS)} requests each: a cart, 3 goods "
