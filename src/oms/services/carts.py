@@ -52,7 +52,7 @@ from oms.domain.events import Event, utcnow
 from oms.domain.ids import new_id
 from oms.domain.inventory import ReservationStatus
 from oms.domain.locations import Capability, Location, LocationType
-from oms.domain.money import MAX_MINOR, Money, format_minor, minor_units
+from oms.domain.money import MAX_MINOR, format_minor, minor_units
 from oms.domain.orders import ServiceLevel
 from oms.domain.shipping import Quote, ShippingRate, option_id, quote
 from oms.schemas import (
@@ -71,6 +71,7 @@ from oms.schemas import (
     TaxRatesIn,
 )
 from oms.services.inventory import ReserveLine, release, reserve
+from oms.services.orders import parse_minor
 
 log = logging.getLogger(__name__)
 
@@ -444,13 +445,6 @@ def _check_quantity(quantity: int) -> None:
     if quantity > MAX_LINE_QUANTITY:
         raise ValidationFailed(f"a line holds at most {MAX_LINE_QUANTITY} units",
                                [FieldError("quantity", f"at most {MAX_LINE_QUANTITY} in a line")])
-
-
-def parse_minor(amount: str, currency: str, field: str) -> int:
-    try:
-        return Money.parse(amount, currency).minor
-    except ValueError as exc:
-        raise ValidationFailed(f"{field}: {exc}", [FieldError(field, str(exc))]) from exc
 
 
 def hold_line(uow: UnitOfWork, edit: CartEdit, line: CartLine) -> None:

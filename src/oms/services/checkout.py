@@ -62,12 +62,11 @@ from oms.services.carts import (
     edit_cart,
     hold_line,
     load_cart,
-    parse_minor,
     price,
     save_edit,
 )
 from oms.services.fulfillment import capture_owed
-from oms.services.orders import place_in_transaction
+from oms.services.orders import parse_minor, place_in_transaction
 from oms.services.routing import issue_requests
 from oms.services.views import gift_card_out
 
@@ -127,54 +126,50 @@ def add_payment(engine: Engine, work: RequestWork, providers: Providers, scope: 
         raise ValidationFailed(
             f"a {method.value} pays at most what is due ({format_minor(due, cart.currency)})",
             [FieldError("amount", f"at most {format_minor(due, cart.currency)}")])
-    if method is TenderMethod.GIFT_CARD:
-        assert gift_card is not None
-        uow = work.uow
-        edit = edit_cart(uow, scope, cart_id, rules)
-        edit.cart.tenders.append(Tender(tender_id, method, tendered, tendered, GIFT_CARD,
-                                        _spend(uow, edit.cart, gift_card, tendered)))
-        return save_edit(uow, edit, rules)
-    if method is TenderMethod.PAY_BY_LINK:
-        # The customer pays on their phone: the payment counts once the PSP says so.
-        key = hashlib.sha256(f"{cart_id}\n{request_key or tender_id}".encode()).hexdigest()
-        request = PaymentRequest(key, psp, None, tendered, cart.currency, tendered)
-        expires = utcnow() + dt.timedelta(minutes=rules.link_minutes)
-        try:
-            link = work.outside(
-                lambda: providers.psp(psp).create_payment_link(request, expires))
-        except ProviderUnavailable as exc:
-            raise UpstreamFailed(f"the PSP {psp!r} could not be reached: {exc}") from exc
-        uow = work.uow
-        edit = edit_cart(uow, scope, cart_id, rules)
-        edit.cart.tenders.append(Tender(tender_id, method, tendered, tendered, psp,
-                                        link.reference, TenderStatus.PENDING, link.url,
-                                        expires))
-        uow.payment_links.add(link.reference, psp, cart_id, tender_id, expires, utcnow())
-        return save_edit(uow, edit, rules)
+    # Sent again with the same Idempotency-Key, the PSP takes it as the same call.
+    request = PaymentRequest(
+        hashlib.sha256(f"{cart_id}\n{request_key or tender_id}".encode()).hexdigest(), psp,
+        None, tendered, cart.currency, tendered)
+    tender = None
     if method is TenderMethod.CARD:
-        if tendered > due:
-            raise ValidationFailed(
-                f"a card pays at most what is due ({format_minor(due, cart.currency)})",
-                [FieldError("amount", f"at most {format_minor(due, cart.currency)}")])
-        # Sent again with the same Idempotency-Key, the PSP takes it as the same call.
-        key = hashlib.sha256(f"{cart_id}\n{request_key or tender_id}".encode()).hexdigest()
-        request = PaymentRequest(key, psp, None, tendered, cart.currency, tendered)
-        try:
-            result = work.outside(lambda: providers.psp(psp).authorize(request))
-        except ProviderUnavailable as exc:
-            raise UpstreamFailed(f"the PSP {psp!r} could not be reached: {exc}") from exc
+        result = _ask(work, psp, lambda: providers.psp(psp).authorize(request))
         if not result.succeeded:
             raise PaymentDeclined(f"the card was declined: {result.reason or 'no reason given'}")
         tender = Tender(tender_id, method, tendered, tendered, psp, result.psp_reference)
-    else:
+    elif method is TenderMethod.PAY_BY_LINK:
+        # The customer pays on their phone: the payment counts once the PSP says so.
+        expires = utcnow() + dt.timedelta(minutes=rules.link_minutes)
+        link = _ask(work, psp,
+                    lambda: providers.psp(psp).create_payment_link(request, expires))
+        tender = Tender(tender_id, method, tendered, tendered, psp, link.reference,
+                        TenderStatus.PENDING, link.url, expires)
+    elif method is TenderMethod.CASH:
         tender = Tender(tender_id, method, min(tendered, due), tendered)
     uow = work.uow
     edit = edit_cart(uow, scope, cart_id, rules)
+    if tender is None:
+        # A gift card: its balance is taken in the cart's transaction.
+        assert gift_card is not None
+        tender = Tender(tender_id, method, tendered, tendered, GIFT_CARD,
+                        _spend(uow, edit.cart, gift_card, tendered))
     edit.cart.tenders.append(tender)
-    if tender.method is TenderMethod.CARD:
+    if method is TenderMethod.CARD:
         uow.record(Event("payment.authorized", tender.id, 1,
                          _tender_out(edit.cart, tender), utcnow()))
+    elif method is TenderMethod.PAY_BY_LINK:
+        assert tender.reference is not None
+        assert tender.link_expires_at is not None
+        uow.payment_links.add(tender.reference, psp, cart_id, tender_id,
+                              tender.link_expires_at, utcnow())
     return save_edit(uow, edit, rules)
+
+
+def _ask(work: RequestWork, psp: str, call: Callable[[], T]) -> T:
+    """Ask the PSP before the request's unit of work opens."""
+    try:
+        return work.outside(call)
+    except ProviderUnavailable as exc:
+        raise UpstreamFailed(f"the PSP {psp!r} could not be reached: {exc}") from exc
 
 
 def remove_payment(uow: UnitOfWork, providers: Providers, scope: Scope, cart_id: str,
@@ -231,12 +226,12 @@ def link_notified(uow: UnitOfWork, providers: Providers, psp: str, reference: st
 
 def issue_gift_card(uow: UnitOfWork, caller: Principal, body: GiftCardIn) -> dict[str, Any]:
     code = body.code or secrets.token_hex(8).upper()
-    if uow.gift_cards.get(code) is not None:
-        raise Conflict(f"gift card {code} exists already", [FieldError("code", "taken")])
     now = utcnow()
     card = uow.gift_cards.add(code, body.currency,
                               parse_minor(body.amount, body.currency, "amount"),
                               caller.key_id, now)
+    if card is None:
+        raise Conflict(f"gift card {code} exists already", [FieldError("code", "taken")])
     uow.record(Event("gift_card.issued", card.code, card.version, gift_card_out(card), now))
     uow.commit()
     return gift_card_out(card)

@@ -61,7 +61,8 @@ def order_hash(order: OrderIn) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
-def _minor(amount: str, currency: str, field: str) -> int:
+def parse_minor(amount: str, currency: str, field: str) -> int:
+    """An amount of the request in minor units; 422 naming `field` when it is none."""
     try:
         return Money.parse(amount, currency).minor
     except ValueError as exc:
@@ -111,12 +112,12 @@ def validate_order(order: OrderIn, preorder_dates: Mapping[str, dt.date | None],
     currency = order.currency
     for n, i in enumerate(order.items):
         for name in ("unit_price", "discount", "tax"):
-            _minor(getattr(i, name), currency, f"items.{n}.{name}")
+            parse_minor(getattr(i, name), currency, f"items.{n}.{name}")
     if order.shipping:
-        _minor(order.shipping.option.price, currency, "shipping.option.price")
-    _minor(order.totals.grand_total, currency, "totals.grand_total")
+        parse_minor(order.shipping.option.price, currency, "shipping.option.price")
+    parse_minor(order.totals.grand_total, currency, "totals.grand_total")
     for n, p in enumerate(order.payments):
-        _minor(p.amount, currency, f"payments.{n}.amount")
+        parse_minor(p.amount, currency, f"payments.{n}.amount")
     errors = window.check(order.placed_at, historical=order.historical, now=now)
     errors += check_money(
         [LineAmounts(i.quantity, Decimal(i.unit_price), Decimal(i.discount), Decimal(i.tax))

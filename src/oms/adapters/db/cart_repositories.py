@@ -269,12 +269,17 @@ class GiftCardRepository:
         self.conn = conn
 
     def add(self, code: str, currency: str, amount_minor: int, key_id: str | None,
-            now: dt.datetime) -> GiftCard:
-        self.conn.execute(insert(t.gift_cards).values(
-            code=code, currency=currency, initial_minor=amount_minor,
-            balance_minor=amount_minor, issued_by_key=key_id, version=1, created_at=now,
-            updated_at=now))
-        return GiftCard(code, currency, amount_minor, amount_minor, 1, now, now)
+            now: dt.datetime) -> GiftCard | None:
+        """The card issued; None if a card has this code already (two issues of one code
+        at once included: the insert is the check)."""
+        row = self.conn.execute(
+            insert_for(self.conn, t.gift_cards).values(
+                code=code, currency=currency, initial_minor=amount_minor,
+                balance_minor=amount_minor, issued_by_key=key_id, version=1, created_at=now,
+                updated_at=now)
+            .on_conflict_do_nothing(index_elements=[t.gift_cards.c.code])
+            .returning(*t.gift_cards.c)).first()
+        return None if row is None else _gift_card(row)
 
     def get(self, code: str) -> GiftCard | None:
         row = self.conn.execute(select(t.gift_cards).where(t.gift_cards.c.code == code)).first()
